@@ -1,0 +1,51 @@
+//! The Agent Office pages, shared by the server (SSR) and the browser (hydration).
+
+mod infra;
+mod nodes;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+pub use infra::InfraPage;
+#[cfg(feature = "ssr")]
+pub use nodes::NodesSource;
+
+/// The HTML document around the app.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/agent-office.css"/>
+        <Title text="Infra — NODE PIPELINE"/>
+        <Link rel="icon" href="/favicon.svg" type_="image/svg+xml"/>
+        <Meta name="theme-color" content="#22d3ee"/>
+        <Router>
+            <main>
+                // Async: the HTML is sent once the snapshot is in it, so it reads without JavaScript.
+                <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
+                    <Route path=path!("/infra") view=InfraPage ssr=SsrMode::Async/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

@@ -1,0 +1,193 @@
+//! Discovery: finds unregistered workers' heartbeat keys and the per-consumer processing lists
+//! with an incremental SCAN on a slow cadence, off the collector's path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use shared::keys;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::Discovered;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::redis_conn::{connect, with_timeout, RedisCallError};
+
+/// Keys SCAN looks at per call: large enough that 1M keys take ~200 calls, small enough that a
+/// call holds Redis for about a millisecond.
+const SCAN_COUNT: usize = 5_000;
+/// A cap on discovered workers, so a flood of stray keys cannot exhaust memory.
+const MAX_DISCOVERED: usize = 50_000;
+
+pub struct Discovery {
+    config: Arc<Config>,
+    client: redis::Client,
+    conn: Option<MultiplexedConnection>,
+    tx: watch::Sender<Arc<Discovered>>,
+    metrics: Arc<Metrics>,
+    last_seen: HashMap<String, Instant>,
+}
+
+impl Discovery {
+    pub fn new(
+        config: Arc<Config>,
+        client: redis::Client,
+        metrics: Arc<Metrics>,
+    ) -> (Self, watch::Receiver<Arc<Discovered>>) {
+        let (tx, rx) = watch::channel(Arc::new(Discovered::default()));
+        let discovery = Self {
+            config,
+            client,
+            conn: None,
+            tx,
+            metrics,
+            last_seen: HashMap::new(),
+        };
+        (discovery, rx)
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            let started = Instant::now();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                result = self.pass() => match result {
+                    Ok(found) => {
+                        self.metrics.discovery_pass_seconds.set(started.elapsed().as_secs_f64());
+                        self.publish(found);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "discovery pass failed");
+                        self.metrics.redis_error("discovery");
+                        self.conn = None;
+                    }
+                },
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.config.discover_interval) => {}
+            }
+        }
+    }
+
+    async fn pass(&mut self) -> Result<Discovered, RedisCallError> {
+        let timeout = self.config.redis_timeout;
+        if self.conn.is_none() {
+            self.conn = Some(connect(&self.client, timeout).await?);
+        }
+        let conn = self.conn.as_mut().ok_or(RedisCallError::Timeout(timeout))?;
+        let beats = scan(conn, "worker:*:heartbeat", timeout).await?;
+        let lists = scan(conn, "processing:queue:*", timeout).await?;
+        Ok(collect(&beats, &lists))
+    }
+
+    fn publish(&mut self, found: Discovered) {
+        let now = Instant::now();
+        for name in &found.workers {
+            if self.last_seen.len() < MAX_DISCOVERED || self.last_seen.contains_key(name) {
+                self.last_seen.insert(name.clone(), now);
+            }
+        }
+        let forget_after = self.config.forget_after;
+        self.last_seen
+            .retain(|_, seen| now.duration_since(*seen) <= forget_after);
+        let mut workers: Vec<String> = self.last_seen.keys().cloned().collect();
+        workers.sort_unstable();
+        let next = Discovered {
+            workers,
+            processing: found.processing,
+        };
+        self.tx.send_if_modified(|current| {
+            if **current == next {
+                false
+            } else {
+                *current = Arc::new(next);
+                true
+            }
+        });
+    }
+}
+
+/// A full SCAN for one pattern; keys that are not UTF-8 are skipped.
+async fn scan(
+    conn: &mut MultiplexedConnection,
+    pattern: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, RedisCallError> {
+    let mut cursor: u64 = 0;
+    let mut out = Vec::new();
+    loop {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        let (next, keys): (u64, Vec<Vec<u8>>) =
+            with_timeout(timeout, cmd.query_async(conn)).await?;
+        out.extend(keys.into_iter().filter_map(|k| String::from_utf8(k).ok()));
+        if next == 0 {
+            return Ok(out);
+        }
+        cursor = next;
+    }
+}
+
+/// Sorts raw key names into workers and processing lists.
+fn collect(heartbeat_keys: &[String], processing_keys: &[String]) -> Discovered {
+    let mut workers: Vec<String> = heartbeat_keys
+        .iter()
+        .filter_map(|k| keys::worker_of_heartbeat_key(k))
+        .map(str::to_string)
+        .collect();
+    workers.sort_unstable();
+    workers.dedup();
+    let mut processing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for key in processing_keys {
+        if let Some(q) = keys::queue_of_processing_key(key) {
+            processing
+                .entry(q.to_string())
+                .or_default()
+                .push(key.clone());
+        }
+    }
+    for lists in processing.values_mut() {
+        lists.sort_unstable();
+        lists.dedup();
+    }
+    Discovered {
+        workers,
+        processing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_keys_into_workers_and_lists() {
+        let beats = [
+            "worker:b:heartbeat",
+            "worker:a:heartbeat",
+            "worker:a:heartbeat",
+            "worker::heartbeat",
+        ]
+        .map(String::from);
+        let lists = [
+            "processing:queue:q:c2",
+            "processing:queue:q:c1",
+            "processing:queue:bad",
+        ]
+        .map(String::from);
+        let d = collect(&beats, &lists);
+        assert_eq!(d.workers, ["a", "b"]);
+        assert_eq!(d.processing.len(), 1);
+        assert_eq!(
+            d.processing["q"],
+            ["processing:queue:q:c1", "processing:queue:q:c2"]
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! The collector: one task that owns its Redis connection, reads the whole fleet in one
+//! pipelined round trip per cycle and publishes the snapshot through a `watch` channel.
+//! Request handlers only ever read that channel.
+
+mod discovery;
+mod plan;
+mod published;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use redis::aio::MultiplexedConnection;
+use shared::nodes::format_ts;
+use shared::NodesSnapshot;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use discovery::Discovery;
+pub use plan::{build_snapshot, Discovered, Plan, Reading, ReplyError};
+pub use published::Published;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::redis_conn::{connect, with_timeout, RedisCallError};
+
+/// The receiving end handlers read.
+pub type SnapshotRx = watch::Receiver<Arc<Published>>;
+
+#[derive(Debug, thiserror::Error)]
+enum CycleError {
+    #[error(transparent)]
+    Call(#[from] RedisCallError),
+    #[error("unexpected reply: {0}")]
+    Reply(#[from] ReplyError),
+}
+
+pub struct Collector {
+    config: Arc<Config>,
+    client: redis::Client,
+    conn: Option<MultiplexedConnection>,
+    discovered: watch::Receiver<Arc<Discovered>>,
+    plan: Plan,
+    tx: watch::Sender<Arc<Published>>,
+    metrics: Arc<Metrics>,
+    last_good: Option<NodesSnapshot>,
+    started_at: DateTime<Utc>,
+}
+
+impl Collector {
+    /// A collector and the channel it publishes on; nothing runs until [`Collector::run`].
+    pub fn new(
+        config: Arc<Config>,
+        client: redis::Client,
+        discovered: watch::Receiver<Arc<Discovered>>,
+        metrics: Arc<Metrics>,
+    ) -> (Self, SnapshotRx) {
+        let started_at = Utc::now();
+        let plan = Plan::new(&config.workers, &discovered.borrow());
+        let first = not_yet_read(&plan, started_at);
+        let (tx, rx) = watch::channel(Arc::new(Published::new(first)));
+        let collector = Self {
+            config,
+            client,
+            conn: None,
+            discovered,
+            plan,
+            tx,
+            metrics,
+            last_good: None,
+            started_at,
+        };
+        (collector, rx)
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.collect_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => self.cycle().await,
+            }
+        }
+        tracing::debug!("collector stopped");
+    }
+
+    async fn cycle(&mut self) {
+        let start = Instant::now();
+        if self.discovered.has_changed().unwrap_or(false) {
+            self.plan = Plan::new(&self.config.workers, &self.discovered.borrow_and_update());
+        }
+        let now = Utc::now();
+        let snapshot = match self.read().await {
+            Ok(reading) => {
+                if self.last_good.is_none() || self.metrics.redis_up.get() == 0 {
+                    tracing::info!(workers = self.plan.workers.len(), "reading Redis");
+                }
+                self.metrics.redis_up.set(1);
+                let snap = build_snapshot(&self.plan, &reading, now);
+                self.last_good = Some(snap.clone());
+                snap
+            }
+            Err(e) => {
+                if self.metrics.redis_up.get() != 0 || self.last_good.is_none() {
+                    tracing::warn!(error = %e, "Redis unreachable; serving stale data");
+                }
+                self.metrics.redis_up.set(0);
+                self.metrics.redis_error("collector");
+                self.conn = None;
+                self.stale(now)
+            }
+        };
+        let alive = snapshot.workers.iter().filter(|w| w.alive).count();
+        self.metrics.workers_alive.set(alive as i64);
+        self.metrics
+            .workers_total
+            .set(snapshot.workers.len() as i64);
+        self.tx.send_replace(Arc::new(Published::new(snapshot)));
+        self.metrics
+            .cycle_seconds
+            .observe(start.elapsed().as_secs_f64());
+    }
+
+    async fn read(&mut self) -> Result<Reading, CycleError> {
+        let timeout = self.config.redis_timeout;
+        let mut round_trips = 0;
+        if self.conn.is_none() {
+            self.conn = Some(connect(&self.client, timeout).await?);
+            round_trips += 1;
+        }
+        let conn = self.conn.as_mut().ok_or(RedisCallError::Timeout(timeout))?;
+        let pipe = self.plan.pipeline();
+        let replies: Vec<redis::Value> = with_timeout(timeout, pipe.query_async(conn)).await?;
+        round_trips += 1;
+        self.metrics.round_trips.set(round_trips);
+        Ok(self.plan.read(replies)?)
+    }
+
+    /// What to serve while Redis is away: the last good data, marked stale since it was read.
+    fn stale(&self, now: DateTime<Utc>) -> NodesSnapshot {
+        match &self.last_good {
+            Some(good) => NodesSnapshot {
+                redis_ok: false,
+                generated_at: format_ts(now),
+                stale_since: Some(good.generated_at.clone()),
+                ..good.clone()
+            },
+            None => not_yet_read(&self.plan, self.started_at),
+        }
+    }
+}
+
+/// Before Redis was ever read: the registered workers, none known alive, stale since start.
+fn not_yet_read(plan: &Plan, started_at: DateTime<Utc>) -> NodesSnapshot {
+    let mut snap = build_snapshot(plan, &Reading::default(), started_at);
+    snap.redis_ok = false;
+    snap.stale_since = Some(format_ts(started_at));
+    snap
+}

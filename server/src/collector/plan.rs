@@ -1,0 +1,407 @@
+//! What one collector cycle reads, and how its replies become a snapshot — all pure.
+//!
+//! A [`Plan`] is rebuilt only when the registry or the discovered keys change. Each cycle sends
+//! [`Plan::pipeline`] as a single pipelined round trip: `GET queue:paused`, one `MGET` of every
+//! heartbeat key, then `LLEN` of every queue, dead-letter and processing list.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use redis::Value;
+use shared::heartbeat::{parse_heartbeat, WorkerKind};
+use shared::keys;
+use shared::nodes::{derive_links, format_ts, paused_reason, NodesSnapshot, WorkerView};
+
+use crate::config::WorkerSpec;
+
+/// Keys found by the background discovery SCAN.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Discovered {
+    /// Names of workers with a heartbeat key (registered or not), sorted.
+    pub workers: Vec<String>,
+    /// `processing:queue:<q>:<consumer>` keys, by queue name.
+    pub processing: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedWorker {
+    pub name: String,
+    /// The registry's kind; discovered workers take theirs from the heartbeat.
+    pub kind: Option<WorkerKind>,
+    /// Index into [`Plan::queues`].
+    pub queue: Option<usize>,
+    pub registered: bool,
+}
+
+/// The keys a cycle reads, in reply order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub workers: Vec<PlannedWorker>,
+    /// Distinct queue names `<q>`.
+    pub queues: Vec<String>,
+    /// Processing lists as (queue index, key).
+    pub processing: Vec<(usize, String)>,
+}
+
+/// The decoded replies of one cycle.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub paused: bool,
+    /// The raw heartbeat value per planned worker (`None`: no such string key).
+    pub heartbeats: Vec<Option<Vec<u8>>>,
+    pub queue_len: Vec<u64>,
+    pub dead_len: Vec<u64>,
+    /// Summed over the queue's processing lists.
+    pub processing_len: Vec<u64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReplyError {
+    #[error("expected {expected} replies, got {got}")]
+    Count { expected: usize, got: usize },
+    #[error("MGET answered {0}, not an array")]
+    NotArray(String),
+}
+
+impl Plan {
+    /// Registered workers first, in registry order, then discovered ones by name.
+    pub fn new(registry: &[WorkerSpec], discovered: &Discovered) -> Self {
+        let mut queues: Vec<String> = Vec::new();
+        let mut queue_index: HashMap<String, usize> = HashMap::new();
+        let mut queue_of = |q: &str| -> usize {
+            *queue_index.entry(q.to_string()).or_insert_with(|| {
+                queues.push(q.to_string());
+                queues.len() - 1
+            })
+        };
+        let mut workers: Vec<PlannedWorker> = registry
+            .iter()
+            .map(|spec| PlannedWorker {
+                name: spec.name.clone(),
+                kind: Some(spec.kind),
+                queue: spec.queue.as_deref().map(&mut queue_of),
+                registered: true,
+            })
+            .collect();
+        let registered: std::collections::HashSet<&str> =
+            registry.iter().map(|s| s.name.as_str()).collect();
+        // An unregistered worker is assumed to consume `queue:<its name>`, as render workers do;
+        // an empty list reads as 0, so guessing costs one LLEN and shows nothing false.
+        for name in discovered
+            .workers
+            .iter()
+            .filter(|n| !registered.contains(n.as_str()))
+        {
+            workers.push(PlannedWorker {
+                name: name.clone(),
+                kind: None,
+                queue: Some(queue_of(name)),
+                registered: false,
+            });
+        }
+        let processing = discovered
+            .processing
+            .iter()
+            .filter_map(|(q, keys)| queue_index.get(q).map(|&i| (i, keys)))
+            .flat_map(|(i, keys)| keys.iter().map(move |k| (i, k.clone())))
+            .collect();
+        Self {
+            workers,
+            queues,
+            processing,
+        }
+    }
+
+    /// The one pipeline a cycle sends.
+    pub fn pipeline(&self) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        // A key of the wrong type answers an error; it must not sink the whole cycle.
+        pipe.ignore_errors();
+        pipe.cmd("GET").arg(keys::PAUSED);
+        if !self.workers.is_empty() {
+            let hb: Vec<String> = self
+                .workers
+                .iter()
+                .map(|w| keys::heartbeat(&w.name))
+                .collect();
+            pipe.cmd("MGET").arg(hb);
+        }
+        for q in &self.queues {
+            pipe.cmd("LLEN").arg(keys::queue(q));
+        }
+        for q in &self.queues {
+            pipe.cmd("LLEN").arg(keys::dead_letter(q));
+        }
+        for (_, key) in &self.processing {
+            pipe.cmd("LLEN").arg(key);
+        }
+        pipe
+    }
+
+    fn reply_count(&self) -> usize {
+        1 + usize::from(!self.workers.is_empty()) + 2 * self.queues.len() + self.processing.len()
+    }
+
+    /// Decodes the pipeline's replies. Per-key oddities (a list where a string belongs, a
+    /// `WRONGTYPE` error) read as "nothing there"; only a reply of the wrong count or shape fails.
+    pub fn read(&self, replies: Vec<Value>) -> Result<Reading, ReplyError> {
+        if replies.len() != self.reply_count() {
+            return Err(ReplyError::Count {
+                expected: self.reply_count(),
+                got: replies.len(),
+            });
+        }
+        let mut it = replies.into_iter();
+        let mut next = || it.next().unwrap_or(Value::Nil);
+        let paused = bytes(next()).is_some_and(|v| v == b"1");
+        let heartbeats = if self.workers.is_empty() {
+            Vec::new()
+        } else {
+            match next() {
+                Value::Array(items) if items.len() == self.workers.len() => {
+                    items.into_iter().map(bytes).collect()
+                }
+                other => return Err(ReplyError::NotArray(format!("{other:?}"))),
+            }
+        };
+        let queue_len = self.queues.iter().map(|_| int(next())).collect();
+        let dead_len = self.queues.iter().map(|_| int(next())).collect();
+        let mut processing_len = vec![0; self.queues.len()];
+        for (q, _) in &self.processing {
+            processing_len[*q] += int(next());
+        }
+        Ok(Reading {
+            paused,
+            heartbeats,
+            queue_len,
+            dead_len,
+            processing_len,
+        })
+    }
+}
+
+fn bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
+fn int(v: Value) -> u64 {
+    match v {
+        Value::Int(n) => u64::try_from(n).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Turns one cycle's reading into the Contract-2 snapshot.
+pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> NodesSnapshot {
+    let count = |v: &[u64], q: Option<usize>| q.and_then(|i| v.get(i).copied()).unwrap_or(0);
+    let workers: Vec<WorkerView> = plan
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, pw)| {
+            let raw = reading.heartbeats.get(i).and_then(|v| v.as_deref());
+            let parsed = raw.map(|b| parse_heartbeat(b, now));
+            let mut view = WorkerView {
+                name: pw.name.clone(),
+                kind: pw.kind.unwrap_or(WorkerKind::Unknown),
+                alive: false,
+                state: "down".to_string(),
+                last_beat_age_s: None,
+                queue_depth: count(&reading.queue_len, pw.queue),
+                dead_letter: count(&reading.dead_len, pw.queue),
+                processing: count(&reading.processing_len, pw.queue),
+                jobs_done: 0,
+                jobs_failed: 0,
+                last_job_at: None,
+                registered: pw.registered,
+                mode: None,
+                error: None,
+            };
+            match parsed {
+                Some(Ok(hb)) => {
+                    view.kind = pw.kind.unwrap_or(hb.kind);
+                    view.alive = true;
+                    view.last_beat_age_s = Some(hb.age_s(now));
+                    view.state = hb.state;
+                    view.jobs_done = hb.jobs_done;
+                    view.jobs_failed = hb.jobs_failed;
+                    view.last_job_at = hb.last_job_at;
+                    view.mode = hb.mode;
+                }
+                Some(Err(e)) => view.error = Some(e.to_string()),
+                None => {}
+            }
+            view
+        })
+        .collect();
+    NodesSnapshot {
+        redis_ok: true,
+        paused: reading.paused,
+        paused_reason: paused_reason(reading.paused, &workers),
+        generated_at: format_ts(now),
+        stale_since: None,
+        links: derive_links(&workers),
+        workers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::default_fleet;
+    use shared::status::LinkStatus;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn beat(name: &str, kind: &str, state: &str) -> Value {
+        Value::BulkString(
+            format!(
+                r#"{{"name":"{name}","kind":"{kind}","state":"{state}","ts":"2026-11-23T11:59:55Z","last_job_at":null,"jobs_done":7,"jobs_failed":2}}"#
+            )
+            .into_bytes(),
+        )
+    }
+
+    fn discovered() -> Discovered {
+        let mut processing = BTreeMap::new();
+        processing.insert(
+            "image-render".to_string(),
+            vec![
+                "processing:queue:image-render:a".to_string(),
+                "processing:queue:image-render:b".to_string(),
+            ],
+        );
+        processing.insert(
+            "elsewhere".to_string(),
+            vec!["processing:queue:elsewhere:x".to_string()],
+        );
+        Discovered {
+            workers: vec!["image-render".into(), "zz-new".into()],
+            processing,
+        }
+    }
+
+    #[test]
+    fn plan_lists_registered_then_discovered_and_dedups_queues() {
+        let plan = Plan::new(&default_fleet(), &discovered());
+        let names: Vec<_> = plan.workers.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names.last(), Some(&"zz-new"));
+        assert_eq!(
+            plan.workers.len(),
+            7,
+            "image-render is registered, not listed twice"
+        );
+        assert_eq!(
+            plan.queues,
+            [
+                "music-render",
+                "video-render",
+                "image-render",
+                "insta-render",
+                "zz-new"
+            ]
+        );
+        assert_eq!(
+            plan.processing.len(),
+            2,
+            "lists of unwatched queues are not read"
+        );
+        assert_eq!(plan.reply_count(), 1 + 1 + 10 + 2);
+        let cmds = plan.pipeline().cmd_iter().count();
+        assert_eq!(cmds, plan.reply_count());
+    }
+
+    #[test]
+    fn replies_become_the_contract_snapshot() {
+        let plan = Plan::new(&default_fleet(), &discovered());
+        let mut replies = vec![
+            Value::BulkString(b"1".to_vec()),
+            Value::Array(vec![
+                beat("music-render", "render", "busy"),
+                Value::Nil,
+                beat("image-render", "render", "idle"),
+                Value::BulkString(b"{garbage".to_vec()),
+                Value::BulkString(
+                    br#"{"name":"task-watcher","kind":"watcher","state":"trading","ts":"2026-11-23T11:59:59Z","last_job_at":null,"jobs_done":0,"jobs_failed":0,"mode":"trading"}"#.to_vec(),
+                ),
+                beat("ai_trade", "trader", "market_open"),
+                beat("zz-new", "render", "paused"),
+            ]),
+        ];
+        replies.extend([3, 0, 5, 0, 1].map(Value::Int)); // queue lengths
+        replies.extend([0, 0, 2, 0, 0].map(Value::Int)); // dead letters
+                                                         // A processing "list" that is really a string answers WRONGTYPE: it counts as empty.
+        let wrongtype =
+            redis::parse_redis_value(b"-WRONGTYPE Operation against a key\r\n").unwrap();
+        assert!(matches!(wrongtype, Value::ServerError(_)));
+        replies.extend([Value::Int(1), wrongtype]);
+        let snap = build_snapshot(&plan, &plan.read(replies).unwrap(), now());
+        assert!(snap.redis_ok && snap.paused);
+        assert_eq!(snap.paused_reason.as_deref(), Some("trading"));
+        let w = |n: &str| snap.workers.iter().find(|w| w.name == n).unwrap();
+        assert_eq!(
+            (
+                w("music-render").state.as_str(),
+                w("music-render").queue_depth
+            ),
+            ("busy", 3)
+        );
+        assert_eq!(w("music-render").last_beat_age_s, Some(5));
+        assert_eq!(w("music-render").jobs_done, 7);
+        assert!(!w("video-render").alive && w("video-render").error.is_none());
+        assert_eq!(w("video-render").state, "down");
+        assert_eq!(
+            (w("image-render").dead_letter, w("image-render").processing),
+            (2, 1)
+        );
+        assert!(!w("insta-render").alive);
+        assert!(w("insta-render")
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not JSON"));
+        assert_eq!(w("zz-new").kind, WorkerKind::Render);
+        assert!(!w("zz-new").registered && w("zz-new").alive);
+        let status = |to: &str| snap.links.iter().find(|l| l.to == to).unwrap().status;
+        assert_eq!(status("music-render"), LinkStatus::Healthy);
+        assert_eq!(status("video-render"), LinkStatus::Down);
+        assert_eq!(status("image-render"), LinkStatus::Degraded);
+        assert_eq!(status("zz-new"), LinkStatus::Paused);
+        assert_eq!(status("nas-stock"), LinkStatus::Healthy);
+        assert_eq!(snap.links.len(), 6, "five render links and the trader's");
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_not_panics() {
+        let plan = Plan::new(&default_fleet(), &Discovered::default());
+        assert!(matches!(plan.read(vec![]), Err(ReplyError::Count { .. })));
+        let mut replies = vec![Value::Nil, Value::Int(4)];
+        replies.extend(std::iter::repeat_n(Value::Int(0), 8));
+        assert!(matches!(plan.read(replies), Err(ReplyError::NotArray(_))));
+        let mut replies = vec![Value::Okay, Value::Array(vec![Value::Int(1); 6])];
+        replies.extend(std::iter::repeat_n(Value::Int(-3), 8));
+        let reading = plan.read(replies).unwrap();
+        assert!(!reading.paused);
+        assert!(reading.heartbeats.iter().all(Option::is_none));
+        assert!(
+            reading.queue_len.iter().all(|&n| n == 0),
+            "negative lengths read as 0"
+        );
+    }
+
+    #[test]
+    fn an_empty_registry_still_reads_the_pause_flag() {
+        let plan = Plan::new(&[], &Discovered::default());
+        let reading = plan.read(vec![Value::BulkString(b"1".to_vec())]).unwrap();
+        let snap = build_snapshot(&plan, &reading, now());
+        assert!(snap.paused && snap.workers.is_empty() && snap.links.is_empty());
+    }
+}

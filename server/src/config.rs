@@ -1,0 +1,309 @@
+//! Settings: command-line flags and env vars first, then an optional TOML file, then defaults.
+//!
+//! The listen address and site root are cargo-leptos's (`LEPTOS_SITE_ADDR`, `LEPTOS_SITE_ROOT`);
+//! everything else is here.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use shared::WorkerKind;
+
+/// Agent Office: a live picture of a Redis-coordinated worker fleet.
+#[derive(Debug, Parser)]
+#[command(name = "agent-office", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the dashboard and the API (the default).
+    Serve,
+    /// Keep writing a realistic demo fleet (SPEC §3) into Redis.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Redis to read the fleet from.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        global = true
+    )]
+    pub redis_url: String,
+    /// Optional TOML file with the worker registry and the settings below.
+    #[arg(long, env = "AGENT_OFFICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// How often the collector reads Redis (default 1s).
+    #[arg(long, env = "COLLECT_INTERVAL", value_parser = humantime::parse_duration)]
+    pub collect_interval: Option<Duration>,
+    /// Rest between two discovery passes over the keyspace (default 5s).
+    #[arg(long, env = "DISCOVER_INTERVAL", value_parser = humantime::parse_duration)]
+    pub discover_interval: Option<Duration>,
+    /// Timeout of every Redis call (default 500ms).
+    #[arg(long, env = "REDIS_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub redis_timeout: Option<Duration>,
+    /// How long a discovered (unregistered) worker stays listed after its key is gone (default 1h).
+    #[arg(long, env = "FORGET_AFTER", value_parser = humantime::parse_duration)]
+    pub forget_after: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Length of one pass through every state.
+    #[arg(long, env = "DEMO_PERIOD", default_value = "180s", value_parser = humantime::parse_duration)]
+    pub period: Duration,
+}
+
+/// A registered worker (SPEC §3). Registered workers always appear, alive or not.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSpec {
+    pub name: String,
+    pub kind: WorkerKind,
+    /// The queue name `<q>` of `queue:<q>`; none for workers not fed through Redis.
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+/// The registry this product was designed for.
+pub fn default_fleet() -> Vec<WorkerSpec> {
+    let render = |name: &str| WorkerSpec {
+        name: name.to_string(),
+        kind: WorkerKind::Render,
+        queue: Some(name.to_string()),
+    };
+    vec![
+        render("music-render"),
+        render("video-render"),
+        render("image-render"),
+        render("insta-render"),
+        WorkerSpec {
+            name: "task-watcher".into(),
+            kind: WorkerKind::Watcher,
+            queue: None,
+        },
+        WorkerSpec {
+            name: "ai_trade".into(),
+            kind: WorkerKind::Trader,
+            queue: None,
+        },
+    ]
+}
+
+/// The optional TOML file; every field may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default, with = "humantime_serde")]
+    collect_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    discover_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    redis_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    forget_after: Option<Duration>,
+    workers: Option<Vec<WorkerSpec>>,
+}
+
+/// The settings the server runs with, parsed once.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub redis_url: String,
+    pub collect_interval: Duration,
+    pub discover_interval: Duration,
+    pub redis_timeout: Duration,
+    pub forget_after: Duration,
+    pub workers: Vec<WorkerSpec>,
+}
+
+impl Config {
+    /// Defaults for everything, reading the given Redis.
+    pub fn new(redis_url: impl Into<String>) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            collect_interval: Duration::from_secs(1),
+            discover_interval: Duration::from_secs(5),
+            redis_timeout: Duration::from_millis(500),
+            forget_after: Duration::from_secs(3600),
+            workers: default_fleet(),
+        }
+    }
+
+    /// Merges flags/env over the file over the defaults, and checks the result.
+    pub fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = Self::new(args.redis_url.clone());
+        let config = Self {
+            collect_interval: args
+                .collect_interval
+                .or(file.collect_interval)
+                .unwrap_or(defaults.collect_interval),
+            discover_interval: args
+                .discover_interval
+                .or(file.discover_interval)
+                .unwrap_or(defaults.discover_interval),
+            redis_timeout: args
+                .redis_timeout
+                .or(file.redis_timeout)
+                .unwrap_or(defaults.redis_timeout),
+            forget_after: args
+                .forget_after
+                .or(file.forget_after)
+                .unwrap_or(defaults.forget_after),
+            workers: file.workers.unwrap_or(defaults.workers),
+            redis_url: defaults.redis_url,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        for (what, d) in [
+            ("collect_interval", self.collect_interval),
+            ("discover_interval", self.discover_interval),
+            ("redis_timeout", self.redis_timeout),
+        ] {
+            anyhow::ensure!(!d.is_zero(), "{what} must be longer than zero");
+        }
+        let mut names = std::collections::HashSet::new();
+        for w in &self.workers {
+            anyhow::ensure!(!w.name.is_empty(), "a registered worker has an empty name");
+            anyhow::ensure!(
+                w.kind != WorkerKind::Unknown,
+                "worker {:?}: kind must be render, watcher or trader",
+                w.name
+            );
+            anyhow::ensure!(
+                names.insert(&w.name),
+                "worker {:?} is registered twice",
+                w.name
+            );
+        }
+        redis::Client::open(self.redis_url.as_str())
+            .with_context(|| format!("REDIS_URL {:?} is not a Redis URL", self.redis_url))?;
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["agent-office"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).unwrap().serve
+    }
+
+    fn write(text: &str) -> tempfile_path::TempFile {
+        tempfile_path::TempFile::new(text)
+    }
+
+    /// A file under the system temp dir removed on drop (keeps dev-dependencies small).
+    mod tempfile_path {
+        pub struct TempFile(pub std::path::PathBuf);
+        impl TempFile {
+            pub fn new(text: &str) -> Self {
+                let path = std::env::temp_dir().join(format!(
+                    "agent-office-test-{}-{}.toml",
+                    std::process::id(),
+                    rand::random::<u64>()
+                ));
+                std::fs::write(&path, text).unwrap();
+                Self(path)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_spec_fleet() {
+        let c = Config::from_args(&args(&[])).unwrap();
+        assert_eq!(c.collect_interval, Duration::from_secs(1));
+        let names: Vec<_> = c.workers.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "music-render",
+                "video-render",
+                "image-render",
+                "insta-render",
+                "task-watcher",
+                "ai_trade"
+            ]
+        );
+        assert_eq!(c.workers[5].kind, WorkerKind::Trader);
+        assert_eq!(c.workers[0].queue.as_deref(), Some("music-render"));
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let file = write(
+            r#"
+collect_interval = "2s"
+redis_timeout = "250ms"
+[[workers]]
+name = "gpu-1"
+kind = "render"
+queue = "gpu"
+"#,
+        );
+        let path = file.0.to_str().unwrap().to_string();
+        let c = Config::from_args(&args(&["--config", &path, "--collect-interval", "3s"])).unwrap();
+        assert_eq!(c.collect_interval, Duration::from_secs(3));
+        assert_eq!(c.redis_timeout, Duration::from_millis(250));
+        assert_eq!(c.discover_interval, Duration::from_secs(5));
+        assert_eq!(
+            c.workers,
+            vec![WorkerSpec {
+                name: "gpu-1".into(),
+                kind: WorkerKind::Render,
+                queue: Some("gpu".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn bad_files_and_values_are_clear_errors() {
+        let unknown = write("colect_interval = \"1s\"\n");
+        let err = Config::from_args(&args(&["--config", unknown.0.to_str().unwrap()])).unwrap_err();
+        assert!(format!("{err:#}").contains("colect_interval"), "{err:#}");
+
+        let twice =
+            write("[[workers]]\nname='a'\nkind='render'\n[[workers]]\nname='a'\nkind='trader'\n");
+        let err = Config::from_args(&args(&["--config", twice.0.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("registered twice"), "{err}");
+
+        let err = Config::from_args(&args(&["--collect-interval", "0s"])).unwrap_err();
+        assert!(err.to_string().contains("collect_interval"), "{err}");
+
+        let err = Config::from_args(&args(&["--redis-url", "http://nope"])).unwrap_err();
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
+
+        let missing = Config::from_args(&args(&["--config", "/nonexistent/agent-office.toml"]));
+        assert!(missing.is_err());
+        assert!(Cli::try_parse_from(["agent-office", "--collect-interval", "soon"]).is_err());
+    }
+}

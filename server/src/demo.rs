@@ -1,0 +1,273 @@
+//! `agent-office demo`: a realistic fleet for trying the dashboard without real workers.
+//!
+//! It speaks the real contracts — Contract-1 heartbeats with `EX 45`, jobs moved with `LMOVE`
+//! from `queue:<q>` to `processing:queue:<q>:demo` and on to done or `dead_letter:queue:<q>`,
+//! `queue:paused` with a TTL — and walks every state once per period: idle and busy, paused
+//! while the watcher trades, a worker that stops beating (its key expires) and comes back, and
+//! dead letters that pile up and are cleared.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use rand::Rng;
+use redis::aio::MultiplexedConnection;
+use shared::heartbeat::{Heartbeat, WorkerKind};
+use shared::keys;
+use shared::nodes::format_ts;
+
+use crate::config::default_fleet;
+use crate::redis_conn::{connect, RedisCallError};
+
+/// Contract 1: heartbeats live 45 s.
+const HEARTBEAT_TTL_S: u64 = 45;
+/// A heartbeat is written at least this often, and at once when the state changes.
+const BEAT_EVERY_S: u64 = 5;
+/// The worker that stops beating, and the one whose jobs fail.
+const FLAKY: &str = "video-render";
+const FAILING: &str = "insta-render";
+
+/// What the fleet is doing at a point of the period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scene {
+    /// The watcher trades: `queue:paused` is set, render workers pause, the market is open.
+    pub trading: bool,
+    /// The flaky worker writes heartbeats.
+    pub flaky_beating: bool,
+    /// The failing worker's jobs go to the dead-letter list.
+    pub failing: bool,
+}
+
+/// The scene at `t` into a period (pure, so the story can be checked without Redis).
+pub fn scene(t: Duration, period: Duration) -> Scene {
+    let f = (t.as_secs_f64() % period.as_secs_f64()) / period.as_secs_f64();
+    Scene {
+        trading: (0.30..0.50).contains(&f),
+        flaky_beating: !(0.40..0.90).contains(&f),
+        failing: (0.55..0.95).contains(&f),
+    }
+}
+
+struct DemoWorker {
+    name: String,
+    kind: WorkerKind,
+    jobs_done: u64,
+    jobs_failed: u64,
+    last_job_at: Option<String>,
+    in_flight: Option<(Vec<u8>, u32)>,
+    last_state: String,
+    last_beat: u64,
+    job_seq: u64,
+}
+
+/// Runs the demo fleet against `redis_url` until `shutdown`.
+pub async fn run(
+    redis_url: &str,
+    period: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        period >= Duration::from_secs(60),
+        "the demo period must be at least 60s"
+    );
+    let client = redis::Client::open(redis_url).context("opening REDIS_URL")?;
+    let mut workers: Vec<DemoWorker> = default_fleet()
+        .into_iter()
+        .map(|spec| DemoWorker {
+            name: spec.name,
+            kind: spec.kind,
+            jobs_done: 0,
+            jobs_failed: 0,
+            last_job_at: None,
+            in_flight: None,
+            last_state: String::new(),
+            last_beat: 0,
+            job_seq: 0,
+        })
+        .collect();
+    tracing::info!(period = ?period, "demo fleet writing to Redis");
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut conn: Option<MultiplexedConnection> = None;
+    let mut second: u64 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        if conn.is_none() {
+            match connect(&client, Duration::from_secs(2)).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "demo: Redis unreachable, retrying");
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = conn.as_mut() {
+            if let Err(e) = step(c, &mut workers, second, period).await {
+                tracing::warn!(error = %e, "demo: Redis call failed, reconnecting");
+                conn = None;
+            }
+        }
+        second += 1;
+    }
+}
+
+/// One second of the fleet's life.
+async fn step(
+    conn: &mut MultiplexedConnection,
+    workers: &mut [DemoWorker],
+    second: u64,
+    period: Duration,
+) -> Result<(), RedisCallError> {
+    let t = Duration::from_secs(second);
+    let now = scene(t, period);
+    let period_s = period.as_secs().max(1);
+    let mut writes = redis::pipe();
+    if second.is_multiple_of(period_s) {
+        // A new pass: the failed jobs were dealt with.
+        writes.del(keys::dead_letter(FAILING)).ignore();
+    }
+    if now.trading {
+        writes
+            .cmd("SET")
+            .arg(keys::PAUSED)
+            .arg("1")
+            .arg("EX")
+            .arg(3)
+            .ignore();
+    }
+    let mut rng = rand::rng();
+    for w in workers.iter_mut() {
+        let beating = w.name != FLAKY || now.flaky_beating;
+        let state = match w.kind {
+            WorkerKind::Render => {
+                if beating {
+                    render_step(conn, w, &now, &mut rng, &mut writes).await?
+                } else {
+                    "idle"
+                }
+            }
+            WorkerKind::Watcher if now.trading => "trading",
+            WorkerKind::Watcher => "free",
+            WorkerKind::Trader if now.trading => "market_open",
+            WorkerKind::Trader => "market_closed",
+            WorkerKind::Unknown => continue,
+        };
+        let due = second.saturating_sub(w.last_beat) >= BEAT_EVERY_S || state != w.last_state;
+        if beating && (due || second == 0) {
+            let hb = Heartbeat {
+                name: w.name.clone(),
+                kind: w.kind,
+                state: state.to_string(),
+                ts: Utc::now(),
+                last_job_at: w.last_job_at.clone(),
+                jobs_done: w.jobs_done,
+                jobs_failed: w.jobs_failed,
+                mode: (w.kind == WorkerKind::Watcher && now.trading).then(|| "trading".into()),
+            };
+            writes
+                .cmd("SET")
+                .arg(keys::heartbeat(&w.name))
+                .arg(hb.to_json())
+                .arg("EX")
+                .arg(HEARTBEAT_TTL_S)
+                .ignore();
+            w.last_beat = second;
+            w.last_state = state.to_string();
+        }
+    }
+    crate::redis_conn::with_timeout(Duration::from_secs(2), writes.query_async::<()>(conn)).await
+}
+
+/// A render worker's second: finish or continue its job, take the next one, maybe get new work.
+async fn render_step(
+    conn: &mut MultiplexedConnection,
+    w: &mut DemoWorker,
+    now: &Scene,
+    rng: &mut impl Rng,
+    writes: &mut redis::Pipeline,
+) -> Result<&'static str, RedisCallError> {
+    let q = w.name.clone();
+    let processing = keys::processing(&q, "demo");
+    if rng.random_bool(arrival_rate(&q)) {
+        w.job_seq += 1;
+        let job = format!(
+            r#"{{"id":"{q}-{}","submitted_at":"{}"}}"#,
+            w.job_seq,
+            format_ts(Utc::now())
+        );
+        writes.lpush(keys::queue(&q), job).ignore();
+    }
+    if let Some((job, left)) = w.in_flight.take() {
+        if left > 1 {
+            w.in_flight = Some((job, left - 1));
+            return Ok("busy");
+        }
+        writes.lrem(&processing, 1, job.clone()).ignore();
+        if w.name == FAILING && now.failing {
+            writes.lpush(keys::dead_letter(&q), job).ignore();
+            w.jobs_failed += 1;
+        } else {
+            w.jobs_done += 1;
+            w.last_job_at = Some(format_ts(Utc::now()));
+        }
+    }
+    if now.trading {
+        return Ok("paused");
+    }
+    let mut take = redis::cmd("LMOVE");
+    take.arg(keys::queue(&q))
+        .arg(&processing)
+        .arg("RIGHT")
+        .arg("LEFT");
+    let job: Option<Vec<u8>> =
+        crate::redis_conn::with_timeout(Duration::from_secs(2), take.query_async(conn)).await?;
+    Ok(match job {
+        Some(job) => {
+            w.in_flight = Some((job, rng.random_range(1..=3)));
+            "busy"
+        }
+        None => "idle",
+    })
+}
+
+fn arrival_rate(queue: &str) -> f64 {
+    match queue {
+        "image-render" => 0.6,
+        "video-render" => 0.5,
+        "insta-render" => 0.45,
+        _ => 0.3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_period_walks_through_every_state() {
+        let period = Duration::from_secs(180);
+        let scenes: Vec<Scene> = (0..180)
+            .map(|s| scene(Duration::from_secs(s), period))
+            .collect();
+        assert!(scenes.iter().any(|s| s.trading) && scenes.iter().any(|s| !s.trading));
+        assert!(scenes.iter().any(|s| s.failing) && scenes.iter().any(|s| !s.failing));
+        let silent = scenes.iter().filter(|s| !s.flaky_beating).count() as u64;
+        assert!(
+            silent > HEARTBEAT_TTL_S + 10,
+            "the flaky worker must stay silent long enough for its key to expire ({silent} s)"
+        );
+        assert!(
+            scenes[0].flaky_beating && !scenes[0].failing,
+            "each period starts healthy"
+        );
+        assert_eq!(
+            scene(Duration::from_secs(181), period),
+            scenes[1],
+            "periods repeat"
+        );
+    }
+}

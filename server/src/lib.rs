@@ -1,0 +1,148 @@
+//! The Agent Office server: a Redis collector publishing a snapshot, the nodes API, health and
+//! metrics endpoints, and the server-rendered dashboard.
+
+pub mod api;
+pub mod collector;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod redis_conn;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::collector::{Collector, Discovery, SnapshotRx};
+use crate::config::Config;
+use crate::metrics::{HttpLabels, Metrics};
+use crate::state::AppState;
+
+/// Starts the collector and discovery tasks and serves HTTP on `listener` until `shutdown`.
+pub async fn run(
+    config: Config,
+    leptos_options: LeptosOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let client = redis::Client::open(config.redis_url.as_str()).context("opening REDIS_URL")?;
+    let metrics = Arc::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+
+    let (discovery, discovered) = Discovery::new(config.clone(), client.clone(), metrics.clone());
+    let (collector, nodes) = Collector::new(config.clone(), client, discovered, metrics.clone());
+    tasks.spawn(discovery.run(stop.clone()));
+    tasks.spawn(collector.run(stop.clone()));
+    tasks.close();
+
+    let state = AppState {
+        leptos_options,
+        nodes,
+        metrics,
+    };
+    let stop_http = stop.clone();
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stop_http.cancelled() => {}
+            }
+        })
+        .await
+        .context("serving HTTP");
+    stop.cancel();
+    tasks.wait().await;
+    served
+}
+
+/// The whole HTTP surface; `main` and the tests both build it here.
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    let nodes = state.nodes.clone();
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/infra") }))
+        .merge(api::router())
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(nodes_source(nodes.clone())),
+            move || app::shell(options.clone()),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
+        .with_state(state)
+}
+
+fn nodes_source(nodes: SnapshotRx) -> app::NodesSource {
+    app::NodesSource(Arc::new(move || (*nodes.borrow().snapshot).clone()))
+}
+
+async fn count_requests(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await.into_response();
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,144 @@
+//! Prometheus metrics of the server, kept in one registry and encoded by `prometheus-client`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route pattern (never the raw path, so the label set stays bounded).
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    /// `collector` or `discovery`.
+    pub task: &'static str,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    pub cycle_seconds: Histogram,
+    pub round_trips: Gauge,
+    pub redis_errors: Family<TaskLabels, Counter>,
+    pub redis_up: Gauge,
+    pub workers_alive: Gauge,
+    pub workers_total: Gauge,
+    pub discovery_pass_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub http_requests: Family<HttpLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("agent_office");
+        // Buckets from 1 ms to ~4 s: a cycle is a few ms on a small fleet, ~100 ms at 10k workers.
+        let cycle_seconds = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 13),
+        );
+        registry.register(
+            "collector_cycle_seconds",
+            "Duration of one collector cycle (pipelined Redis read and snapshot build)",
+            cycle_seconds.clone(),
+        );
+        let round_trips = Gauge::default();
+        registry.register(
+            "collector_round_trips",
+            "Redis round trips the last collector cycle made",
+            round_trips.clone(),
+        );
+        let redis_errors = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "redis_errors",
+            "Redis calls that failed or timed out",
+            redis_errors.clone(),
+        );
+        let redis_up = Gauge::default();
+        registry.register(
+            "redis_up",
+            "1 when the last collector cycle read Redis",
+            redis_up.clone(),
+        );
+        let workers_alive = Gauge::default();
+        registry.register(
+            "workers_alive",
+            "Workers with a valid heartbeat",
+            workers_alive.clone(),
+        );
+        let workers_total = Gauge::default();
+        registry.register("workers", "Workers in the snapshot", workers_total.clone());
+        let discovery_pass_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "discovery_pass_seconds",
+            "Duration of the last full discovery SCAN pass",
+            discovery_pass_seconds.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered",
+            http_requests.clone(),
+        );
+        Self {
+            registry,
+            cycle_seconds,
+            round_trips,
+            redis_errors,
+            redis_up,
+            workers_alive,
+            workers_total,
+            discovery_pass_seconds,
+            http_requests,
+        }
+    }
+
+    pub fn redis_error(&self, task: &'static str) {
+        self.redis_errors.get_or_create(&TaskLabels { task }).inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_the_documented_names() {
+        let m = Metrics::new();
+        m.cycle_seconds.observe(0.004);
+        m.redis_error("collector");
+        m.http_requests
+            .get_or_create(&HttpLabels {
+                route: "/healthz".into(),
+                status: 200,
+            })
+            .inc();
+        let text = m.encode();
+        for name in [
+            "agent_office_collector_cycle_seconds_bucket",
+            "agent_office_collector_round_trips",
+            "agent_office_redis_errors_total{task=\"collector\"} 1",
+            "agent_office_workers_alive",
+            "agent_office_http_requests_total{route=\"/healthz\",status=\"200\"} 1",
+        ] {
+            assert!(text.contains(name), "{name} missing from\n{text}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The contracts Agent Office shares between the server, the pipeline agent and the browser.
+//!
+//! Everything here is plain data and pure functions: it builds for `wasm32` and native alike,
+//! so the server that derives a link status and the dashboard that colours it cannot disagree.
+
+pub mod heartbeat;
+pub mod keys;
+pub mod nodes;
+pub mod status;
+
+pub use heartbeat::{parse_heartbeat, Heartbeat, HeartbeatError, WorkerKind};
+pub use nodes::{Link, LinkKind, NodesSnapshot, WorkerView};
+pub use status::{LinkStatus, StateLabel};

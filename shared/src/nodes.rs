@@ -1,0 +1,251 @@
+//! Contract 2: the body of `GET /api/agent-office/nodes` (SPEC §4).
+//!
+//! Field names are fixed; fields may be added. Added here: `stale_since`, and per worker
+//! `registered`, `mode` and `error` (why a heartbeat could not be read).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::heartbeat::WorkerKind;
+use crate::status::LinkStatus;
+
+/// The whole picture, as the collector last saw it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodesSnapshot {
+    pub redis_ok: bool,
+    pub paused: bool,
+    pub paused_reason: Option<String>,
+    /// When this snapshot was built (UTC, ending in `Z`).
+    pub generated_at: String,
+    /// While Redis is unreachable: when the data shown was last read successfully.
+    #[serde(default)]
+    pub stale_since: Option<String>,
+    pub workers: Vec<WorkerView>,
+    pub links: Vec<Link>,
+}
+
+impl NodesSnapshot {
+    /// A snapshot with no data yet, as served before the first collector cycle ends.
+    pub fn empty(now: DateTime<Utc>) -> Self {
+        Self {
+            redis_ok: false,
+            paused: false,
+            paused_reason: None,
+            generated_at: format_ts(now),
+            stale_since: None,
+            workers: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+}
+
+/// One worker as the dashboard shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    pub name: String,
+    pub kind: WorkerKind,
+    pub alive: bool,
+    /// The heartbeat's state, or `"down"` when there is no valid heartbeat.
+    pub state: String,
+    pub last_beat_age_s: Option<i64>,
+    pub queue_depth: u64,
+    pub dead_letter: u64,
+    pub processing: u64,
+    pub jobs_done: u64,
+    pub jobs_failed: u64,
+    pub last_job_at: Option<String>,
+    /// Listed in the worker registry (otherwise discovered from its heartbeat key).
+    #[serde(default)]
+    pub registered: bool,
+    /// The watcher's mode, when it sends one.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Why the heartbeat key holds no valid heartbeat, when it holds something.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl WorkerView {
+    /// The status of this worker's card and link (SPEC §4): down, paused, degraded, healthy.
+    pub fn status(&self) -> LinkStatus {
+        if !self.alive {
+            LinkStatus::Down
+        } else if self.state == "paused" {
+            LinkStatus::Paused
+        } else if self.dead_letter > 0 {
+            LinkStatus::Degraded
+        } else {
+            LinkStatus::Healthy
+        }
+    }
+}
+
+/// How a link carries work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkKind {
+    #[serde(rename = "redis-queue")]
+    RedisQueue,
+    #[serde(rename = "http-pull")]
+    HttpPull,
+}
+
+/// An edge of the pipeline picture.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub from: String,
+    pub to: String,
+    #[serde(rename = "type")]
+    pub kind: LinkKind,
+    pub status: LinkStatus,
+}
+
+/// The NAS node every render queue hangs off.
+pub const NAS: &str = "nas";
+/// The market-data host the trader pulls from over HTTP.
+pub const NAS_STOCK: &str = "nas-stock";
+
+/// The links of SPEC §4: `nas → <render>` per render worker, `<trader> → nas-stock` per trader;
+/// watchers have none.
+pub fn derive_links(workers: &[WorkerView]) -> Vec<Link> {
+    workers
+        .iter()
+        .filter_map(|w| match w.kind {
+            WorkerKind::Render => Some(Link {
+                from: NAS.to_string(),
+                to: w.name.clone(),
+                kind: LinkKind::RedisQueue,
+                status: w.status(),
+            }),
+            WorkerKind::Trader => Some(Link {
+                from: w.name.clone(),
+                to: NAS_STOCK.to_string(),
+                kind: LinkKind::HttpPull,
+                status: if w.alive {
+                    LinkStatus::Healthy
+                } else {
+                    LinkStatus::Down
+                },
+            }),
+            WorkerKind::Watcher | WorkerKind::Unknown => None,
+        })
+        .collect()
+}
+
+/// `paused_reason` (SPEC §4): the watcher's mode, else `"trading"` while paused.
+pub fn paused_reason(paused: bool, workers: &[WorkerView]) -> Option<String> {
+    workers
+        .iter()
+        .filter(|w| w.kind == WorkerKind::Watcher && w.alive)
+        .find_map(|w| w.mode.clone())
+        .or_else(|| paused.then(|| "trading".to_string()))
+}
+
+/// Formats a time the way the contracts write it: `2026-11-23T12:00:00Z`.
+pub fn format_ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn worker(name: &str, kind: WorkerKind) -> WorkerView {
+        WorkerView {
+            name: name.into(),
+            kind,
+            alive: true,
+            state: "idle".into(),
+            last_beat_age_s: Some(3),
+            queue_depth: 0,
+            dead_letter: 0,
+            processing: 0,
+            jobs_done: 0,
+            jobs_failed: 0,
+            last_job_at: None,
+            registered: true,
+            mode: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn render_link_status_follows_the_spec_order() {
+        let mut w = worker("image-render", WorkerKind::Render);
+        assert_eq!(w.status(), LinkStatus::Healthy);
+        w.dead_letter = 2;
+        assert_eq!(w.status(), LinkStatus::Degraded);
+        w.state = "paused".into();
+        assert_eq!(w.status(), LinkStatus::Paused, "paused wins over degraded");
+        w.alive = false;
+        assert_eq!(w.status(), LinkStatus::Down, "down wins over everything");
+    }
+
+    #[test]
+    fn links_per_kind() {
+        let mut trader = worker("ai_trade", WorkerKind::Trader);
+        trader.state = "market_open".into();
+        let workers = vec![
+            worker("image-render", WorkerKind::Render),
+            worker("task-watcher", WorkerKind::Watcher),
+            trader.clone(),
+        ];
+        let links = derive_links(&workers);
+        assert_eq!(links.len(), 2);
+        assert_eq!(
+            serde_json::to_value(&links[0]).unwrap(),
+            serde_json::json!({"from":"nas","to":"image-render","type":"redis-queue","status":"healthy"})
+        );
+        assert_eq!(
+            serde_json::to_value(&links[1]).unwrap(),
+            serde_json::json!({"from":"ai_trade","to":"nas-stock","type":"http-pull","status":"healthy"})
+        );
+        trader.alive = false;
+        assert_eq!(derive_links(&[trader])[0].status, LinkStatus::Down);
+    }
+
+    #[test]
+    fn paused_reason_prefers_the_watchers_mode() {
+        let mut watcher = worker("task-watcher", WorkerKind::Watcher);
+        assert_eq!(paused_reason(false, &[watcher.clone()]), None);
+        assert_eq!(
+            paused_reason(true, &[watcher.clone()]).as_deref(),
+            Some("trading")
+        );
+        watcher.mode = Some("earnings".into());
+        assert_eq!(
+            paused_reason(true, &[watcher.clone()]).as_deref(),
+            Some("earnings")
+        );
+        watcher.alive = false;
+        assert_eq!(paused_reason(false, &[watcher]), None);
+    }
+
+    #[test]
+    fn worker_json_has_the_contract_fields() {
+        let v = serde_json::to_value(worker("image-render", WorkerKind::Render)).unwrap();
+        for field in [
+            "name",
+            "kind",
+            "alive",
+            "state",
+            "last_beat_age_s",
+            "queue_depth",
+            "dead_letter",
+            "processing",
+            "jobs_done",
+            "jobs_failed",
+            "last_job_at",
+        ] {
+            assert!(v.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(v["kind"], "render");
+    }
+
+    #[test]
+    fn timestamps_end_in_z() {
+        let t = DateTime::parse_from_rfc3339("2026-11-23T12:00:00+00:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(format_ts(t), "2026-11-23T12:00:00Z");
+    }
+}

@@ -1,0 +1,139 @@
+//! Status → colour and state → label: the one mapping the cards, the HUD and the 3D tubes use.
+
+use serde::{Deserialize, Serialize};
+
+use crate::nodes::WorkerView;
+
+/// The status of a link (and of the worker card it belongs to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkStatus {
+    Healthy,
+    Paused,
+    Degraded,
+    Down,
+    #[serde(other)]
+    Unknown,
+}
+
+impl LinkStatus {
+    /// The colour of SPEC §5.
+    pub fn colour(self) -> &'static str {
+        match self {
+            Self::Healthy => "#22c55e",
+            Self::Paused => "#f59e0b",
+            Self::Degraded => "#eab308",
+            Self::Down => "#ef4444",
+            Self::Unknown => "#64748b",
+        }
+    }
+
+    /// The word used in CSS classes and in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Paused => "paused",
+            Self::Degraded => "degraded",
+            Self::Down => "down",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// The label a person reads for a worker's state (SPEC §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateLabel {
+    Down,
+    Paused,
+    Processing,
+    MarketOpen,
+    MarketClosed,
+    Idle,
+}
+
+impl StateLabel {
+    pub fn of(worker: &WorkerView) -> Self {
+        if !worker.alive {
+            return Self::Down;
+        }
+        match worker.state.as_str() {
+            "paused" => Self::Paused,
+            "busy" => Self::Processing,
+            "market_open" => Self::MarketOpen,
+            "market_closed" => Self::MarketClosed,
+            _ => Self::Idle,
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Down => "🔴 down",
+            Self::Paused => "⏸ paused (trading)",
+            Self::Processing => "⚙️ processing",
+            Self::MarketOpen => "📈 market open",
+            Self::MarketClosed => "🌙 market closed",
+            Self::Idle => "🟢 idle",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heartbeat::WorkerKind;
+
+    fn view(alive: bool, state: &str) -> WorkerView {
+        WorkerView {
+            name: "w".into(),
+            kind: WorkerKind::Render,
+            alive,
+            state: state.into(),
+            last_beat_age_s: None,
+            queue_depth: 0,
+            dead_letter: 0,
+            processing: 0,
+            jobs_done: 0,
+            jobs_failed: 0,
+            last_job_at: None,
+            registered: true,
+            mode: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn labels_match_the_spec() {
+        let cases = [
+            (false, "busy", "🔴 down"),
+            (true, "paused", "⏸ paused (trading)"),
+            (true, "busy", "⚙️ processing"),
+            (true, "market_open", "📈 market open"),
+            (true, "market_closed", "🌙 market closed"),
+            (true, "idle", "🟢 idle"),
+            (true, "trading", "🟢 idle"),
+            (true, "free", "🟢 idle"),
+        ];
+        for (alive, state, text) in cases {
+            assert_eq!(
+                StateLabel::of(&view(alive, state)).text(),
+                text,
+                "{alive} {state}"
+            );
+        }
+    }
+
+    #[test]
+    fn colours_match_the_spec() {
+        assert_eq!(LinkStatus::Healthy.colour(), "#22c55e");
+        assert_eq!(LinkStatus::Paused.colour(), "#f59e0b");
+        assert_eq!(LinkStatus::Degraded.colour(), "#eab308");
+        assert_eq!(LinkStatus::Down.colour(), "#ef4444");
+        assert_eq!(LinkStatus::Unknown.colour(), "#64748b");
+    }
+
+    #[test]
+    fn unknown_statuses_from_newer_servers_still_parse() {
+        let s: LinkStatus = serde_json::from_str("\"flapping\"").unwrap();
+        assert_eq!(s, LinkStatus::Unknown);
+    }
+}
