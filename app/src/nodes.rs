@@ -19,9 +19,14 @@ pub fn load_nodes() -> impl std::future::Future<Output = Result<NodesSnapshot, S
                 .map(|s| (s.0)())
                 .ok_or_else(|| "no snapshot source in context".to_string())
         }
-        #[cfg(not(feature = "ssr"))]
+        // The browser's fetch future is not Send; it only ever runs on the one browser thread.
+        #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
         {
-            fetch_nodes().await
+            send_wrapper::SendWrapper::new(fetch_nodes()).await
+        }
+        #[cfg(not(any(feature = "hydrate", feature = "ssr")))]
+        {
+            Err("built without ssr or hydrate".to_string())
         }
     }
 }
@@ -36,9 +41,4 @@ async fn fetch_nodes() -> Result<NodesSnapshot, String> {
         return Err(format!("HTTP {}", response.status()));
     }
     response.json().await.map_err(|e| e.to_string())
-}
-
-#[cfg(not(any(feature = "hydrate", feature = "ssr")))]
-async fn fetch_nodes() -> Result<NodesSnapshot, String> {
-    Err("built without ssr or hydrate".to_string())
 }

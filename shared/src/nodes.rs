@@ -142,7 +142,7 @@ pub fn paused_reason(paused: bool, workers: &[WorkerView]) -> Option<String> {
 
 /// Formats a time the way the contracts write it: `2026-11-23T12:00:00Z`.
 pub fn format_ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

@@ -27,7 +27,10 @@ pub struct Discovery {
     conn: Option<MultiplexedConnection>,
     tx: watch::Sender<Arc<Discovered>>,
     metrics: Arc<Metrics>,
+    /// Workers and processing lists by when discovery last saw their key. A consumer's list
+    /// vanishes whenever it empties; remembering it keeps the next job visible at once.
     last_seen: HashMap<String, Instant>,
+    lists_seen: HashMap<String, Instant>,
 }
 
 impl Discovery {
@@ -44,6 +47,7 @@ impl Discovery {
             tx,
             metrics,
             last_seen: HashMap::new(),
+            lists_seen: HashMap::new(),
         };
         (discovery, rx)
     }
@@ -85,19 +89,13 @@ impl Discovery {
 
     fn publish(&mut self, found: Discovered) {
         let now = Instant::now();
-        for name in &found.workers {
-            if self.last_seen.len() < MAX_DISCOVERED || self.last_seen.contains_key(name) {
-                self.last_seen.insert(name.clone(), now);
-            }
-        }
         let forget_after = self.config.forget_after;
-        self.last_seen
-            .retain(|_, seen| now.duration_since(*seen) <= forget_after);
-        let mut workers: Vec<String> = self.last_seen.keys().cloned().collect();
-        workers.sort_unstable();
+        let workers = remember(&mut self.last_seen, found.workers, now, forget_after);
+        let lists = found.processing.into_values().flatten().collect();
+        let lists = remember(&mut self.lists_seen, lists, now, forget_after);
         let next = Discovered {
             workers,
-            processing: found.processing,
+            processing: by_queue(&lists),
         };
         self.tx.send_if_modified(|current| {
             if **current == next {
@@ -108,6 +106,25 @@ impl Discovery {
             }
         });
     }
+}
+
+/// Marks `found` as seen now, forgets what was not seen for `forget_after`, and returns what is
+/// remembered, sorted. At most [`MAX_DISCOVERED`] names are kept.
+fn remember(
+    seen: &mut HashMap<String, Instant>,
+    found: Vec<String>,
+    now: Instant,
+    forget_after: Duration,
+) -> Vec<String> {
+    for name in found {
+        if seen.len() < MAX_DISCOVERED || seen.contains_key(&name) {
+            seen.insert(name, now);
+        }
+    }
+    seen.retain(|_, at| now.duration_since(*at) <= forget_after);
+    let mut names: Vec<String> = seen.keys().cloned().collect();
+    names.sort_unstable();
+    names
 }
 
 /// A full SCAN for one pattern; keys that are not UTF-8 are skipped.
@@ -144,6 +161,14 @@ fn collect(heartbeat_keys: &[String], processing_keys: &[String]) -> Discovered 
         .collect();
     workers.sort_unstable();
     workers.dedup();
+    Discovered {
+        workers,
+        processing: by_queue(processing_keys),
+    }
+}
+
+/// Groups processing-list keys by their queue, sorted and without repeats.
+fn by_queue(processing_keys: &[String]) -> BTreeMap<String, Vec<String>> {
     let mut processing: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for key in processing_keys {
         if let Some(q) = keys::queue_of_processing_key(key) {
@@ -157,10 +182,7 @@ fn collect(heartbeat_keys: &[String], processing_keys: &[String]) -> Discovered 
         lists.sort_unstable();
         lists.dedup();
     }
-    Discovered {
-        workers,
-        processing,
-    }
+    processing
 }
 
 #[cfg(test)]
