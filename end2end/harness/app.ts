@@ -1,0 +1,27 @@
+// Locators and actions for the /infra page.
+import { Page, Locator } from '@playwright/test';
+
+export function baseUrl(): string {
+  const url = process.env.AO_BASE_URL;
+  if (!url) throw new Error('AO_BASE_URL is not set: the global setup did not run');
+  return url;
+}
+
+export async function openInfra(page: Page): Promise<void> {
+  await page.goto(`${baseUrl()}/infra`);
+}
+
+export function workerRow(page: Page, name: string): Locator {
+  return page.locator(`tr[data-worker="${name}"]`);
+}
+
+/** Waits until the collector has seen what the test just wrote. */
+export async function collectorSees(check: (nodes: any) => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const nodes = await (await fetch(`${baseUrl()}/api/agent-office/nodes`)).json();
+    if (check(nodes)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the collector never saw the scenario');
+}

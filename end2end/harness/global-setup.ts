@@ -1,0 +1,70 @@
+// Starts a private redis-server and the release server against it for the whole run, and
+// publishes their addresses to the tests through the environment.
+import { spawn, ChildProcess } from 'node:child_process';
+import { mkdtempSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const root = path.resolve(__dirname, '..', '..');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function waitFor(what: string, ok: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (await ok().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not come up`);
+}
+
+export default async function globalSetup(): Promise<() => Promise<void>> {
+  const bin = path.join(root, 'target', 'release', 'agent-office');
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run cargo leptos build --release first`);
+  const redisPort = await freePort();
+  const httpPort = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'ao-e2e-'));
+  const children: ChildProcess[] = [];
+
+  children.push(
+    spawn('redis-server', ['--port', `${redisPort}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+      stdio: 'ignore',
+    }),
+  );
+  const { redisCli } = await import('./redis');
+  process.env.AO_REDIS_PORT = `${redisPort}`;
+  await waitFor('redis-server', async () => redisCli('PING') === 'PONG');
+
+  children.push(
+    spawn(bin, [], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: {
+        ...process.env,
+        REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+        COLLECT_INTERVAL: '250ms',
+        DISCOVER_INTERVAL: '500ms',
+        RUST_LOG: 'warn',
+        LEPTOS_OUTPUT_NAME: 'agent-office',
+        LEPTOS_SITE_ROOT: path.join(root, 'target', 'site'),
+        LEPTOS_SITE_PKG_DIR: 'pkg',
+        LEPTOS_ENV: 'PROD',
+        LEPTOS_SITE_ADDR: `127.0.0.1:${httpPort}`,
+      },
+    }),
+  );
+  process.env.AO_BASE_URL = `http://127.0.0.1:${httpPort}`;
+  await waitFor('agent-office', async () => (await fetch(`${process.env.AO_BASE_URL}/healthz`)).ok);
+
+  return async () => {
+    for (const child of children.reverse()) child.kill('SIGTERM');
+  };
+}

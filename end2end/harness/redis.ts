@@ -1,0 +1,19 @@
+// Writes scenarios into the test Redis with redis-cli, the way a worker would.
+import { execFileSync } from 'node:child_process';
+
+export function redisCli(...args: string[]): string {
+  const port = process.env.AO_REDIS_PORT;
+  if (!port) throw new Error('AO_REDIS_PORT is not set: the global setup did not run');
+  return execFileSync('redis-cli', ['-p', port, ...args], { encoding: 'utf8' }).trim();
+}
+
+/** A Contract-1 heartbeat written `ageS` seconds ago, stored with the contract's 45 s TTL. */
+export function beat(name: string, kind: string, state: string, ageS = 0, extra: Record<string, unknown> = {}): void {
+  const ts = new Date(Date.now() - ageS * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const value = JSON.stringify({ name, kind, state, ts, last_job_at: null, jobs_done: 5, jobs_failed: 0, ...extra });
+  redisCli('SET', `worker:${name}:heartbeat`, value, 'EX', '45');
+}
+
+export function reset(): void {
+  redisCli('FLUSHALL');
+}

@@ -1,0 +1,43 @@
+import { test, expect } from '@playwright/test';
+import { beat, redisCli, reset } from '../harness/redis';
+import { collectorSees, openInfra, workerRow } from '../harness/app';
+
+test.beforeEach(async () => {
+  reset();
+  beat('image-render', 'render', 'busy', 2);
+  beat('insta-render', 'render', 'idle', 1);
+  redisCli('RPUSH', 'queue:image-render', 'a', 'b', 'c');
+  redisCli('RPUSH', 'dead_letter:queue:insta-render', 'x', 'y');
+  beat('ai_trade', 'trader', 'market_open');
+  await collectorSees((n) => n.workers.some((w: any) => w.name === 'insta-render' && w.alive && w.dead_letter === 2));
+});
+
+test('server renders the workers table on first paint', async ({ page }) => {
+  await openInfra(page);
+  await expect(page).toHaveTitle('Infra — NODE PIPELINE');
+  await expect(page.locator('tr[data-worker]')).toHaveCount(6);
+
+  const image = workerRow(page, 'image-render');
+  await expect(image.locator('.state')).toHaveText('⚙️ processing');
+  await expect(image.locator('.queue')).toHaveText('3');
+  await expect(image).toHaveAttribute('data-status', 'healthy');
+
+  const insta = workerRow(page, 'insta-render');
+  await expect(insta.locator('.dead')).toHaveText('2');
+  await expect(insta).toHaveAttribute('data-status', 'degraded');
+
+  const video = workerRow(page, 'video-render');
+  await expect(video.locator('.state')).toHaveText('🔴 down');
+  await expect(video.locator('.alive')).toHaveText('no');
+
+  await expect(workerRow(page, 'ai_trade').locator('.state')).toHaveText('📈 market open');
+});
+
+test('a state change shows without a reload once hydrated', async ({ page, javaScriptEnabled }) => {
+  test.skip(!javaScriptEnabled, 'live refresh needs JavaScript');
+  await openInfra(page);
+  await expect(workerRow(page, 'video-render')).toHaveAttribute('data-status', 'down');
+  beat('video-render', 'render', 'paused');
+  await expect(workerRow(page, 'video-render').locator('.state')).toHaveText('⏸ paused (trading)', { timeout: 8_000 });
+  await expect(workerRow(page, 'video-render')).toHaveAttribute('data-status', 'paused');
+});

@@ -1,0 +1,89 @@
+# Shared helpers of scripts/run.sh and scripts/test.sh. Every install step checks first, so a
+# second run on a prepared machine costs seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+export PATH="$TOOLS/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+export DEBIAN_FRONTEND=noninteractive
+
+CARGO_LEPTOS_VERSION=0.3.10
+BINARYEN_VERSION=132.0.0
+
+say() { printf '\033[1;36m==>\033[0m %s\n' "$*" >&2; }
+
+# ensure_apt PKG...: installs the Debian packages that are missing.
+ensure_apt() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing ${missing[*]} (apt)"
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The wasm target, cargo-leptos and the wasm-bindgen CLI that matches Cargo.lock.
+ensure_rust_tools() {
+  command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
+    # --debug: the tool only orchestrates builds; an optimised install takes 3x longer here.
+    say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 5 minutes, once)"
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads --debug
+  fi
+  local want
+  want="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/, ""); print; exit}' "$ROOT/Cargo.lock")"
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    # Not --locked: its lockfile wants a webpki-roots the registry here does not have.
+    say "installing wasm-bindgen-cli $want (about 2 minutes, once)"
+    cargo install wasm-bindgen-cli --version "$want"
+  fi
+}
+
+# wasm-opt for release builds: npm's binaryen (Debian's is too old and breaks the bundle).
+ensure_wasm_opt() {
+  if [ "$(wasm-opt --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_VERSION%%.*}" ]; then
+    say "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
+    mkdir -p "$TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "binaryen@$BINARYEN_VERSION" >/dev/null
+  fi
+}
+
+build_release() {
+  ensure_rust_tools
+  ensure_wasm_opt
+  say "building (cargo leptos build --release)"
+  (cd "$ROOT" && cargo leptos build --release)
+}
+
+# free_port: a TCP port nobody listens on.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_redis PORT DIR: a private redis-server that dies with this shell's process group.
+start_redis() {
+  local port="$1" dir="$2"
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+    --logfile "$dir/redis.log" &
+  for _ in $(seq 50); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "redis-server did not start (see $dir/redis.log)" >&2
+  return 1
+}
+
+# The settings cargo-leptos gives the server, for running the binary on its own.
+export_leptos_env() {
+  export LEPTOS_OUTPUT_NAME=agent-office
+  export LEPTOS_SITE_ROOT="$ROOT/target/site"
+  export LEPTOS_SITE_PKG_DIR=pkg
+  export LEPTOS_ENV=PROD
+  export LEPTOS_SITE_ADDR="$1"
+}

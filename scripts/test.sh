@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Command 2: every check and test — fmt, clippy, Rust unit and integration tests (real
+# redis-server), then Playwright in Debian's Chromium against the release build.
+source "$(dirname "$0")/lib.sh"
+
+ensure_apt redis-server redis-tools chromium python3 curl
+cd "$ROOT"
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+say "cargo test"
+cargo test --workspace --locked
+
+build_release
+say "end-to-end tests (Playwright, Chromium)"
+cd "$ROOT/end2end"
+if [ ! -d node_modules/@playwright/test ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund
+fi
+npx playwright test
