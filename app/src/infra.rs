@@ -7,7 +7,7 @@ use shared::{NodesSnapshot, WorkerView};
 use crate::nodes::load_nodes;
 
 /// How often the browser asks for a new snapshot.
-#[cfg(feature = "hydrate")]
+#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
 const REFRESH_MS: u32 = 3_000;
 
 #[component]
@@ -16,7 +16,9 @@ pub fn InfraPage() -> impl IntoView {
     // The newest snapshot from polling, and whether the last poll failed.
     let live = RwSignal::new(None::<NodesSnapshot>);
     let poll_failed = RwSignal::new(false);
-    #[cfg(feature = "hydrate")]
+    // Browser only: a workspace-wide native build turns both features on, and the server must
+    // never start the polling loop.
+    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     Effect::new(move |_| poll(live, poll_failed));
 
     view! {
@@ -107,7 +109,7 @@ fn Row(w: WorkerView) -> impl IntoView {
 }
 
 /// Polls the nodes API every few seconds, one request after the other, until unmounted.
-#[cfg(feature = "hydrate")]
+#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
 fn poll(live: RwSignal<Option<NodesSnapshot>>, failed: RwSignal<bool>) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;

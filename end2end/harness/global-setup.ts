@@ -5,6 +5,7 @@ import { mkdtempSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { redisCli } from './redis';
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -40,7 +41,6 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       stdio: 'ignore',
     }),
   );
-  const { redisCli } = await import('./redis');
   process.env.AO_REDIS_PORT = `${redisPort}`;
   await waitFor('redis-server', async () => redisCli('PING') === 'PONG');
 

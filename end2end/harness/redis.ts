@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 export function redisCli(...args: string[]): string {
   const port = process.env.AO_REDIS_PORT;
   if (!port) throw new Error('AO_REDIS_PORT is not set: the global setup did not run');
-  return execFileSync('redis-cli', ['-p', port, ...args], { encoding: 'utf8' }).trim();
+  return execFileSync('redis-cli', ['-p', port, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
 /** A Contract-1 heartbeat written `ageS` seconds ago, stored with the contract's 45 s TTL. */

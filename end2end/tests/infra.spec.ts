@@ -35,9 +35,12 @@ test('server renders the workers table on first paint', async ({ page }) => {
 
 test('a state change shows without a reload once hydrated', async ({ page, javaScriptEnabled }) => {
   test.skip(!javaScriptEnabled, 'live refresh needs JavaScript');
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
   await openInfra(page);
   await expect(workerRow(page, 'video-render')).toHaveAttribute('data-status', 'down');
   beat('video-render', 'render', 'paused');
   await expect(workerRow(page, 'video-render').locator('.state')).toHaveText('⏸ paused (trading)', { timeout: 8_000 });
   await expect(workerRow(page, 'video-render')).toHaveAttribute('data-status', 'paused');
+  expect(errors, 'no script errors while hydrating and polling').toEqual([]);
 });
