@@ -33,14 +33,16 @@ pub struct PlannedWorker {
     pub registered: bool,
 }
 
-/// The keys a cycle reads, in reply order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The keys a cycle reads, in reply order, and the pipeline that reads them (built once per
+/// plan: at 10,000 workers it is 30,000 commands).
+#[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub workers: Vec<PlannedWorker>,
     /// Distinct queue names `<q>`.
     pub queues: Vec<String>,
     /// Processing lists as (queue index, key).
     pub processing: Vec<(usize, String)>,
+    pipeline: redis::Pipeline,
 }
 
 /// The decoded replies of one cycle.
@@ -105,15 +107,22 @@ impl Plan {
             .filter_map(|(q, keys)| queue_index.get(q).map(|&i| (i, keys)))
             .flat_map(|(i, keys)| keys.iter().map(move |k| (i, k.clone())))
             .collect();
-        Self {
+        let mut plan = Self {
             workers,
             queues,
             processing,
-        }
+            pipeline: redis::pipe(),
+        };
+        plan.pipeline = plan.build_pipeline();
+        plan
     }
 
     /// The one pipeline a cycle sends.
-    pub fn pipeline(&self) -> redis::Pipeline {
+    pub fn pipeline(&self) -> &redis::Pipeline {
+        &self.pipeline
+    }
+
+    fn build_pipeline(&self) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         // A key of the wrong type answers an error; it must not sink the whole cycle.
         pipe.ignore_errors();
