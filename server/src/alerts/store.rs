@@ -1,0 +1,187 @@
+//! Alert state in Redis: the leader lease, the rule memory, the outbox and the recent list.
+//!
+//! The memory and the outbox change together in one script that first checks the lease, so a
+//! replica that lost its lease can never enqueue, and an evaluation is either fully recorded
+//! (memory + messages) or not at all: no event is sent twice or skipped across restarts.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
+
+use super::rules::{Alert, Memory};
+use crate::redis_conn::{with_timeout, RedisCallError};
+
+pub const LEADER: &str = "agent-office:alerts:leader";
+pub const MEMORY: &str = "agent-office:alerts:memory";
+pub const OUTBOX: &str = "agent-office:alerts:outbox";
+pub const SENDING: &str = "agent-office:alerts:sending";
+pub const RECENT: &str = "agent-office:alerts:recent";
+pub const BATCHES: &str = "agent-office:alerts:batches";
+/// How many batches the recent list keeps.
+pub const RECENT_CAP: usize = 100;
+
+/// A batch as the alerts API lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRecord {
+    pub id: String,
+    pub created_at: String,
+    pub alerts: Vec<Alert>,
+    /// Delivery state per channel: `pending`, `sent` or `failed: <reason>`.
+    pub delivery: std::collections::BTreeMap<String, String>,
+}
+
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+
+const COMMIT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[5], ARGV[4], ARGV[3])
+  redis.call('LPUSH', KEYS[4], ARGV[4])
+  for _, id in ipairs(redis.call('LRANGE', KEYS[4], ARGV[5], -1)) do
+    redis.call('HDEL', KEYS[5], id)
+  end
+  redis.call('LTRIM', KEYS[4], 0, ARGV[5] - 1)
+  for i = 6, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+end
+return 1";
+
+const SET_DELIVERY: &str = r"
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local batch = cjson.decode(raw)
+batch['delivery'][ARGV[2]] = ARGV[3]
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(batch))
+return 1";
+
+pub struct Store {
+    pub conn: MultiplexedConnection,
+    pub timeout: Duration,
+}
+
+impl Store {
+    async fn call<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, RedisCallError> {
+        with_timeout(self.timeout, cmd.query_async(&mut self.conn)).await
+    }
+
+    /// Takes the lease if free, or renews it if ours. True while we hold it.
+    pub async fn hold_lease(&mut self, me: &str, lease: Duration) -> Result<bool, RedisCallError> {
+        let ms = lease.as_millis() as u64;
+        let mut renew = redis::cmd("EVAL");
+        renew.arg(RENEW).arg(1).arg(LEADER).arg(me).arg(ms);
+        if self.call::<i64>(&renew).await? == 1 {
+            return Ok(true);
+        }
+        let mut take = redis::cmd("SET");
+        take.arg(LEADER).arg(me).arg("NX").arg("PX").arg(ms);
+        Ok(self.call::<Option<String>>(&take).await?.is_some())
+    }
+
+    /// Gives the lease up (on shutdown) so another replica takes over at once.
+    pub async fn release_lease(&mut self, me: &str) -> Result<(), RedisCallError> {
+        let mut release = redis::cmd("EVAL");
+        release
+            .arg("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
+            .arg(1)
+            .arg(LEADER)
+            .arg(me);
+        self.call::<i64>(&release).await.map(|_| ())
+    }
+
+    /// The stored memory; `None` on a brand-new Redis. Unreadable memory is logged and reset.
+    pub async fn load_memory(&mut self) -> Result<Option<Memory>, RedisCallError> {
+        let raw: Option<String> = self.call(redis::cmd("GET").arg(MEMORY)).await?;
+        Ok(raw.and_then(|r| match serde_json::from_str(&r) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "stored alert memory is unreadable; starting afresh");
+                None
+            }
+        }))
+    }
+
+    /// Records a new memory and, when there are alerts, the batch and its deliveries — only if
+    /// we still hold the lease. False: not the leader, nothing written.
+    pub async fn commit(
+        &mut self,
+        me: &str,
+        memory: &Memory,
+        batch: Option<(&BatchRecord, &[Delivery])>,
+    ) -> Result<bool, RedisCallError> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(COMMIT)
+            .arg(5)
+            .arg(LEADER)
+            .arg(MEMORY)
+            .arg(OUTBOX)
+            .arg(RECENT)
+            .arg(BATCHES)
+            .arg(me)
+            .arg(json(memory));
+        match batch {
+            Some((record, deliveries)) => {
+                cmd.arg(json(record)).arg(&record.id).arg(RECENT_CAP);
+                for d in deliveries {
+                    cmd.arg(json(d));
+                }
+            }
+            None => {
+                cmd.arg("").arg("").arg(RECENT_CAP);
+            }
+        }
+        Ok(self.call::<i64>(&cmd).await? == 1)
+    }
+
+    /// Moves deliveries a dead leader left half-done back to the head of the outbox.
+    pub async fn requeue_unfinished(&mut self) -> Result<usize, RedisCallError> {
+        let mut moved = 0;
+        loop {
+            let mut mv = redis::cmd("LMOVE");
+            mv.arg(SENDING).arg(OUTBOX).arg("RIGHT").arg("LEFT");
+            if self.call::<Option<Vec<u8>>>(&mv).await?.is_none() {
+                return Ok(moved);
+            }
+            moved += 1;
+        }
+    }
+
+    /// The next delivery, moved to the in-flight list (raw bytes, so a bad entry can be removed).
+    pub async fn take(&mut self) -> Result<Option<Vec<u8>>, RedisCallError> {
+        let mut mv = redis::cmd("LMOVE");
+        mv.arg(OUTBOX).arg(SENDING).arg("LEFT").arg("RIGHT");
+        self.call(&mv).await
+    }
+
+    /// Removes a finished delivery from the in-flight list.
+    pub async fn finish(&mut self, raw: &[u8]) -> Result<(), RedisCallError> {
+        self.call::<i64>(redis::cmd("LREM").arg(SENDING).arg(1).arg(raw)).await.map(|_| ())
+    }
+
+    pub async fn set_delivery(&mut self, batch: &str, channel: &str, state: &str) -> Result<(), RedisCallError> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SET_DELIVERY).arg(1).arg(BATCHES).arg(batch).arg(channel).arg(state);
+        self.call::<i64>(&cmd).await.map(|_| ())
+    }
+
+    /// The recent batches, newest first.
+    pub async fn recent(&mut self) -> Result<Vec<BatchRecord>, RedisCallError> {
+        let ids: Vec<String> = self.call(redis::cmd("LRANGE").arg(RECENT).arg(0).arg(RECENT_CAP - 1)).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw: Vec<Option<String>> = self.call(redis::cmd("HMGET").arg(BATCHES).arg(&ids)).await?;
+        Ok(raw.into_iter().flatten().filter_map(|r| serde_json::from_str(&r).ok()).collect())
+    }
+}
+
+pub use super::channel::Delivery;
+
+fn json<T: Serialize>(value: &T) -> String {
+    // Plain data with string keys: serialising cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
