@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use shared::WorkerKind;
 
+use crate::alerts::Channel;
+
 /// Agent Office: a live picture of a Redis-coordinated worker fleet.
 #[derive(Debug, Parser)]
 #[command(name = "agent-office", version)]
@@ -54,6 +56,27 @@ pub struct ServeArgs {
     /// How long a discovered (unregistered) worker stays listed after its key is gone (default 1h).
     #[arg(long, env = "FORGET_AFTER", value_parser = humantime::parse_duration)]
     pub forget_after: Option<Duration>,
+    /// Telegram bot token for alerts (with TELEGRAM_CHAT_ID).
+    #[arg(long, env = "TELEGRAM_BOT_TOKEN", hide_env_values = true)]
+    pub telegram_bot_token: Option<String>,
+    /// Telegram chat that receives the alerts.
+    #[arg(long, env = "TELEGRAM_CHAT_ID")]
+    pub telegram_chat_id: Option<String>,
+    /// Telegram Bot API base URL (default https://api.telegram.org).
+    #[arg(long, env = "TELEGRAM_API_BASE")]
+    pub telegram_api_base: Option<String>,
+    /// A URL that receives every alert batch as a JSON POST.
+    #[arg(long, env = "ALERT_WEBHOOK_URL", hide_env_values = true)]
+    pub alert_webhook_url: Option<String>,
+    /// How often the alert rules run (default 60s).
+    #[arg(long, env = "ALERT_INTERVAL", value_parser = humantime::parse_duration)]
+    pub alert_interval: Option<Duration>,
+    /// Dead-letter count at or over which an alert is sent (default 1).
+    #[arg(long, env = "ALERT_DEAD_LETTER_THRESHOLD")]
+    pub alert_dead_letter_threshold: Option<u64>,
+    /// Lease of the replica that sends alerts; another takes over within it (default 15s).
+    #[arg(long, env = "ALERT_LEASE", value_parser = humantime::parse_duration)]
+    pub alert_lease: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +135,35 @@ struct FileConfig {
     #[serde(default, with = "humantime_serde")]
     forget_after: Option<Duration>,
     workers: Option<Vec<WorkerSpec>>,
+    telegram_bot_token: Option<String>,
+    telegram_chat_id: Option<String>,
+    telegram_api_base: Option<String>,
+    alert_webhook_url: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    alert_interval: Option<Duration>,
+    alert_dead_letter_threshold: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    alert_lease: Option<Duration>,
+}
+
+/// Alert settings (SPEC §6). No channel: alerts are off.
+#[derive(Clone, Debug)]
+pub struct AlertConfig {
+    pub channels: Vec<Channel>,
+    pub interval: Duration,
+    pub dead_letter_threshold: u64,
+    pub lease: Duration,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        Self {
+            channels: Vec::new(),
+            interval: Duration::from_secs(60),
+            dead_letter_threshold: 1,
+            lease: Duration::from_secs(15),
+        }
+    }
 }
 
 /// The settings the server runs with, parsed once.
@@ -123,6 +175,7 @@ pub struct Config {
     pub redis_timeout: Duration,
     pub forget_after: Duration,
     pub workers: Vec<WorkerSpec>,
+    pub alerts: AlertConfig,
 }
 
 impl Config {
@@ -135,6 +188,7 @@ impl Config {
             redis_timeout: Duration::from_millis(500),
             forget_after: Duration::from_secs(3600),
             workers: default_fleet(),
+            alerts: AlertConfig::default(),
         }
     }
 
@@ -162,6 +216,7 @@ impl Config {
                 .forget_after
                 .or(file.forget_after)
                 .unwrap_or(defaults.forget_after),
+            alerts: alert_config(args, &file)?,
             workers: file.workers.unwrap_or(defaults.workers),
             redis_url: defaults.redis_url,
         };
@@ -195,6 +250,65 @@ impl Config {
             .with_context(|| format!("REDIS_URL {:?} is not a Redis URL", self.redis_url))?;
         Ok(())
     }
+}
+
+fn alert_config(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<AlertConfig> {
+    let pick = |flag: &Option<String>, file: &Option<String>| {
+        flag.clone()
+            .or_else(|| file.clone())
+            .filter(|v| !v.trim().is_empty())
+    };
+    let defaults = AlertConfig::default();
+    let mut channels = Vec::new();
+    let token = pick(&args.telegram_bot_token, &file.telegram_bot_token);
+    let chat = pick(&args.telegram_chat_id, &file.telegram_chat_id);
+    match (token, chat) {
+        (Some(token), Some(chat_id)) => channels.push(Channel::Telegram {
+            api_base: pick(&args.telegram_api_base, &file.telegram_api_base)
+                .unwrap_or_else(|| "https://api.telegram.org".to_string()),
+            token,
+            chat_id,
+        }),
+        (None, None) => {}
+        _ => anyhow::bail!(
+            "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID go together: set both or neither"
+        ),
+    }
+    if let Some(url) = pick(&args.alert_webhook_url, &file.alert_webhook_url) {
+        anyhow::ensure!(
+            url.starts_with("http://") || url.starts_with("https://"),
+            "ALERT_WEBHOOK_URL must be an http(s) URL"
+        );
+        channels.push(Channel::Webhook { url });
+    }
+    let config = AlertConfig {
+        channels,
+        interval: args
+            .alert_interval
+            .or(file.alert_interval)
+            .unwrap_or(defaults.interval),
+        dead_letter_threshold: args
+            .alert_dead_letter_threshold
+            .or(file.alert_dead_letter_threshold)
+            .unwrap_or(defaults.dead_letter_threshold),
+        lease: args
+            .alert_lease
+            .or(file.alert_lease)
+            .unwrap_or(defaults.lease),
+    };
+    anyhow::ensure!(
+        !config.interval.is_zero(),
+        "alert_interval must be longer than zero"
+    );
+    anyhow::ensure!(
+        !config.lease.is_zero(),
+        "alert_lease must be longer than zero"
+    );
+    anyhow::ensure!(
+        config.dead_letter_threshold >= 1,
+        "alert_dead_letter_threshold must be at least 1"
+    );
+    Ok(config)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -286,6 +400,41 @@ queue = "gpu"
     }
 
     #[test]
+    fn alert_channels_come_from_flags_or_the_file() {
+        let c = Config::from_args(&args(&[])).unwrap();
+        assert!(
+            c.alerts.channels.is_empty(),
+            "no channel configured: alerts are off"
+        );
+        assert_eq!(c.alerts.interval, Duration::from_secs(60));
+        assert_eq!(c.alerts.dead_letter_threshold, 1);
+        let file = write(
+            "telegram_bot_token = \"1:x\"\ntelegram_chat_id = \"42\"\nalert_interval = \"30s\"\n",
+        );
+        let c = Config::from_args(&args(&[
+            "--config",
+            file.0.to_str().unwrap(),
+            "--alert-webhook-url",
+            "http://127.0.0.1:9/hook",
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.alerts.channels,
+            vec![
+                Channel::Telegram {
+                    api_base: "https://api.telegram.org".into(),
+                    token: "1:x".into(),
+                    chat_id: "42".into()
+                },
+                Channel::Webhook {
+                    url: "http://127.0.0.1:9/hook".into()
+                },
+            ]
+        );
+        assert_eq!(c.alerts.interval, Duration::from_secs(30));
+    }
+
+    #[test]
     fn bad_files_and_values_are_clear_errors() {
         let unknown = write("colect_interval = \"1s\"\n");
         let err = Config::from_args(&args(&["--config", unknown.0.to_str().unwrap()])).unwrap_err();
@@ -301,6 +450,9 @@ queue = "gpu"
 
         let err = Config::from_args(&args(&["--redis-url", "http://nope"])).unwrap_err();
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
+
+        let half = Config::from_args(&args(&["--telegram-bot-token", "123:abc"])).unwrap_err();
+        assert!(half.to_string().contains("TELEGRAM_CHAT_ID"), "{half}");
 
         let missing = Config::from_args(&args(&["--config", "/nonexistent/agent-office.toml"]));
         assert!(missing.is_err());

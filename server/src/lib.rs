@@ -1,6 +1,7 @@
 //! The Agent Office server: a Redis collector publishing a snapshot, the nodes API, health and
 //! metrics endpoints, and the server-rendered dashboard.
 
+pub mod alerts;
 pub mod api;
 pub mod collector;
 pub mod config;
@@ -47,11 +48,28 @@ pub async fn run(
     let (collector, nodes) = Collector::new(config.clone(), client, discovered, metrics.clone());
     tasks.spawn(discovery.run(stop.clone()));
     tasks.spawn(collector.run(stop.clone()));
+    let alerts = if config.alerts.channels.is_empty() {
+        tracing::warn!(
+            "alerts are off: set TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID, or ALERT_WEBHOOK_URL"
+        );
+        alerts::disabled()
+    } else {
+        let client = redis::Client::open(config.redis_url.as_str()).context("opening REDIS_URL")?;
+        alerts::spawn(
+            &tasks,
+            config.clone(),
+            client,
+            nodes.clone(),
+            metrics.clone(),
+            stop.clone(),
+        )
+    };
     tasks.close();
 
     let state = AppState {
         leptos_options,
         nodes,
+        alerts,
         metrics,
     };
     let stop_http = stop.clone();

@@ -20,6 +20,12 @@ pub struct TaskLabels {
     pub task: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    /// `telegram` or `webhook`.
+    pub channel: String,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -31,6 +37,10 @@ pub struct Metrics {
     pub workers_total: Gauge,
     pub discovery_pass_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub http_requests: Family<HttpLabels, Counter>,
+    pub alerts_sent: Family<ChannelLabels, Counter>,
+    pub alerts_retried: Family<ChannelLabels, Counter>,
+    pub alerts_failed: Family<ChannelLabels, Counter>,
+    pub alerts_leader: Gauge,
 }
 
 impl Metrics {
@@ -83,8 +93,36 @@ impl Metrics {
             "HTTP requests answered",
             http_requests.clone(),
         );
+        let alerts_sent = Family::<ChannelLabels, Counter>::default();
+        registry.register(
+            "alerts_sent",
+            "Alert messages delivered",
+            alerts_sent.clone(),
+        );
+        let alerts_retried = Family::<ChannelLabels, Counter>::default();
+        registry.register(
+            "alerts_retried",
+            "Alert deliveries that failed for a transient reason and were retried",
+            alerts_retried.clone(),
+        );
+        let alerts_failed = Family::<ChannelLabels, Counter>::default();
+        registry.register(
+            "alerts_failed",
+            "Alert messages dropped because the channel refused them for good",
+            alerts_failed.clone(),
+        );
+        let alerts_leader = Gauge::default();
+        registry.register(
+            "alerts_leader",
+            "1 while this replica holds the alert lease",
+            alerts_leader.clone(),
+        );
         Self {
             registry,
+            alerts_sent,
+            alerts_retried,
+            alerts_failed,
+            alerts_leader,
             cycle_seconds,
             round_trips,
             redis_errors,

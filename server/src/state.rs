@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use crate::alerts::AlertsRx;
 use crate::collector::SnapshotRx;
 use crate::metrics::Metrics;
 
@@ -12,5 +13,6 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub nodes: SnapshotRx,
+    pub alerts: AlertsRx,
     pub metrics: Arc<Metrics>,
 }

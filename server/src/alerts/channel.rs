@@ -78,7 +78,10 @@ pub async fn send(
             token,
             chat_id,
         } => http
-            .post(format!("{}/bot{token}/sendMessage", api_base.trim_end_matches('/')))
+            .post(format!(
+                "{}/bot{token}/sendMessage",
+                api_base.trim_end_matches('/')
+            ))
             .json(&serde_json::json!({ "chat_id": chat_id, "text": delivery.text })),
         Channel::Webhook { url } => http.post(url).json(&serde_json::json!({
             "source": "agent-office",
@@ -103,7 +106,11 @@ pub async fn send(
 }
 
 /// Sorts an HTTP answer (pure, so every case is tested without a network).
-pub fn classify(status: u16, retry_after_header: Option<u64>, body: &str) -> Result<(), DeliveryError> {
+pub fn classify(
+    status: u16,
+    retry_after_header: Option<u64>,
+    body: &str,
+) -> Result<(), DeliveryError> {
     let answer: Option<TelegramAnswer> = serde_json::from_str(body).ok();
     let description = answer
         .as_ref()
@@ -165,17 +172,32 @@ mod tests {
     fn telegram_answers_are_sorted() {
         assert_eq!(classify(200, None, r#"{"ok":true}"#), Ok(()));
         assert_eq!(
-            classify(429, None, r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 7","parameters":{"retry_after":7}}"#),
+            classify(
+                429,
+                None,
+                r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 7","parameters":{"retry_after":7}}"#
+            ),
             Err(DeliveryError::Retry {
                 after: Some(Duration::from_secs(7)),
                 reason: "Too Many Requests: retry after 7".into()
             })
         );
-        assert!(matches!(classify(429, Some(3), ""), Err(DeliveryError::Retry { after: Some(d), .. }) if d.as_secs() == 3));
-        assert!(matches!(classify(502, None, "bad gateway"), Err(DeliveryError::Retry { after: None, .. })));
+        assert!(
+            matches!(classify(429, Some(3), ""), Err(DeliveryError::Retry { after: Some(d), .. }) if d.as_secs() == 3)
+        );
+        assert!(matches!(
+            classify(502, None, "bad gateway"),
+            Err(DeliveryError::Retry { after: None, .. })
+        ));
         assert_eq!(
-            classify(400, None, r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#),
-            Err(DeliveryError::Permanent("Bad Request: chat not found".into()))
+            classify(
+                400,
+                None,
+                r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#
+            ),
+            Err(DeliveryError::Permanent(
+                "Bad Request: chat not found".into()
+            ))
         );
         assert!(matches!(
             classify(403, None, r#"{"ok":false,"description":"Forbidden: bot was blocked by the user"}"#),
@@ -185,11 +207,15 @@ mod tests {
 
     #[test]
     fn long_batches_are_split_under_the_limit() {
-        let lines: Vec<String> = (0..500).map(|i| format!("🔴 [render-worker-{i:04}] worker down")).collect();
+        let lines: Vec<String> = (0..500)
+            .map(|i| format!("🔴 [render-worker-{i:04}] worker down"))
+            .collect();
         let text = lines.join("\n");
         let parts = split_message(&text, TELEGRAM_MAX_CHARS);
         assert!(parts.len() > 1);
-        assert!(parts.iter().all(|p| p.chars().count() <= TELEGRAM_MAX_CHARS));
+        assert!(parts
+            .iter()
+            .all(|p| p.chars().count() <= TELEGRAM_MAX_CHARS));
         assert_eq!(parts.join("\n"), text, "nothing is lost between parts");
         let huge = "x".repeat(10_000);
         let parts = split_message(&huge, TELEGRAM_MAX_CHARS);

@@ -107,11 +107,19 @@ pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory,
         let mut now = before.cloned().unwrap_or_default();
         match (before, w.alive) {
             (Some(b), false) if b.alive => {
-                alerts.push(Alert::worker(AlertKind::WorkerDown, &w.name, format!("🔴 [{}] worker down", w.name)));
+                alerts.push(Alert::worker(
+                    AlertKind::WorkerDown,
+                    &w.name,
+                    format!("🔴 [{}] worker down", w.name),
+                ));
                 now.told_down = true;
             }
             (None, false) if ever_ran(w) => {
-                alerts.push(Alert::worker(AlertKind::WorkerDown, &w.name, format!("🔴 [{}] worker down", w.name)));
+                alerts.push(Alert::worker(
+                    AlertKind::WorkerDown,
+                    &w.name,
+                    format!("🔴 [{}] worker down", w.name),
+                ));
                 now.told_down = true;
             }
             (Some(b), true) if b.told_down => {
@@ -127,18 +135,24 @@ pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory,
         now.alive = w.alive;
         if w.dead_letter == 0 {
             now.dead_letter_told = 0;
-        } else if w.dead_letter >= rules.dead_letter_threshold && w.dead_letter != now.dead_letter_told {
+        } else if w.dead_letter >= rules.dead_letter_threshold
+            && w.dead_letter != now.dead_letter_told
+        {
             alerts.push(Alert::worker(
                 AlertKind::DeadLetters,
                 &w.name,
-                format!("❌ [{}] {} failed jobs (dead-letter)", w.name, w.dead_letter),
+                format!(
+                    "❌ [{}] {} failed jobs (dead-letter)",
+                    w.name, w.dead_letter
+                ),
             ));
             now.dead_letter_told = w.dead_letter;
         }
         next.workers.insert(w.name.clone(), now);
     }
     // Workers no longer in the snapshot (forgotten discoveries) are forgotten here too.
-    next.workers.retain(|name, _| snap.workers.iter().any(|w| &w.name == name));
+    next.workers
+        .retain(|name, _| snap.workers.iter().any(|w| &w.name == name));
     (next, alerts)
 }
 
@@ -152,7 +166,9 @@ mod tests {
     use super::*;
     use shared::WorkerKind;
 
-    const RULES: Rules = Rules { dead_letter_threshold: 1 };
+    const RULES: Rules = Rules {
+        dead_letter_threshold: 1,
+    };
 
     fn worker(name: &str, alive: bool) -> WorkerView {
         WorkerView {
@@ -180,10 +196,6 @@ mod tests {
         s
     }
 
-    fn texts(alerts: &[Alert]) -> Vec<&str> {
-        alerts.iter().map(|a| a.text.as_str()).collect()
-    }
-
     /// Runs the snapshots in order from `memory`, returning every alert text.
     fn run(memory: Memory, snaps: &[NodesSnapshot], rules: Rules) -> (Memory, Vec<String>) {
         let mut m = memory;
@@ -200,13 +212,27 @@ mod tests {
     fn down_then_recovered_once_each() {
         let up = snap(vec![worker("image-render", true)]);
         let down = snap(vec![worker("image-render", false)]);
-        let (_, said) = run(Memory::default(), &[up.clone(), down.clone(), down, up.clone(), up], RULES);
-        assert_eq!(said, ["🔴 [image-render] worker down", "🟢 [image-render] worker recovered"]);
+        let (_, said) = run(
+            Memory::default(),
+            &[up.clone(), down.clone(), down, up.clone(), up],
+            RULES,
+        );
+        assert_eq!(
+            said,
+            [
+                "🔴 [image-render] worker down",
+                "🟢 [image-render] worker recovered"
+            ]
+        );
     }
 
     #[test]
     fn a_fresh_start_with_healthy_workers_says_nothing() {
-        let (_, said) = run(Memory::default(), &[snap(vec![worker("a", true), worker("b", true)])], RULES);
+        let (_, said) = run(
+            Memory::default(),
+            &[snap(vec![worker("a", true), worker("b", true)])],
+            RULES,
+        );
         assert!(said.is_empty());
     }
 
@@ -232,7 +258,11 @@ mod tests {
         let (_, said) = run(Memory::default(), &[s.clone(), s.clone(), s], RULES);
         assert_eq!(
             said,
-            ["🔴 [video-render] worker down", "🔴 [music-render] worker down", "🔴 [gpu-7] worker down"]
+            [
+                "🔴 [video-render] worker down",
+                "🔴 [music-render] worker down",
+                "🔴 [gpu-7] worker down"
+            ]
         );
     }
 
@@ -240,8 +270,18 @@ mod tests {
     fn recovery_from_a_boot_time_down_is_told() {
         let mut stuck = worker("video-render", false);
         stuck.queue_depth = 3;
-        let (_, said) = run(Memory::default(), &[snap(vec![stuck]), snap(vec![worker("video-render", true)])], RULES);
-        assert_eq!(said, ["🔴 [video-render] worker down", "🟢 [video-render] worker recovered"]);
+        let (_, said) = run(
+            Memory::default(),
+            &[snap(vec![stuck]), snap(vec![worker("video-render", true)])],
+            RULES,
+        );
+        assert_eq!(
+            said,
+            [
+                "🔴 [video-render] worker down",
+                "🟢 [video-render] worker recovered"
+            ]
+        );
     }
 
     #[test]
@@ -251,7 +291,11 @@ mod tests {
             w.dead_letter = n;
             snap(vec![w])
         };
-        let (_, said) = run(Memory::default(), &[with(0), with(2), with(2), with(5), with(0), with(1)], RULES);
+        let (_, said) = run(
+            Memory::default(),
+            &[with(0), with(2), with(2), with(5), with(0), with(1)],
+            RULES,
+        );
         assert_eq!(
             said,
             [
@@ -260,7 +304,13 @@ mod tests {
                 "❌ [insta-render] 1 failed jobs (dead-letter)",
             ]
         );
-        let (_, said) = run(Memory::default(), &[with(2), with(3), with(5)], Rules { dead_letter_threshold: 5 });
+        let (_, said) = run(
+            Memory::default(),
+            &[with(2), with(3), with(5)],
+            Rules {
+                dead_letter_threshold: 5,
+            },
+        );
         assert_eq!(said, ["❌ [insta-render] 5 failed jobs (dead-letter)"]);
     }
 
@@ -269,9 +319,19 @@ mod tests {
         let up = snap(vec![worker("a", true), worker("b", true)]);
         let mut blind = snap(vec![worker("a", false), worker("b", false)]);
         blind.redis_ok = false;
-        let (m, said) = run(Memory::default(), &[up.clone(), blind.clone(), blind.clone(), blind], RULES);
-        assert_eq!(said, ["🔴 [agent-office] Redis unreachable — worker alerts paused"]);
-        assert!(m.workers["a"].alive, "memory of workers is kept while blind");
+        let (m, said) = run(
+            Memory::default(),
+            &[up.clone(), blind.clone(), blind.clone(), blind],
+            RULES,
+        );
+        assert_eq!(
+            said,
+            ["🔴 [agent-office] Redis unreachable — worker alerts paused"]
+        );
+        assert!(
+            m.workers["a"].alive,
+            "memory of workers is kept while blind"
+        );
         let (_, said) = run(m, &[up], RULES);
         assert_eq!(said, ["🟢 [agent-office] Redis reachable again"]);
     }

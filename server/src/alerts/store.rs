@@ -65,7 +65,10 @@ pub struct Store {
 }
 
 impl Store {
-    async fn call<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, RedisCallError> {
+    async fn call<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, RedisCallError> {
         with_timeout(self.timeout, cmd.query_async(&mut self.conn)).await
     }
 
@@ -159,23 +162,43 @@ impl Store {
 
     /// Removes a finished delivery from the in-flight list.
     pub async fn finish(&mut self, raw: &[u8]) -> Result<(), RedisCallError> {
-        self.call::<i64>(redis::cmd("LREM").arg(SENDING).arg(1).arg(raw)).await.map(|_| ())
+        self.call::<i64>(redis::cmd("LREM").arg(SENDING).arg(1).arg(raw))
+            .await
+            .map(|_| ())
     }
 
-    pub async fn set_delivery(&mut self, batch: &str, channel: &str, state: &str) -> Result<(), RedisCallError> {
+    pub async fn set_delivery(
+        &mut self,
+        batch: &str,
+        channel: &str,
+        state: &str,
+    ) -> Result<(), RedisCallError> {
         let mut cmd = redis::cmd("EVAL");
-        cmd.arg(SET_DELIVERY).arg(1).arg(BATCHES).arg(batch).arg(channel).arg(state);
+        cmd.arg(SET_DELIVERY)
+            .arg(1)
+            .arg(BATCHES)
+            .arg(batch)
+            .arg(channel)
+            .arg(state);
         self.call::<i64>(&cmd).await.map(|_| ())
     }
 
     /// The recent batches, newest first.
     pub async fn recent(&mut self) -> Result<Vec<BatchRecord>, RedisCallError> {
-        let ids: Vec<String> = self.call(redis::cmd("LRANGE").arg(RECENT).arg(0).arg(RECENT_CAP - 1)).await?;
+        let ids: Vec<String> = self
+            .call(redis::cmd("LRANGE").arg(RECENT).arg(0).arg(RECENT_CAP - 1))
+            .await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let raw: Vec<Option<String>> = self.call(redis::cmd("HMGET").arg(BATCHES).arg(&ids)).await?;
-        Ok(raw.into_iter().flatten().filter_map(|r| serde_json::from_str(&r).ok()).collect())
+        let raw: Vec<Option<String>> = self
+            .call(redis::cmd("HMGET").arg(BATCHES).arg(&ids))
+            .await?;
+        Ok(raw
+            .into_iter()
+            .flatten()
+            .filter_map(|r| serde_json::from_str(&r).ok())
+            .collect())
     }
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP API: each area exposes a `router()`, merged here.
 
+mod alerts;
 mod health;
 mod nodes;
 
@@ -8,5 +9,8 @@ use axum::Router;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(nodes::router()).merge(health::router())
+    Router::new()
+        .merge(nodes::router())
+        .merge(alerts::router())
+        .merge(health::router())
 }
