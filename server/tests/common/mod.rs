@@ -2,8 +2,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+use std::collections::VecDeque;
 use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -42,6 +44,24 @@ impl Redis {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Freezes the server (SIGSTOP): unreachable, but its data survives `resume`.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("redis-server is running").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
     }
 
     pub fn stop(&mut self) {
@@ -160,6 +180,17 @@ impl Server {
             .unwrap()
     }
 
+    /// The value of one metric line (`name{labels}`), or 0 when absent.
+    pub async fn metric(&self, line: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(line)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
     pub async fn nodes(&self) -> NodesSnapshot {
         let r = self.get("/api/agent-office/nodes").await;
         assert_eq!(r.status(), 200);
@@ -215,4 +246,157 @@ pub async fn set_beat(conn: &mut MultiplexedConnection, name: &str, value: &str)
         .query_async::<()>(conn)
         .await
         .unwrap();
+}
+
+/// A local HTTP server standing in for api.telegram.org: answers `sendMessage` from a script
+/// (then `200 {"ok":true}`), and records every request.
+pub struct FakeTelegram {
+    pub base: String,
+    pub script: Arc<Mutex<VecDeque<(u16, String)>>>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: Instant,
+    pub status: u16,
+    pub text: String,
+    pub path: String,
+}
+
+impl FakeTelegram {
+    pub async fn start() -> Self {
+        let script: Arc<Mutex<VecDeque<(u16, String)>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let (s2, seen2) = (script.clone(), seen.clone());
+        let app =
+            axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+                let (script, seen) = (s2.clone(), seen2.clone());
+                async move {
+                    let (status, answer) = script
+                        .lock()
+                        .unwrap()
+                        .pop_front()
+                        .unwrap_or((200, r#"{"ok":true,"result":{}}"#.to_string()));
+                    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    seen.lock().unwrap().push(Seen {
+                        at: Instant::now(),
+                        status,
+                        text: json["text"].as_str().unwrap_or_default().to_string(),
+                        path: uri.path().to_string(),
+                    });
+                    (axum::http::StatusCode::from_u16(status).unwrap(), answer)
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { base, script, seen }
+    }
+
+    pub fn channel(&self) -> server::alerts::Channel {
+        server::alerts::Channel::Telegram {
+            api_base: self.base.clone(),
+            token: "123:test-token".into(),
+            chat_id: "42".into(),
+        }
+    }
+
+    /// Texts answered 200, i.e. delivered.
+    pub fn delivered(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.status == 200)
+            .map(|s| s.text.clone())
+            .collect()
+    }
+
+    /// Waits until `text` was delivered, then checks it stays delivered exactly once.
+    pub async fn expect_once(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.delivered().iter().any(|t| t.contains(text)) {
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never delivered; got {:?}",
+                self.delivered()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let n = self.delivered().iter().filter(|t| t.contains(text)).count();
+        assert_eq!(n, 1, "{text:?} delivered {n} times: {:?}", self.delivered());
+    }
+}
+
+/// A config with alerts to `channel`, evaluated every 200 ms, lease 1 s.
+pub fn alerting_config(redis_url: &str, channel: server::alerts::Channel) -> Config {
+    let mut c = Server::fast_config(redis_url);
+    c.alerts = server::config::AlertConfig {
+        channels: vec![channel],
+        interval: Duration::from_millis(200),
+        dead_letter_threshold: 1,
+        lease: Duration::from_secs(1),
+    };
+    c
+}
+
+/// The real `agent-office` binary in its own process, configured only through env vars;
+/// `kill` ends it with SIGKILL (no lease release, no goodbye).
+pub struct ServerProcess {
+    pub server: Server,
+    child: Child,
+}
+
+impl ServerProcess {
+    pub async fn start(redis_url: &str, tg: &FakeTelegram) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_agent-office"))
+            .env("REDIS_URL", redis_url)
+            .env("COLLECT_INTERVAL", "100ms")
+            .env("DISCOVER_INTERVAL", "200ms")
+            .env("TELEGRAM_BOT_TOKEN", "123:test-token")
+            .env("TELEGRAM_CHAT_ID", "42")
+            .env("TELEGRAM_API_BASE", &tg.base)
+            .env("ALERT_INTERVAL", "200ms")
+            .env("ALERT_LEASE", "1s")
+            .env("RUST_LOG", "warn")
+            .env("LEPTOS_OUTPUT_NAME", "agent-office")
+            .env("LEPTOS_SITE_ROOT", "target/site")
+            .env("LEPTOS_SITE_PKG_DIR", "pkg")
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server {
+            base: format!("http://127.0.0.1:{port}"),
+            stop: None,
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server
+            .http
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "agent-office did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { server, child }
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

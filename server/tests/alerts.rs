@@ -1,0 +1,238 @@
+//! SPEC §6 end to end: real redis-server, real servers, a real local HTTP server for Telegram.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{alerting_config, heartbeat, set_beat, FakeTelegram, Redis, Server, ServerProcess};
+use redis::AsyncCommands;
+
+async fn leader_of<'a>(servers: &'a [&'a Server]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for (i, s) in servers.iter().enumerate() {
+            if s.metric("agent_office_alerts_leader").await == 1.0 {
+                return i;
+            }
+        }
+        assert!(Instant::now() < deadline, "no replica took the alert lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_are_told_once_each_across_a_restart() {
+    let redis = Redis::start().await;
+    let tg = FakeTelegram::start().await;
+    let mut c = redis.conn().await;
+    set_beat(
+        &mut c,
+        "image-render",
+        &heartbeat("image-render", "render", "idle", 0),
+    )
+    .await;
+    set_beat(
+        &mut c,
+        "insta-render",
+        &heartbeat("insta-render", "render", "idle", 0),
+    )
+    .await;
+    // video-render was never started and has no trace: no alert about it, ever.
+    // music-render is already down at first start, with work waiting: told once.
+    let _: () = c.rpush("queue:music-render", "job").await.unwrap();
+
+    let a = Server::start(alerting_config(&redis.url(), tg.channel())).await;
+    leader_of(&[&a]).await;
+    tg.expect_once("🔴 [music-render] worker down").await;
+
+    let _: () = c.del("worker:image-render:heartbeat").await.unwrap();
+    tg.expect_once("🔴 [image-render] worker down").await;
+
+    // A restart of the server neither repeats nor forgets.
+    drop(a);
+    let b = Server::start(alerting_config(&redis.url(), tg.channel())).await;
+    leader_of(&[&b]).await;
+    set_beat(
+        &mut c,
+        "image-render",
+        &heartbeat("image-render", "render", "idle", 0),
+    )
+    .await;
+    tg.expect_once("🟢 [image-render] worker recovered").await;
+    let _: () = c
+        .rpush("dead_letter:queue:insta-render", &["x", "y"])
+        .await
+        .unwrap();
+    tg.expect_once("❌ [insta-render] 2 failed jobs (dead-letter)")
+        .await;
+
+    let all = tg.delivered();
+    assert!(
+        all.iter()
+            .all(|t| !t.contains("video-render") && !t.contains("ai_trade")),
+        "{all:?}"
+    );
+    assert_eq!(
+        all.iter().filter(|t| t.contains("music-render")).count(),
+        1,
+        "{all:?}"
+    );
+    assert!(tg
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|s| s.path == "/bot123:test-token/sendMessage"));
+    let api: serde_json::Value = b
+        .get("/api/agent-office/alerts")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["enabled"], true);
+    let recent = api["recent"].as_array().unwrap();
+    assert!(recent.len() >= 3, "{api}");
+    assert_eq!(recent[0]["delivery"]["telegram"], "sent", "{api}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_send_each_event_once_and_fail_over() {
+    let redis = Redis::start().await;
+    let tg = FakeTelegram::start().await;
+    let mut c = redis.conn().await;
+    set_beat(
+        &mut c,
+        "image-render",
+        &heartbeat("image-render", "render", "idle", 0),
+    )
+    .await;
+    let a = ServerProcess::start(&redis.url(), &tg).await;
+    let b = ServerProcess::start(&redis.url(), &tg).await;
+    let first = leader_of(&[&a.server, &b.server]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let _: () = c.del("worker:image-render:heartbeat").await.unwrap();
+    tg.expect_once("🔴 [image-render] worker down").await;
+
+    // SIGKILL the leader: no lease release; the other takes over within a lease period.
+    let (leader, survivor) = if first == 0 { (a, b) } else { (b, a) };
+    leader.kill();
+    let killed_at = Instant::now();
+    leader_of(&[&survivor.server]).await;
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(3),
+        "took over in {:?}",
+        killed_at.elapsed()
+    );
+    set_beat(
+        &mut c,
+        "image-render",
+        &heartbeat("image-render", "render", "idle", 0),
+    )
+    .await;
+    tg.expect_once("🟢 [image-render] worker recovered").await;
+    assert_eq!(tg.delivered().len(), 2, "{:?}", tg.delivered());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_rate_limits_and_errors_lose_nothing() {
+    let redis = Redis::start().await;
+    let tg = FakeTelegram::start().await;
+    tg.script.lock().unwrap().extend([
+        (429, r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}"#.to_string()),
+        (500, r#"{"ok":false,"error_code":500,"description":"Internal Server Error"}"#.to_string()),
+    ]);
+    let mut c = redis.conn().await;
+    set_beat(
+        &mut c,
+        "image-render",
+        &heartbeat("image-render", "render", "idle", 0),
+    )
+    .await;
+    let a = Server::start(alerting_config(&redis.url(), tg.channel())).await;
+    leader_of(&[&a]).await;
+    let _: () = c.del("worker:image-render:heartbeat").await.unwrap();
+    tg.expect_once("🔴 [image-render] worker down").await;
+    let seen = tg.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().map(|s| s.status).collect::<Vec<_>>(),
+        [429, 500, 200]
+    );
+    assert!(
+        seen[1].at - seen[0].at >= Duration::from_secs(1),
+        "retry_after was honoured"
+    );
+    assert_eq!(
+        a.metric("agent_office_alerts_retried_total{channel=\"telegram\"}")
+            .await,
+        2.0
+    );
+    assert_eq!(
+        a.metric("agent_office_alerts_sent_total{channel=\"telegram\"}")
+            .await,
+        1.0
+    );
+
+    // A blocked bot is permanent: dropped and counted, and the next alert still goes out.
+    tg.script.lock().unwrap().push_back((
+        403,
+        r#"{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}"#
+            .into(),
+    ));
+    set_beat(
+        &mut c,
+        "image-render",
+        &heartbeat("image-render", "render", "idle", 0),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a
+        .metric("agent_office_alerts_failed_total{channel=\"telegram\"}")
+        .await
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "the 403 was not counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(tg.delivered().iter().all(|t| !t.contains("recovered")));
+    let _: () = c.del("worker:image-render:heartbeat").await.unwrap();
+    assert_eq!(
+        tg.delivered()
+            .iter()
+            .filter(|t| t.contains("worker down"))
+            .count(),
+        1
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tg
+        .delivered()
+        .iter()
+        .filter(|t| t.contains("worker down"))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "delivery stopped after a 403");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_is_one_alert_not_one_per_worker() {
+    let redis = Redis::start().await;
+    let tg = FakeTelegram::start().await;
+    let mut c = redis.conn().await;
+    for w in ["music-render", "image-render", "insta-render"] {
+        set_beat(&mut c, w, &heartbeat(w, "render", "idle", 0)).await;
+    }
+    let a = Server::start(alerting_config(&redis.url(), tg.channel())).await;
+    leader_of(&[&a]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    redis.pause();
+    tg.expect_once("Redis unreachable").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.resume();
+    tg.expect_once("Redis reachable again").await;
+    let all = tg.delivered();
+    assert_eq!(all.len(), 2, "no per-worker alerts while blind: {all:?}");
+}
