@@ -4,7 +4,9 @@ use leptos::prelude::*;
 use shared::status::StateLabel;
 use shared::{NodesSnapshot, WorkerView};
 
-use crate::nodes::load_nodes;
+use shared::alerts::AlertsView;
+
+use crate::nodes::{load_alerts, load_nodes};
 
 /// How often the browser asks for a new snapshot.
 #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
@@ -13,13 +15,15 @@ const REFRESH_MS: u32 = 3_000;
 #[component]
 pub fn InfraPage() -> impl IntoView {
     let first = Resource::new(|| (), |_| load_nodes());
-    // The newest snapshot from polling, and whether the last poll failed.
+    let first_alerts = Resource::new(|| (), |_| load_alerts());
+    // The newest data from polling, and whether the last poll failed.
     let live = RwSignal::new(None::<NodesSnapshot>);
+    let live_alerts = RwSignal::new(None::<AlertsView>);
     let poll_failed = RwSignal::new(false);
     // Browser only: a workspace-wide native build turns both features on, and the server must
     // never start the polling loop.
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
-    Effect::new(move |_| poll(live, poll_failed));
+    Effect::new(move |_| poll(live, live_alerts, poll_failed));
 
     view! {
         <header class="top">
@@ -38,6 +42,62 @@ pub fn InfraPage() -> impl IntoView {
                 }
             }}
         </Suspense>
+        <Suspense fallback=|| ()>
+            {move || {
+                let first = first_alerts.get().and_then(Result::ok);
+                live_alerts.get().or(first).map(|view| view! { <RecentAlerts view/> })
+            }}
+        </Suspense>
+    }
+}
+
+/// How many alert batches the panel shows.
+const ALERTS_SHOWN: usize = 8;
+
+#[component]
+fn RecentAlerts(view: AlertsView) -> impl IntoView {
+    let body = if !view.enabled {
+        view! {
+            <p class="muted">
+                "Alerts are off — set TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID, or ALERT_WEBHOOK_URL."
+            </p>
+        }
+        .into_any()
+    } else if view.recent.is_empty() {
+        view! { <p class="muted">"No alerts yet."</p> }.into_any()
+    } else {
+        let items = view
+            .recent
+            .into_iter()
+            .take(ALERTS_SHOWN)
+            .map(|batch| {
+                let delivery = batch
+                    .delivery
+                    .iter()
+                    .map(|(channel, state)| format!("{channel}: {state}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let texts = batch
+                    .alerts
+                    .into_iter()
+                    .map(|a| view! { <div class="alert-text">{a.text}</div> })
+                    .collect_view();
+                view! {
+                    <li class="alert-batch">
+                        <time>{batch.created_at}</time>
+                        {texts}
+                        <div class="delivery">{delivery}</div>
+                    </li>
+                }
+            })
+            .collect_view();
+        view! { <ul class="alerts">{items}</ul> }.into_any()
+    };
+    view! {
+        <section class="recent-alerts">
+            <h2>"Recent alerts"</h2>
+            {body}
+        </section>
     }
 }
 
@@ -110,7 +170,11 @@ fn Row(w: WorkerView) -> impl IntoView {
 
 /// Polls the nodes API every few seconds, one request after the other, until unmounted.
 #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
-fn poll(live: RwSignal<Option<NodesSnapshot>>, failed: RwSignal<bool>) {
+fn poll(
+    live: RwSignal<Option<NodesSnapshot>>,
+    live_alerts: RwSignal<Option<AlertsView>>,
+    failed: RwSignal<bool>,
+) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
@@ -131,6 +195,9 @@ fn poll(live: RwSignal<Option<NodesSnapshot>>, failed: RwSignal<bool>) {
                 Err(_) => {
                     failed.try_set(true);
                 }
+            }
+            if let Ok(alerts) = load_alerts().await {
+                live_alerts.try_set(Some(alerts));
             }
         }
     });

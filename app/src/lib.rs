@@ -10,7 +10,7 @@ use leptos_router::{path, SsrMode};
 
 pub use infra::InfraPage;
 #[cfg(feature = "ssr")]
-pub use nodes::NodesSource;
+pub use nodes::{AlertsSource, NodesSource};
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

@@ -91,6 +91,7 @@ pub async fn run(
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let nodes = state.nodes.clone();
+    let alerts = state.alerts.clone();
     let options = state.leptos_options.clone();
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/infra") }))
@@ -98,7 +99,13 @@ pub fn app(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(nodes_source(nodes.clone())),
+            move || {
+                provide_context(nodes_source(nodes.clone()));
+                let alerts = alerts.clone();
+                provide_context(app::AlertsSource(Arc::new(move || {
+                    (**alerts.borrow()).clone()
+                })));
+            },
             move || app::shell(options.clone()),
         )
         .route_layer(middleware::from_fn_with_state(

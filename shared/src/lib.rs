@@ -3,6 +3,7 @@
 //! Everything here is plain data and pure functions: it builds for `wasm32` and native alike,
 //! so the server that derives a link status and the dashboard that colours it cannot disagree.
 
+pub mod alerts;
 pub mod heartbeat;
 pub mod keys;
 pub mod nodes;

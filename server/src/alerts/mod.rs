@@ -13,14 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use serde::Serialize;
 use shared::nodes::format_ts;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use channel::{classify, split_message, Channel, Delivery, DeliveryError, TELEGRAM_MAX_CHARS};
-pub use rules::{evaluate, Alert, AlertKind, Memory, Rules, WorkerMemory};
-pub use store::BatchRecord;
+pub use rules::{evaluate, Memory, Rules, WorkerMemory};
+pub use shared::alerts::{Alert, AlertKind, AlertsView, BatchRecord};
 
 use crate::collector::SnapshotRx;
 use crate::config::{AlertConfig, Config};
@@ -32,15 +31,6 @@ use store::Store;
 const BLIND_QUEUE_CAP: usize = 100;
 /// Longest wait between two tries of a transient failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// What `GET /api/agent-office/alerts` shows.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct AlertsView {
-    pub enabled: bool,
-    pub channels: Vec<&'static str>,
-    /// Newest first, at most 100.
-    pub recent: Vec<BatchRecord>,
-}
 
 pub type AlertsRx = watch::Receiver<Arc<AlertsView>>;
 
@@ -87,12 +77,12 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) -> AlertsRx {
-    let names = config
+    let names: Vec<String> = config
         .alerts
         .channels
         .iter()
-        .map(Channel::name)
-        .collect::<Vec<_>>();
+        .map(|c| c.name().to_string())
+        .collect();
     let (view_tx, view_rx) = watch::channel(Arc::new(AlertsView {
         enabled: true,
         channels: names.clone(),

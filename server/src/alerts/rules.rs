@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use shared::alerts::{Alert, AlertKind};
 use shared::{NodesSnapshot, WorkerView};
 
 /// Settings of the rules.
@@ -43,30 +44,11 @@ impl Default for Memory {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AlertKind {
-    WorkerDown,
-    WorkerRecovered,
-    DeadLetters,
-    RedisLost,
-    RedisBack,
-}
-
-/// One thing to tell a person.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Alert {
-    pub kind: AlertKind,
-    pub worker: Option<String>,
-    pub text: String,
-}
-
-impl Alert {
-    fn worker(kind: AlertKind, name: &str, text: String) -> Self {
-        Self {
-            kind,
-            worker: Some(name.to_string()),
-            text,
-        }
+fn worker_alert(kind: AlertKind, name: &str, text: String) -> Alert {
+    Alert {
+        kind,
+        worker: Some(name.to_string()),
+        text,
     }
 }
 
@@ -107,7 +89,7 @@ pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory,
         let mut now = before.cloned().unwrap_or_default();
         match (before, w.alive) {
             (Some(b), false) if b.alive => {
-                alerts.push(Alert::worker(
+                alerts.push(worker_alert(
                     AlertKind::WorkerDown,
                     &w.name,
                     format!("🔴 [{}] worker down", w.name),
@@ -115,7 +97,7 @@ pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory,
                 now.told_down = true;
             }
             (None, false) if ever_ran(w) => {
-                alerts.push(Alert::worker(
+                alerts.push(worker_alert(
                     AlertKind::WorkerDown,
                     &w.name,
                     format!("🔴 [{}] worker down", w.name),
@@ -123,7 +105,7 @@ pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory,
                 now.told_down = true;
             }
             (Some(b), true) if b.told_down => {
-                alerts.push(Alert::worker(
+                alerts.push(worker_alert(
                     AlertKind::WorkerRecovered,
                     &w.name,
                     format!("🟢 [{}] worker recovered", w.name),
@@ -138,7 +120,7 @@ pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory,
         } else if w.dead_letter >= rules.dead_letter_threshold
             && w.dead_letter != now.dead_letter_told
         {
-            alerts.push(Alert::worker(
+            alerts.push(worker_alert(
                 AlertKind::DeadLetters,
                 &w.name,
                 format!(

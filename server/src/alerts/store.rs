@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::rules::{Alert, Memory};
+use shared::alerts::BatchRecord;
+
+use super::rules::Memory;
 use crate::redis_conn::{with_timeout, RedisCallError};
 
 pub const LEADER: &str = "agent-office:alerts:leader";
@@ -20,16 +22,6 @@ pub const RECENT: &str = "agent-office:alerts:recent";
 pub const BATCHES: &str = "agent-office:alerts:batches";
 /// How many batches the recent list keeps.
 pub const RECENT_CAP: usize = 100;
-
-/// A batch as the alerts API lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchRecord {
-    pub id: String,
-    pub created_at: String,
-    pub alerts: Vec<Alert>,
-    /// Delivery state per channel: `pending`, `sent` or `failed: <reason>`.
-    pub delivery: std::collections::BTreeMap<String, String>,
-}
 
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
