@@ -94,7 +94,10 @@ async fn transitions_are_told_once_each_across_a_restart() {
     assert!(recent.len() >= 3, "{api}");
     assert_eq!(recent[0]["delivery"]["telegram"], "sent", "{api}");
     let page = b.get("/infra").await.text().await.unwrap();
-    assert!(page.contains("Recent alerts") && page.contains("🔴 [image-render] worker down"), "{page}");
+    assert!(
+        page.contains("Recent alerts") && page.contains("🔴 [image-render] worker down"),
+        "{page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

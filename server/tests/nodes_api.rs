@@ -339,7 +339,15 @@ async fn answers_gzip_metrics_and_the_server_rendered_page() {
         "{page}"
     );
     assert!(page.contains("🔴 down") && page.contains("🟢 idle"));
-    assert!(page.contains("Alerts are off"), "a server without channels says so: {page}");
-    let alerts: serde_json::Value = server.get("/api/agent-office/alerts").await.json().await.unwrap();
+    assert!(
+        page.contains("Alerts are off"),
+        "a server without channels says so: {page}"
+    );
+    let alerts: serde_json::Value = server
+        .get("/api/agent-office/alerts")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(alerts["enabled"], false);
 }
