@@ -29,6 +29,15 @@ pub enum Command {
     Serve,
     /// Keep writing a realistic demo fleet (SPEC §3) into Redis.
     Demo(DemoArgs),
+    /// Log the alerts sent to it: a local stand-in for the Telegram API or a webhook.
+    Sink(SinkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8099")]
+    pub addr: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod metrics;
 pub mod redis_conn;
+pub mod sink;
 pub mod state;
 
 use std::future::Future;

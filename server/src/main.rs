@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Demo(demo)) => {
             server::demo::run(&cli.serve.redis_url, demo.period, server::shutdown_signal()).await
         }
+        Some(Command::Sink(sink)) => server::sink::run(sink.addr, server::shutdown_signal()).await,
         Some(Command::Serve) | None => {
             let config = Config::from_args(&cli.serve)?;
             let leptos = leptos::config::get_configuration(None).context(
