@@ -66,6 +66,26 @@ pub struct WorkerView {
 }
 
 impl WorkerView {
+    /// A registered worker with no valid heartbeat: not alive, state `"down"`, every count 0.
+    pub fn down(name: impl Into<String>, kind: WorkerKind) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            alive: false,
+            state: "down".to_string(),
+            last_beat_age_s: None,
+            queue_depth: 0,
+            dead_letter: 0,
+            processing: 0,
+            jobs_done: 0,
+            jobs_failed: 0,
+            last_job_at: None,
+            registered: true,
+            mode: None,
+            error: None,
+        }
+    }
+
     /// The status of this worker's card and link (SPEC §4): down, paused, degraded, healthy.
     pub fn status(&self) -> LinkStatus {
         if !self.alive {
@@ -149,22 +169,12 @@ pub fn format_ts(t: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
 
-    pub(crate) fn worker(name: &str, kind: WorkerKind) -> WorkerView {
+    fn worker(name: &str, kind: WorkerKind) -> WorkerView {
         WorkerView {
-            name: name.into(),
-            kind,
             alive: true,
             state: "idle".into(),
             last_beat_age_s: Some(3),
-            queue_depth: 0,
-            dead_letter: 0,
-            processing: 0,
-            jobs_done: 0,
-            jobs_failed: 0,
-            last_job_at: None,
-            registered: true,
-            mode: None,
-            error: None,
+            ..WorkerView::down(name, kind)
         }
     }
 

@@ -84,20 +84,9 @@ mod tests {
 
     fn view(alive: bool, state: &str) -> WorkerView {
         WorkerView {
-            name: "w".into(),
-            kind: WorkerKind::Render,
             alive,
             state: state.into(),
-            last_beat_age_s: None,
-            queue_depth: 0,
-            dead_letter: 0,
-            processing: 0,
-            jobs_done: 0,
-            jobs_failed: 0,
-            last_job_at: None,
-            registered: true,
-            mode: None,
-            error: None,
+            ..WorkerView::down("w", WorkerKind::Render)
         }
     }
 

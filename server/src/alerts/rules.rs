@@ -154,20 +154,10 @@ mod tests {
 
     fn worker(name: &str, alive: bool) -> WorkerView {
         WorkerView {
-            name: name.into(),
-            kind: WorkerKind::Render,
             alive,
             state: if alive { "idle" } else { "down" }.into(),
             last_beat_age_s: alive.then_some(1),
-            queue_depth: 0,
-            dead_letter: 0,
-            processing: 0,
-            jobs_done: 0,
-            jobs_failed: 0,
-            last_job_at: None,
-            registered: true,
-            mode: None,
-            error: None,
+            ..WorkerView::down(name, WorkerKind::Render)
         }
     }
 

@@ -215,20 +215,11 @@ pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> Nod
             let raw = reading.heartbeats.get(i).and_then(|v| v.as_deref());
             let parsed = raw.map(|b| parse_heartbeat(b, now));
             let mut view = WorkerView {
-                name: pw.name.clone(),
-                kind: pw.kind.unwrap_or(WorkerKind::Unknown),
-                alive: false,
-                state: "down".to_string(),
-                last_beat_age_s: None,
                 queue_depth: count(&reading.queue_len, pw.queue),
                 dead_letter: count(&reading.dead_len, pw.queue),
                 processing: count(&reading.processing_len, pw.queue),
-                jobs_done: 0,
-                jobs_failed: 0,
-                last_job_at: None,
                 registered: pw.registered,
-                mode: None,
-                error: None,
+                ..WorkerView::down(pw.name.clone(), pw.kind.unwrap_or(WorkerKind::Unknown))
             };
             match parsed {
                 Some(Ok(hb)) => {
