@@ -241,3 +241,48 @@ async fn losing_redis_is_one_alert_not_one_per_worker() {
     let all = tg.delivered();
     assert_eq!(all.len(), 2, "no per-worker alerts while blind: {all:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_channel_gets_each_batch_as_json() {
+    let redis = Redis::start().await;
+    let hook = FakeTelegram::start().await;
+    let mut c = redis.conn().await;
+    set_beat(
+        &mut c,
+        "image-render",
+        &heartbeat("image-render", "render", "idle", 0),
+    )
+    .await;
+    set_beat(
+        &mut c,
+        "insta-render",
+        &heartbeat("insta-render", "render", "idle", 0),
+    )
+    .await;
+    let channel = server::alerts::Channel::Webhook {
+        url: format!("{}/hooks/agent-office", hook.base),
+    };
+    let a = Server::start(alerting_config(&redis.url(), channel)).await;
+    leader_of(&[&a]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Two changes in one evaluation travel as one message.
+    let mut pipe = redis::pipe();
+    pipe.del("worker:image-render:heartbeat").ignore();
+    pipe.rpush("dead_letter:queue:insta-render", "x").ignore();
+    let _: () = pipe.query_async(&mut c).await.unwrap();
+    hook.expect_once(
+        "🔴 [image-render] worker down\n❌ [insta-render] 1 failed jobs (dead-letter)",
+    )
+    .await;
+    assert!(hook
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|s| s.path == "/hooks/agent-office"));
+    assert_eq!(
+        a.metric("agent_office_alerts_sent_total{channel=\"webhook\"}")
+            .await,
+        1.0
+    );
+}
