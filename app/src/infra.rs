@@ -1,4 +1,5 @@
-//! `/infra`: the workers table, server-rendered from the snapshot and refreshed in the browser.
+//! `/infra`: a card per worker and the recent alerts, server-rendered from the snapshot and
+//! refreshed in the browser.
 
 use leptos::prelude::*;
 use shared::status::StateLabel;
@@ -118,10 +119,10 @@ fn Nodes(snap: NodesSnapshot, poll_failed: RwSignal<bool>) -> impl IntoView {
             .unwrap_or_else(|| "trading".into());
         view! { <div class="banner paused">"⏸ queues paused (" {reason} ")"</div> }
     });
-    let rows = snap
+    let cards = snap
         .workers
         .into_iter()
-        .map(|w| view! { <Row w/> })
+        .map(|w| view! { <Card w/> })
         .collect_view();
     view! {
         {redis_down}
@@ -129,42 +130,54 @@ fn Nodes(snap: NodesSnapshot, poll_failed: RwSignal<bool>) -> impl IntoView {
         <Show when=move || poll_failed.get()>
             <div class="banner stale">"⚠ refresh failed — showing the last good data"</div>
         </Show>
-        <table class="workers">
-            <thead>
-                <tr>
-                    <th>"Worker"</th><th>"Kind"</th><th>"State"</th><th>"Alive"</th>
-                    <th>"Queue"</th><th>"Dead letters"</th><th>"Last beat"</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <section class="cards" aria-label="Workers">{cards}</section>
         <p class="generated">"Snapshot " {snap.generated_at}</p>
     }
 }
 
+/// One worker: coloured by its link status, with the status also as icon and word.
 #[component]
-fn Row(w: WorkerView) -> impl IntoView {
+fn Card(w: WorkerView) -> impl IntoView {
     let status = w.status();
     let label = StateLabel::of(&w).text();
-    let age = w
-        .last_beat_age_s
-        .map(|s| format!("{s} s ago"))
-        .unwrap_or_else(|| "—".into());
-    let error = w.error.clone();
+    let age = match (w.alive, w.last_beat_age_s) {
+        (_, Some(s)) => format!("last beat {s} s ago"),
+        (true, None) => "last beat —".to_string(),
+        (false, None) => "no heartbeat".to_string(),
+    };
+    let registered = (!w.registered).then(|| view! { <span class="tag">"discovered"</span> });
+    let error = w
+        .error
+        .clone()
+        .map(|e| view! { <p class="hb-error">"⚠ " {e}</p> });
     view! {
-        <tr class=format!("worker {}", status.as_str()) data-worker=w.name.clone() data-status=status.as_str()>
-            <td class="name">
-                <span class="dot" style=format!("background:{}", status.colour())></span>
-                {w.name.clone()}
-                {error.map(|e| view! { <span class="hb-error" title=e.clone()>" ⚠ " {e.clone()}</span> })}
-            </td>
-            <td class="kind">{w.kind.as_str()}</td>
-            <td class="state">{label}</td>
-            <td class="alive">{if w.alive { "yes" } else { "no" }}</td>
-            <td class="queue">{w.queue_depth}</td>
-            <td class="dead">{w.dead_letter}</td>
-            <td class="age">{age}</td>
-        </tr>
+        <article
+            class=format!("card {}", status.as_str())
+            data-worker=w.name.clone()
+            data-status=status.as_str()
+            style=format!("--status:{}", status.colour())
+        >
+            <header>
+                <h3 class="name">{w.name.clone()}</h3>
+                <span class="status" title=status.as_str()>
+                    {status.icon()} " " {status.as_str()}
+                </span>
+            </header>
+            <p class="state">{label}</p>
+            <dl class="numbers">
+                <div><dt>"queue"</dt><dd class="queue">{w.queue_depth}</dd></div>
+                <div><dt>"dead letters"</dt><dd class="dead">{w.dead_letter}</dd></div>
+                <div><dt>"processing"</dt><dd class="processing">{w.processing}</dd></div>
+                <div><dt>"done/failed"</dt><dd class="jobs">{w.jobs_done} " / " {w.jobs_failed}</dd></div>
+            </dl>
+            <p class="meta">
+                <span class="kind">{w.kind.as_str()}</span>
+                " · "
+                <span class="age">{age}</span>
+                {registered}
+            </p>
+            {error}
+        </article>
     }
 }
 

@@ -11,8 +11,8 @@ export async function openInfra(page: Page): Promise<void> {
   await page.goto(`${baseUrl()}/infra`);
 }
 
-export function workerRow(page: Page, name: string): Locator {
-  return page.locator(`tr[data-worker="${name}"]`);
+export function workerCard(page: Page, name: string): Locator {
+  return page.locator(`[data-worker="${name}"]`);
 }
 
 /** Waits until the collector has seen what the test just wrote. */

@@ -1,6 +1,6 @@
 import { test, expect } from '@playwright/test';
 import { beat, redisCli, reset } from '../harness/redis';
-import { collectorSees, openInfra, workerRow } from '../harness/app';
+import { collectorSees, openInfra, workerCard } from '../harness/app';
 
 test.beforeEach(async () => {
   reset();
@@ -12,25 +12,28 @@ test.beforeEach(async () => {
   await collectorSees((n) => n.workers.some((w: any) => w.name === 'insta-render' && w.alive && w.dead_letter === 2));
 });
 
-test('server renders the workers table on first paint', async ({ page }) => {
+test('server renders a card per worker on first paint', async ({ page }) => {
   await openInfra(page);
   await expect(page).toHaveTitle('Infra — NODE PIPELINE');
-  await expect(page.locator('tr[data-worker]')).toHaveCount(6);
+  await expect(page.locator('[data-worker]')).toHaveCount(6);
 
-  const image = workerRow(page, 'image-render');
+  const image = workerCard(page, 'image-render');
   await expect(image.locator('.state')).toHaveText('⚙️ processing');
   await expect(image.locator('.queue')).toHaveText('3');
   await expect(image).toHaveAttribute('data-status', 'healthy');
 
-  const insta = workerRow(page, 'insta-render');
+  const insta = workerCard(page, 'insta-render');
   await expect(insta.locator('.dead')).toHaveText('2');
   await expect(insta).toHaveAttribute('data-status', 'degraded');
+  await expect(insta.locator('.status')).toHaveText('❌ degraded');
 
-  const video = workerRow(page, 'video-render');
+  const video = workerCard(page, 'video-render');
   await expect(video.locator('.state')).toHaveText('🔴 down');
-  await expect(video.locator('.alive')).toHaveText('no');
+  await expect(video.locator('.age')).toHaveText('no heartbeat');
+  await expect(video.locator('.status')).toHaveText('⚠ down');
+  await expect(image.locator('.jobs')).toHaveText('5 / 0');
 
-  await expect(workerRow(page, 'ai_trade').locator('.state')).toHaveText('📈 market open');
+  await expect(workerCard(page, 'ai_trade').locator('.state')).toHaveText('📈 market open');
 });
 
 test('a state change shows without a reload once hydrated', async ({ page, javaScriptEnabled }) => {
@@ -38,9 +41,9 @@ test('a state change shows without a reload once hydrated', async ({ page, javaS
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await openInfra(page);
-  await expect(workerRow(page, 'video-render')).toHaveAttribute('data-status', 'down');
+  await expect(workerCard(page, 'video-render')).toHaveAttribute('data-status', 'down');
   beat('video-render', 'render', 'paused');
-  await expect(workerRow(page, 'video-render').locator('.state')).toHaveText('⏸ paused (trading)', { timeout: 8_000 });
-  await expect(workerRow(page, 'video-render')).toHaveAttribute('data-status', 'paused');
+  await expect(workerCard(page, 'video-render').locator('.state')).toHaveText('⏸ paused (trading)', { timeout: 8_000 });
+  await expect(workerCard(page, 'video-render')).toHaveAttribute('data-status', 'paused');
   expect(errors, 'no script errors while hydrating and polling').toEqual([]);
 });

@@ -28,6 +28,17 @@ impl LinkStatus {
         }
     }
 
+    /// The icon shown beside the colour, so colour is never the only signal.
+    pub fn icon(self) -> &'static str {
+        match self {
+            Self::Healthy => "✔",
+            Self::Paused => "⏸",
+            Self::Degraded => "❌",
+            Self::Down => "⚠",
+            Self::Unknown => "?",
+        }
+    }
+
     /// The word used in CSS classes and in the JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -118,6 +129,21 @@ mod tests {
         assert_eq!(LinkStatus::Degraded.colour(), "#eab308");
         assert_eq!(LinkStatus::Down.colour(), "#ef4444");
         assert_eq!(LinkStatus::Unknown.colour(), "#64748b");
+    }
+
+    #[test]
+    fn every_status_has_its_own_icon() {
+        let all = [
+            LinkStatus::Healthy,
+            LinkStatus::Paused,
+            LinkStatus::Degraded,
+            LinkStatus::Down,
+            LinkStatus::Unknown,
+        ];
+        let icons: std::collections::HashSet<_> = all.iter().map(|s| s.icon()).collect();
+        assert_eq!(icons.len(), all.len());
+        assert_eq!(LinkStatus::Down.icon(), "⚠");
+        assert_eq!(LinkStatus::Degraded.icon(), "❌");
     }
 
     #[test]
