@@ -5,7 +5,7 @@
 #   PORT        dashboard port (default 3000)
 source "$(dirname "$0")/lib.sh"
 
-ensure_apt redis-server redis-tools python3
+ensure_apt redis-server redis-tools python3 curl
 build_release
 
 PORT="${PORT:-3000}"
