@@ -118,7 +118,7 @@ def scenario(n, m):
         fill(rport, names)
         env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{rport}", RUST_LOG="warn",
                    LEPTOS_OUTPUT_NAME="agent-office", LEPTOS_SITE_ROOT=os.path.join(ROOT, "target", "site"),
-                   LEPTOS_SITE_PKG_DIR="pkg", LEPTOS_ENV="PROD", LEPTOS_SITE_ADDR=f"127.0.0.1:{hport}")
+                   LEPTOS_SITE_PKG_DIR="pkg", LEPTOS_ENV="PROD", LEPTOS_HASH_FILES="true", LEPTOS_SITE_ADDR=f"127.0.0.1:{hport}")
         t0 = time.time()
         server = subprocess.Popen([BIN], env=env)
         procs.append(server)

@@ -58,6 +58,9 @@ build_release() {
   ensure_wasm_opt
   say "building (cargo leptos build --release)"
   (cd "$ROOT" && cargo leptos build --release)
+  # Pre-compressed copies for a reverse proxy's gzip_static (deploy/nginx.conf).
+  find "$ROOT/target/site/pkg" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' \) \
+    -exec gzip -9 -k -f {} \;
 }
 
 # free_port: a TCP port nobody listens on.
@@ -85,5 +88,7 @@ export_leptos_env() {
   export LEPTOS_SITE_ROOT="$ROOT/target/site"
   export LEPTOS_SITE_PKG_DIR=pkg
   export LEPTOS_ENV=PROD
+  # The bundle's file names carry content hashes, listed in target/release/hash.txt.
+  export LEPTOS_HASH_FILES=true
   export LEPTOS_SITE_ADDR="$1"
 }

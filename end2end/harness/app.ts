@@ -7,8 +7,14 @@ export function baseUrl(): string {
   return url;
 }
 
-export async function openInfra(page: Page): Promise<void> {
-  await page.goto(`${baseUrl()}/infra`);
+export function nginxUrl(): string {
+  const url = process.env.AO_NGINX_URL;
+  if (!url) throw new Error('AO_NGINX_URL is not set: the global setup did not run');
+  return url;
+}
+
+export async function openInfra(page: Page, base: string = baseUrl()): Promise<void> {
+  await page.goto(`${base}/infra`);
 }
 
 export function workerCard(page: Page, name: string): Locator {

@@ -57,12 +57,23 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
         LEPTOS_SITE_ROOT: path.join(root, 'target', 'site'),
         LEPTOS_SITE_PKG_DIR: 'pkg',
         LEPTOS_ENV: 'PROD',
+        LEPTOS_HASH_FILES: 'true',
         LEPTOS_SITE_ADDR: `127.0.0.1:${httpPort}`,
       },
     }),
   );
   process.env.AO_BASE_URL = `http://127.0.0.1:${httpPort}`;
   await waitFor('agent-office', async () => (await fetch(`${process.env.AO_BASE_URL}/healthz`)).ok);
+
+  // The same server behind Debian's nginx, as deployed (deploy/nginx.conf).
+  const nginxPort = await freePort();
+  children.push(
+    spawn('bash', [path.join(root, 'scripts', 'nginx.sh'), `127.0.0.1:${nginxPort}`, `127.0.0.1:${httpPort}`], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    }),
+  );
+  process.env.AO_NGINX_URL = `http://127.0.0.1:${nginxPort}`;
+  await waitFor('nginx', async () => (await fetch(`${process.env.AO_NGINX_URL}/healthz`)).ok);
 
   return async () => {
     for (const child of children.reverse()) child.kill('SIGTERM');

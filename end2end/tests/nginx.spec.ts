@@ -1,0 +1,36 @@
+import { test, expect } from '@playwright/test';
+import { beat, reset } from '../harness/redis';
+import { collectorSees, nginxUrl, openInfra, workerCard } from '../harness/app';
+
+test.beforeEach(async () => {
+  reset();
+  beat('music-render', 'render', 'idle');
+  await collectorSees((n) => n.workers.some((w: any) => w.name === 'music-render' && w.alive));
+});
+
+test('the page works the same behind nginx', async ({ page, javaScriptEnabled }) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await openInfra(page, nginxUrl());
+  await expect(page.locator('[data-worker]')).toHaveCount(6);
+  await expect(workerCard(page, 'music-render').locator('.state')).toHaveText('🟢 idle');
+  if (javaScriptEnabled) {
+    beat('music-render', 'render', 'busy');
+    await expect(workerCard(page, 'music-render').locator('.state')).toHaveText('⚙️ processing', { timeout: 8_000 });
+  }
+  expect(errors).toEqual([]);
+});
+
+test('nginx serves the bundle pre-compressed with a year of cache', async ({ page }) => {
+  await openInfra(page, nginxUrl());
+  const css = await page.locator('link#leptos').getAttribute('href');
+  expect(css).toMatch(/^\/pkg\/agent-office\.[\w-]+\.css$/);
+  const response = await fetch(`${nginxUrl()}${css}`, { headers: { 'accept-encoding': 'gzip' } });
+  expect(response.status).toBe(200);
+  expect(response.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+  expect(response.headers.get('content-encoding')).toBe('gzip');
+  expect(await response.text()).toContain('--accent');
+  const api = await fetch(`${nginxUrl()}/api/agent-office/nodes`);
+  expect(api.headers.get('content-type')).toBe('application/json');
+  expect((await api.json()).redis_ok).toBe(true);
+});
