@@ -1,7 +1,7 @@
 // Starts a private redis-server and the release server against it for the whole run, and
 // publishes their addresses to the tests through the environment.
 import { spawn, ChildProcess } from 'node:child_process';
-import { mkdtempSync, existsSync } from 'node:fs';
+import { mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,47 +35,54 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const httpPort = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'ao-e2e-'));
   const children: ChildProcess[] = [];
-
-  children.push(
-    spawn('redis-server', ['--port', `${redisPort}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-      stdio: 'ignore',
-    }),
-  );
-  process.env.AO_REDIS_PORT = `${redisPort}`;
-  await waitFor('redis-server', async () => redisCli('PING') === 'PONG');
-
-  children.push(
-    spawn(bin, [], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: {
-        ...process.env,
-        REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-        COLLECT_INTERVAL: '250ms',
-        DISCOVER_INTERVAL: '500ms',
-        RUST_LOG: 'warn',
-        LEPTOS_OUTPUT_NAME: 'agent-office',
-        LEPTOS_SITE_ROOT: path.join(root, 'target', 'site'),
-        LEPTOS_SITE_PKG_DIR: 'pkg',
-        LEPTOS_ENV: 'PROD',
-        LEPTOS_HASH_FILES: 'true',
-        LEPTOS_SITE_ADDR: `127.0.0.1:${httpPort}`,
-      },
-    }),
-  );
-  process.env.AO_BASE_URL = `http://127.0.0.1:${httpPort}`;
-  await waitFor('agent-office', async () => (await fetch(`${process.env.AO_BASE_URL}/healthz`)).ok);
-
-  // The same server behind Debian's nginx, as deployed (deploy/nginx.conf).
-  const nginxPort = await freePort();
-  children.push(
-    spawn('bash', [path.join(root, 'scripts', 'nginx.sh'), `127.0.0.1:${nginxPort}`, `127.0.0.1:${httpPort}`], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    }),
-  );
-  process.env.AO_NGINX_URL = `http://127.0.0.1:${nginxPort}`;
-  await waitFor('nginx', async () => (await fetch(`${process.env.AO_NGINX_URL}/healthz`)).ok);
-
-  return async () => {
+  const stop = async () => {
     for (const child of children.reverse()) child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
   };
+  // Whatever fails while starting, nothing is left running.
+  try {
+
+    children.push(
+      spawn('redis-server', ['--port', `${redisPort}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+        stdio: 'ignore',
+      }),
+    );
+    process.env.AO_REDIS_PORT = `${redisPort}`;
+    await waitFor('redis-server', async () => redisCli('PING') === 'PONG');
+
+    children.push(
+      spawn(bin, [], {
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: {
+          ...process.env,
+          REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+          COLLECT_INTERVAL: '250ms',
+          DISCOVER_INTERVAL: '500ms',
+          RUST_LOG: 'warn',
+          LEPTOS_OUTPUT_NAME: 'agent-office',
+          LEPTOS_SITE_ROOT: path.join(root, 'target', 'site'),
+          LEPTOS_SITE_PKG_DIR: 'pkg',
+          LEPTOS_ENV: 'PROD',
+          LEPTOS_HASH_FILES: 'true',
+          LEPTOS_SITE_ADDR: `127.0.0.1:${httpPort}`,
+        },
+      }),
+    );
+    process.env.AO_BASE_URL = `http://127.0.0.1:${httpPort}`;
+    await waitFor('agent-office', async () => (await fetch(`${process.env.AO_BASE_URL}/healthz`)).ok);
+
+    // The same server behind Debian's nginx, as deployed (deploy/nginx.conf).
+    const nginxPort = await freePort();
+    children.push(
+      spawn('bash', [path.join(root, 'scripts', 'nginx.sh'), `127.0.0.1:${nginxPort}`, `127.0.0.1:${httpPort}`], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      }),
+    );
+    process.env.AO_NGINX_URL = `http://127.0.0.1:${nginxPort}`;
+    await waitFor('nginx', async () => (await fetch(`${process.env.AO_NGINX_URL}/healthz`)).ok);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return stop;
 }
