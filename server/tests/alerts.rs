@@ -286,3 +286,72 @@ async fn the_webhook_channel_gets_each_batch_as_json() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_lease_holder_records_and_the_outbox_stays_bounded() {
+    use server::alerts::store::{Store, OUTBOX};
+    use server::alerts::{Alert, AlertKind, BatchRecord, Delivery, Memory};
+
+    let redis = Redis::start().await;
+    let mut store = Store {
+        conn: redis.conn().await,
+        timeout: Duration::from_secs(1),
+        outbox_cap: 3,
+    };
+    let lease = Duration::from_secs(5);
+    assert!(store.hold_lease("a", lease).await.unwrap());
+    assert!(
+        !store.hold_lease("b", lease).await.unwrap(),
+        "one holder at a time"
+    );
+    assert!(
+        store.hold_lease("a", lease).await.unwrap(),
+        "the holder renews"
+    );
+
+    let record = BatchRecord {
+        id: "b1".into(),
+        created_at: "2026-11-23T12:00:00Z".into(),
+        alerts: vec![Alert {
+            kind: AlertKind::WorkerDown,
+            worker: Some("w".into()),
+            text: "🔴 [w] worker down".into(),
+        }],
+        delivery: [("telegram".to_string(), "pending".to_string())].into(),
+    };
+    let deliveries: Vec<Delivery> = (0..5)
+        .map(|i| Delivery {
+            batch: "b1".into(),
+            channel: "telegram".into(),
+            text: format!("part {i}"),
+            created_at: record.created_at.clone(),
+        })
+        .collect();
+    let memory = Memory::default();
+    assert_eq!(
+        store
+            .commit("b", &memory, Some((&record, &deliveries)))
+            .await
+            .unwrap(),
+        None
+    );
+    let mut c = redis.conn().await;
+    let len: usize = c.llen(OUTBOX).await.unwrap();
+    assert_eq!(len, 0, "a replica without the lease writes nothing");
+
+    assert_eq!(
+        store
+            .commit("a", &memory, Some((&record, &deliveries)))
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    let kept: Vec<String> = c.lrange(OUTBOX, 0, -1).await.unwrap();
+    assert_eq!(kept.len(), 3);
+    assert!(
+        kept[0].contains("part 2") && kept[2].contains("part 4"),
+        "the newest are kept: {kept:?}"
+    );
+    assert_eq!(store.load_memory().await.unwrap(), Some(memory));
+    assert_eq!(store.recent().await.unwrap(), vec![record]);
+}

@@ -5,7 +5,7 @@
 
 mod channel;
 mod rules;
-mod store;
+pub mod store;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,6 +62,7 @@ impl Shared {
             *slot = Some(Store {
                 conn,
                 timeout: self.config.redis_timeout,
+                outbox_cap: store::OUTBOX_CAP,
             });
         }
         Some(())
@@ -180,13 +181,18 @@ async fn evaluator(
                 let made = (!alerts.is_empty()).then(|| batch(&shared, &alerts));
                 let result = s.commit(&shared.me, &next, made.as_ref().map(|(r, d)| (r, d.as_slice()))).await;
                 match result {
-                    Ok(true) => {
+                    Ok(Some(dropped)) => {
                         if !alerts.is_empty() {
                             tracing::info!(alerts = alerts.len(), "alerts queued");
                         }
+                        if dropped > 0 {
+                            tracing::warn!(dropped, "alert outbox full: the oldest undelivered messages were dropped");
+                            let labels = crate::metrics::ChannelLabels { channel: "outbox".into() };
+                            shared.metrics.alerts_failed.get_or_create(&labels).inc_by(dropped as u64);
+                        }
                         memory = Some(next);
                     }
-                    Ok(false) => {
+                    Ok(None) => {
                         shared.leader.store(false, Ordering::SeqCst);
                         shared.metrics.alerts_leader.set(0);
                         memory = None;

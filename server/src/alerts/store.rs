@@ -22,6 +22,9 @@ pub const RECENT: &str = "agent-office:alerts:recent";
 pub const BATCHES: &str = "agent-office:alerts:batches";
 /// How many batches the recent list keeps.
 pub const RECENT_CAP: usize = 100;
+/// How many undelivered messages the outbox keeps. Beyond it (a channel down for days) the
+/// oldest are dropped, and the commit reports how many, so memory stays bounded.
+pub const OUTBOX_CAP: usize = 10_000;
 
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -39,7 +42,12 @@ if ARGV[3] ~= '' then
     redis.call('HDEL', KEYS[5], id)
   end
   redis.call('LTRIM', KEYS[4], 0, ARGV[5] - 1)
-  for i = 6, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+  for i = 7, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+  local over = redis.call('LLEN', KEYS[3]) - tonumber(ARGV[6])
+  if over > 0 then
+    redis.call('LTRIM', KEYS[3], over, -1)
+    return 1 + over
+  end
 end
 return 1";
 
@@ -54,6 +62,8 @@ return 1";
 pub struct Store {
     pub conn: MultiplexedConnection,
     pub timeout: Duration,
+    /// [`OUTBOX_CAP`] in production.
+    pub outbox_cap: usize,
 }
 
 impl Store {
@@ -101,13 +111,14 @@ impl Store {
     }
 
     /// Records a new memory and, when there are alerts, the batch and its deliveries — only if
-    /// we still hold the lease. False: not the leader, nothing written.
+    /// we still hold the lease. `None`: not the leader, nothing written; otherwise how many old
+    /// messages the outbox cap dropped.
     pub async fn commit(
         &mut self,
         me: &str,
         memory: &Memory,
         batch: Option<(&BatchRecord, &[Delivery])>,
-    ) -> Result<bool, RedisCallError> {
+    ) -> Result<Option<usize>, RedisCallError> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(COMMIT)
             .arg(5)
@@ -120,16 +131,20 @@ impl Store {
             .arg(json(memory));
         match batch {
             Some((record, deliveries)) => {
-                cmd.arg(json(record)).arg(&record.id).arg(RECENT_CAP);
+                cmd.arg(json(record))
+                    .arg(&record.id)
+                    .arg(RECENT_CAP)
+                    .arg(self.outbox_cap);
                 for d in deliveries {
                     cmd.arg(json(d));
                 }
             }
             None => {
-                cmd.arg("").arg("").arg(RECENT_CAP);
+                cmd.arg("").arg("").arg(RECENT_CAP).arg(self.outbox_cap);
             }
         }
-        Ok(self.call::<i64>(&cmd).await? == 1)
+        let answer = self.call::<i64>(&cmd).await?;
+        Ok((answer >= 1).then(|| usize::try_from(answer - 1).unwrap_or(0)))
     }
 
     /// Moves deliveries a dead leader left half-done back to the head of the outbox.
