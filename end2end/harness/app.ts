@@ -1,5 +1,13 @@
 // Locators and actions for the /infra page.
-import { Page, Locator } from '@playwright/test';
+import { Page, Locator, expect } from '@playwright/test';
+
+/** The registry of SPEC §3: always shown, alive or not. */
+export const FLEET = ['music-render', 'video-render', 'image-render', 'insta-render', 'task-watcher', 'ai_trade'];
+
+/** Every registered worker has its card (discovered workers may come on top). */
+export async function expectFleetCards(page: Page): Promise<void> {
+  for (const name of FLEET) await expect(workerCard(page, name)).toHaveCount(1);
+}
 
 export function baseUrl(): string {
   const url = process.env.AO_BASE_URL;

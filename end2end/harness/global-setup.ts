@@ -48,6 +48,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       }),
     );
     process.env.AO_REDIS_PORT = `${redisPort}`;
+    process.env.AO_REDIS_PID = `${children[0].pid}`;
     await waitFor('redis-server', async () => redisCli('PING') === 'PONG');
 
     children.push(

@@ -17,3 +17,12 @@ export function beat(name: string, kind: string, state: string, ageS = 0, extra:
 export function reset(): void {
   redisCli('FLUSHALL');
 }
+
+/** Freezes the test Redis (SIGSTOP): unreachable for the server, its data kept. */
+export function freezeRedis(): void {
+  process.kill(Number(process.env.AO_REDIS_PID), 'SIGSTOP');
+}
+
+export function thawRedis(): void {
+  process.kill(Number(process.env.AO_REDIS_PID), 'SIGCONT');
+}

@@ -1,6 +1,6 @@
 import { test, expect } from '@playwright/test';
 import { beat, redisCli, reset } from '../harness/redis';
-import { collectorSees, openInfra, workerCard } from '../harness/app';
+import { collectorSees, expectFleetCards, openInfra, workerCard } from '../harness/app';
 
 test.beforeEach(async () => {
   reset();
@@ -15,7 +15,7 @@ test.beforeEach(async () => {
 test('server renders a card per worker on first paint', async ({ page }) => {
   await openInfra(page);
   await expect(page).toHaveTitle('Infra — NODE PIPELINE');
-  await expect(page.locator('[data-worker]')).toHaveCount(6);
+  await expectFleetCards(page);
 
   const image = workerCard(page, 'image-render');
   await expect(image.locator('.state')).toHaveText('⚙️ processing');

@@ -1,6 +1,6 @@
 import { test, expect } from '@playwright/test';
 import { beat, reset } from '../harness/redis';
-import { collectorSees, nginxUrl, openInfra, workerCard } from '../harness/app';
+import { collectorSees, expectFleetCards, nginxUrl, openInfra, workerCard } from '../harness/app';
 
 test.beforeEach(async () => {
   reset();
@@ -12,7 +12,7 @@ test('the page works the same behind nginx', async ({ page, javaScriptEnabled })
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await openInfra(page, nginxUrl());
-  await expect(page.locator('[data-worker]')).toHaveCount(6);
+  await expectFleetCards(page);
   await expect(workerCard(page, 'music-render').locator('.state')).toHaveText('🟢 idle');
   if (javaScriptEnabled) {
     beat('music-render', 'render', 'busy');
