@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{alerting_config, heartbeat, set_beat, FakeTelegram, Redis, Server, ServerProcess};
+use common::{alerting_config, idle_render, FakeTelegram, Redis, Server, ServerProcess};
 use redis::AsyncCommands;
 
 async fn leader_of<'a>(servers: &'a [&'a Server]) -> usize {
@@ -25,18 +25,7 @@ async fn transitions_are_told_once_each_across_a_restart() {
     let redis = Redis::start().await;
     let tg = FakeTelegram::start().await;
     let mut c = redis.conn().await;
-    set_beat(
-        &mut c,
-        "image-render",
-        &heartbeat("image-render", "render", "idle", 0),
-    )
-    .await;
-    set_beat(
-        &mut c,
-        "insta-render",
-        &heartbeat("insta-render", "render", "idle", 0),
-    )
-    .await;
+    idle_render(&mut c, &["image-render", "insta-render"]).await;
     // video-render was never started and has no trace: no alert about it, ever.
     // music-render is already down at first start, with work waiting: told once.
     let _: () = c.rpush("queue:music-render", "job").await.unwrap();
@@ -52,12 +41,7 @@ async fn transitions_are_told_once_each_across_a_restart() {
     drop(a);
     let b = Server::start(alerting_config(&redis.url(), tg.channel())).await;
     leader_of(&[&b]).await;
-    set_beat(
-        &mut c,
-        "image-render",
-        &heartbeat("image-render", "render", "idle", 0),
-    )
-    .await;
+    idle_render(&mut c, &["image-render"]).await;
     tg.expect_once("🟢 [image-render] worker recovered").await;
     let _: () = c
         .rpush("dead_letter:queue:insta-render", &["x", "y"])
@@ -105,12 +89,7 @@ async fn two_server_processes_send_each_event_once_and_fail_over() {
     let redis = Redis::start().await;
     let tg = FakeTelegram::start().await;
     let mut c = redis.conn().await;
-    set_beat(
-        &mut c,
-        "image-render",
-        &heartbeat("image-render", "render", "idle", 0),
-    )
-    .await;
+    idle_render(&mut c, &["image-render"]).await;
     let a = ServerProcess::start(&redis.url(), &tg).await;
     let b = ServerProcess::start(&redis.url(), &tg).await;
     let first = leader_of(&[&a.server, &b.server]).await;
@@ -129,12 +108,7 @@ async fn two_server_processes_send_each_event_once_and_fail_over() {
         "took over in {:?}",
         killed_at.elapsed()
     );
-    set_beat(
-        &mut c,
-        "image-render",
-        &heartbeat("image-render", "render", "idle", 0),
-    )
-    .await;
+    idle_render(&mut c, &["image-render"]).await;
     tg.expect_once("🟢 [image-render] worker recovered").await;
     assert_eq!(tg.delivered().len(), 2, "{:?}", tg.delivered());
 }
@@ -148,12 +122,7 @@ async fn telegram_rate_limits_and_errors_lose_nothing() {
         (500, r#"{"ok":false,"error_code":500,"description":"Internal Server Error"}"#.to_string()),
     ]);
     let mut c = redis.conn().await;
-    set_beat(
-        &mut c,
-        "image-render",
-        &heartbeat("image-render", "render", "idle", 0),
-    )
-    .await;
+    idle_render(&mut c, &["image-render"]).await;
     let a = Server::start(alerting_config(&redis.url(), tg.channel())).await;
     leader_of(&[&a]).await;
     let _: () = c.del("worker:image-render:heartbeat").await.unwrap();
@@ -184,12 +153,7 @@ async fn telegram_rate_limits_and_errors_lose_nothing() {
         r#"{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}"#
             .into(),
     ));
-    set_beat(
-        &mut c,
-        "image-render",
-        &heartbeat("image-render", "render", "idle", 0),
-    )
-    .await;
+    idle_render(&mut c, &["image-render"]).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while a
         .metric("agent_office_alerts_failed_total{channel=\"telegram\"}")
@@ -226,9 +190,7 @@ async fn losing_redis_is_one_alert_not_one_per_worker() {
     let redis = Redis::start().await;
     let tg = FakeTelegram::start().await;
     let mut c = redis.conn().await;
-    for w in ["music-render", "image-render", "insta-render"] {
-        set_beat(&mut c, w, &heartbeat(w, "render", "idle", 0)).await;
-    }
+    idle_render(&mut c, &["music-render", "image-render", "insta-render"]).await;
     let a = Server::start(alerting_config(&redis.url(), tg.channel())).await;
     leader_of(&[&a]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -247,18 +209,7 @@ async fn the_webhook_channel_gets_each_batch_as_json() {
     let redis = Redis::start().await;
     let hook = FakeTelegram::start().await;
     let mut c = redis.conn().await;
-    set_beat(
-        &mut c,
-        "image-render",
-        &heartbeat("image-render", "render", "idle", 0),
-    )
-    .await;
-    set_beat(
-        &mut c,
-        "insta-render",
-        &heartbeat("insta-render", "render", "idle", 0),
-    )
-    .await;
+    idle_render(&mut c, &["image-render", "insta-render"]).await;
     let channel = server::alerts::Channel::Webhook {
         url: format!("{}/hooks/agent-office", hook.base),
     };

@@ -87,16 +87,10 @@ pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory,
     for w in &snap.workers {
         let before = memory.workers.get(&w.name);
         let mut now = before.cloned().unwrap_or_default();
+        // Down is news if it was alive last time, or, seen for the first time, if it ever ran.
+        let was_up = before.map_or_else(|| ever_ran(w), |b| b.alive);
         match (before, w.alive) {
-            (Some(b), false) if b.alive => {
-                alerts.push(worker_alert(
-                    AlertKind::WorkerDown,
-                    &w.name,
-                    format!("🔴 [{}] worker down", w.name),
-                ));
-                now.told_down = true;
-            }
-            (None, false) if ever_ran(w) => {
+            (_, false) if was_up => {
                 alerts.push(worker_alert(
                     AlertKind::WorkerDown,
                     &w.name,

@@ -237,6 +237,13 @@ pub fn heartbeat(name: &str, kind: &str, state: &str, age_s: i64) -> String {
     .to_string()
 }
 
+/// Fresh `idle` heartbeats for render workers.
+pub async fn idle_render(conn: &mut MultiplexedConnection, names: &[&str]) {
+    for name in names {
+        set_beat(conn, name, &heartbeat(name, "render", "idle", 0)).await;
+    }
+}
+
 pub async fn set_beat(conn: &mut MultiplexedConnection, name: &str, value: &str) {
     redis::cmd("SET")
         .arg(shared::keys::heartbeat(name))
