@@ -49,7 +49,8 @@ ensure_wasm_opt() {
   if [ "$(wasm-opt --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_VERSION%%.*}" ]; then
     say "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
     mkdir -p "$TOOLS"
-    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "binaryen@$BINARYEN_VERSION" >/dev/null
+    npm install --loglevel=error --no-audit --no-fund --prefix "$TOOLS" "binaryen@$BINARYEN_VERSION" >/dev/null
+    wasm-opt --version >/dev/null 2>&1 || { echo "wasm-opt did not install (npm binaryen)" >&2; exit 1; }
   fi
 }
 
