@@ -8,6 +8,8 @@ use shared::{NodesSnapshot, WorkerView};
 use shared::alerts::AlertsView;
 
 use crate::nodes::{load_alerts, load_nodes};
+use crate::pipeline::PipelineView;
+use crate::view_mode::View;
 
 /// How often the browser asks for a new snapshot.
 #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
@@ -26,16 +28,78 @@ pub fn InfraPage() -> impl IntoView {
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     Effect::new(move |_| poll(live, live_alerts, poll_failed));
 
+    // Both sides start on the cards (so hydration matches the server's HTML); the browser then
+    // picks the view from `?view=`, the remembered toggle, and whether WebGL2 starts.
+    let view = RwSignal::new(View::Cards);
+    let gl_failed = RwSignal::new(None::<String>);
+    let hydrated = RwSignal::new(false);
+    #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+    {
+        let query = leptos_router::hooks::use_query_map();
+        Effect::new(move |_| {
+            let asked = query.with_untracked(|q| q.get("view"));
+            let remembered = crate::view_mode::remembered();
+            view.set(View::choose(asked.as_deref(), remembered.as_deref()));
+            hydrated.set(true);
+        });
+        Effect::new(move |_| {
+            if gl_failed.get().is_some() {
+                view.set(View::Cards);
+            }
+        });
+    }
+    let choose = move |v: View| {
+        view.set(v);
+        #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+        crate::view_mode::remember(v);
+    };
+    let current = Signal::derive(move || live.get().or_else(|| first.get().and_then(Result::ok)));
+    let show_3d = move || view.get() == View::Pipeline && gl_failed.get().is_none();
+
     view! {
         <header class="top">
             <h1>"🛰️ Infra — NODE PIPELINE"</h1>
             <p class="sub">"Live status of the NAS ↔ Windows worker pipeline"</p>
+            <div class="view-toggle" role="group" aria-label="View" hidden=move || !hydrated.get()>
+                <button
+                    type="button"
+                    data-view="3d"
+                    aria-pressed=move || (view.get() == View::Pipeline).to_string()
+                    disabled=move || gl_failed.get().is_some()
+                    on:click=move |_| choose(View::Pipeline)
+                >
+                    "3D pipeline"
+                </button>
+                <button
+                    type="button"
+                    data-view="2d"
+                    aria-pressed=move || (view.get() == View::Cards).to_string()
+                    on:click=move |_| choose(View::Cards)
+                >
+                    "2D cards"
+                </button>
+            </div>
         </header>
+        {move || {
+            gl_failed
+                .get()
+                .map(|why| {
+                    view! {
+                        <p class="banner stale fallback-note">
+                            "3D view unavailable (" {why} ") — showing the cards."
+                        </p>
+                    }
+                })
+        }}
+        <Show when=show_3d>
+            <PipelineView snap=current failed=gl_failed/>
+        </Show>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
                 let first = first.get();
+                let cards_hidden = Signal::derive(show_3d);
                 match live.get().or_else(|| first.clone().and_then(Result::ok)) {
-                    Some(snap) => view! { <Nodes snap poll_failed/> }.into_any(),
+                    Some(snap) => view! { <Nodes snap poll_failed cards_hidden/> }.into_any(),
                     None => {
                         let why = first.and_then(Result::err).unwrap_or_default();
                         view! { <p class="error">"No data yet. " {why}</p> }.into_any()
@@ -103,7 +167,12 @@ fn RecentAlerts(view: AlertsView) -> impl IntoView {
 }
 
 #[component]
-fn Nodes(snap: NodesSnapshot, poll_failed: RwSignal<bool>) -> impl IntoView {
+fn Nodes(
+    snap: NodesSnapshot,
+    poll_failed: RwSignal<bool>,
+    /// The 3D view is showing the workers instead.
+    cards_hidden: Signal<bool>,
+) -> impl IntoView {
     let redis_down = (!snap.redis_ok).then(|| {
         let since = snap
             .stale_since
@@ -130,7 +199,9 @@ fn Nodes(snap: NodesSnapshot, poll_failed: RwSignal<bool>) -> impl IntoView {
         <Show when=move || poll_failed.get()>
             <div class="banner stale">"⚠ refresh failed — showing the last good data"</div>
         </Show>
-        <section class="cards" aria-label="Workers">{cards}</section>
+        <section class="cards" aria-label="Workers" hidden=move || cards_hidden.get()>
+            {cards}
+        </section>
         <p class="generated">"Snapshot " {snap.generated_at}</p>
     }
 }

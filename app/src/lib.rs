@@ -2,6 +2,8 @@
 
 mod infra;
 mod nodes;
+pub mod pipeline;
+pub mod view_mode;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, Meta, MetaTags, Title};

@@ -28,6 +28,17 @@ impl LinkStatus {
         }
     }
 
+    /// The same colour as red, green, blue bytes, for the 3D scene.
+    pub fn rgb(self) -> [u8; 3] {
+        match self {
+            Self::Healthy => [0x22, 0xc5, 0x5e],
+            Self::Paused => [0xf5, 0x9e, 0x0b],
+            Self::Degraded => [0xea, 0xb3, 0x08],
+            Self::Down => [0xef, 0x44, 0x44],
+            Self::Unknown => [0x64, 0x74, 0x8b],
+        }
+    }
+
     /// The icon shown beside the colour, so colour is never the only signal.
     pub fn icon(self) -> &'static str {
         match self {
@@ -129,6 +140,20 @@ mod tests {
         assert_eq!(LinkStatus::Degraded.colour(), "#eab308");
         assert_eq!(LinkStatus::Down.colour(), "#ef4444");
         assert_eq!(LinkStatus::Unknown.colour(), "#64748b");
+    }
+
+    #[test]
+    fn rgb_is_the_css_colour() {
+        for s in [
+            LinkStatus::Healthy,
+            LinkStatus::Paused,
+            LinkStatus::Degraded,
+            LinkStatus::Down,
+            LinkStatus::Unknown,
+        ] {
+            let [r, g, b] = s.rgb();
+            assert_eq!(format!("#{r:02x}{g:02x}{b:02x}"), s.colour());
+        }
     }
 
     #[test]

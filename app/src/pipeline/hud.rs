@@ -1,0 +1,226 @@
+//! The HUD: one HTML label per worker (and a ❌ badge per degraded tube) laid over the canvas at
+//! the projection of its 3D anchor, so text stays crisp, selectable and testable. Labels that
+//! would overlap are hidden, problems first (see `declutter`).
+
+use wasm_bindgen::JsCast;
+use web_sys::{Document, HtmlElement};
+
+use shared::status::LinkStatus;
+use shared::NodesSnapshot;
+
+use super::declutter::{self, Rect};
+use super::label;
+use super::layout::{Layout, P3};
+
+struct Label {
+    name: String,
+    el: HtmlElement,
+    badge: Option<HtmlElement>,
+    /// CSS pixel size, measured once after the text changes.
+    size: Option<(f32, f32)>,
+    priority: u8,
+    /// What was last written, so an unchanged frame touches no style.
+    shown: Option<(i32, i32, bool)>,
+    badge_at: Option<(i32, i32)>,
+    probe: Option<(i32, i32)>,
+}
+
+pub struct Hud {
+    root: HtmlElement,
+    document: Document,
+    labels: Vec<Label>,
+}
+
+fn set_style(el: &HtmlElement, name: &str, value: &str) {
+    // Setting a style property on a live element cannot fail for these names.
+    let _ = el.style().set_property(name, value);
+}
+
+impl Hud {
+    pub fn new(root: HtmlElement) -> Option<Self> {
+        let document = root.owner_document()?;
+        Some(Self {
+            root,
+            document,
+            labels: Vec::new(),
+        })
+    }
+
+    fn element(&self, class: &str) -> Option<HtmlElement> {
+        let el = self.document.create_element("div").ok()?;
+        el.set_class_name(class);
+        el.dyn_into::<HtmlElement>().ok()
+    }
+
+    /// Rewrites the labels' text for a new snapshot; elements are kept while the workers are
+    /// the same ones in the same order, so a poll does not churn the DOM.
+    pub fn update(&mut self, snap: &NodesSnapshot, layout: &Layout) {
+        let same = self.labels.len() == snap.workers.len()
+            && self
+                .labels
+                .iter()
+                .zip(&snap.workers)
+                .all(|(l, w)| l.name == w.name);
+        if !same {
+            for l in self.labels.drain(..) {
+                l.el.remove();
+                if let Some(b) = l.badge {
+                    b.remove();
+                }
+            }
+            for w in &snap.workers {
+                let Some(el) = self.element("hud-label") else {
+                    continue;
+                };
+                let _ = el.set_attribute("data-worker", &w.name);
+                let _ = self.root.append_child(&el);
+                self.labels.push(Label {
+                    name: w.name.clone(),
+                    el,
+                    badge: None,
+                    size: None,
+                    priority: 0,
+                    shown: None,
+                    badge_at: None,
+                    probe: None,
+                });
+            }
+        }
+        for (i, w) in snap.workers.iter().enumerate() {
+            let status = w.status();
+            let wants_badge = status == LinkStatus::Degraded
+                && layout.places.get(i).is_some_and(|p| p.tube.is_some());
+            let badge_el = match (
+                wants_badge,
+                self.labels.get(i).and_then(|l| l.badge.clone()),
+            ) {
+                (true, Some(b)) => Some(b),
+                (true, None) => self.element("hud-badge").inspect(|b| {
+                    let _ = b.set_attribute("data-worker", &w.name);
+                    let _ = self.root.append_child(b);
+                }),
+                (false, Some(b)) => {
+                    b.remove();
+                    None
+                }
+                (false, None) => None,
+            };
+            let Some(l) = self.labels.get_mut(i) else {
+                continue;
+            };
+            l.badge = badge_el;
+            if let Some(b) = &l.badge {
+                b.set_text_content(Some(&format!("❌ {}", w.dead_letter)));
+            }
+            let html_class = format!(
+                "hud-label {}{}",
+                status.as_str(),
+                if layout.compact { " compact" } else { "" }
+            );
+            if l.el.class_name() != html_class {
+                l.el.set_class_name(&html_class);
+                l.size = None;
+            }
+            let _ = l.el.set_attribute("data-status", status.as_str());
+            set_style(&l.el, "--status", status.colour());
+            l.priority = label::priority(status);
+            let lines = label::lines(w, layout.compact);
+            let text: String = lines.iter().map(|(_, t)| t.as_str()).collect();
+            if l.el.text_content().unwrap_or_default() != text {
+                l.el.set_text_content(None);
+                for (class, line) in lines {
+                    if let Ok(span) = self.document.create_element("span") {
+                        span.set_class_name(class);
+                        span.set_text_content(Some(&line));
+                        let _ = l.el.append_child(&span);
+                    }
+                }
+                l.size = None;
+            }
+        }
+    }
+
+    /// Moves the labels to where their anchors project. `project` gives CSS pixels from the
+    /// canvas's top left, or None behind the camera; `width`, `height` are the canvas's size.
+    pub fn place(
+        &mut self,
+        layout: &Layout,
+        width: f32,
+        height: f32,
+        project: impl Fn(P3) -> Option<(f32, f32)>,
+    ) {
+        let on_canvas = |p: Option<(f32, f32)>| {
+            p.filter(|(x, y)| *x >= 0.0 && *y >= 0.0 && *x <= width && *y <= height)
+        };
+        let mut boxes = Vec::with_capacity(self.labels.len());
+        for (l, place) in self.labels.iter_mut().zip(&layout.places) {
+            let size = *l
+                .size
+                .get_or_insert_with(|| (l.el.offset_width() as f32, l.el.offset_height() as f32));
+            let rect = on_canvas(project(place.label)).map(|(x, y)| Rect {
+                x,
+                y: y - size.1 / 2.0,
+                w: size.0,
+                h: size.1,
+            });
+            boxes.push((rect, l.priority));
+        }
+        let visible = declutter::visible(&boxes);
+        for (((l, place), (rect, _)), show) in self
+            .labels
+            .iter_mut()
+            .zip(&layout.places)
+            .zip(&boxes)
+            .zip(visible)
+        {
+            let at = rect.map(|r| (r.x.round() as i32, r.y.round() as i32));
+            let state = at.map(|(x, y)| (x, y, show));
+            if state != l.shown {
+                l.shown = state;
+                match state {
+                    Some((x, y, show)) => {
+                        set_style(&l.el, "transform", &format!("translate({x}px,{y}px)"));
+                        set_style(&l.el, "visibility", if show { "visible" } else { "hidden" });
+                    }
+                    None => set_style(&l.el, "visibility", "hidden"),
+                }
+            }
+            let Some(tube) = &place.tube else { continue };
+            // Tests read the tube's colour at this point of the canvas.
+            let probe = on_canvas(project(tube.probe())).map(|(x, y)| (x as i32, y as i32));
+            if probe != l.probe {
+                l.probe = probe;
+                if let Some((x, y)) = probe {
+                    let _ = l.el.set_attribute("data-probe", &format!("{x},{y}"));
+                }
+            }
+            if let Some(b) = &l.badge {
+                let at = on_canvas(project(tube.badge())).map(|(x, y)| (x as i32, y as i32));
+                if at != l.badge_at {
+                    l.badge_at = at;
+                    match at {
+                        Some((x, y)) => {
+                            set_style(
+                                b,
+                                "transform",
+                                &format!("translate({x}px,{y}px) translate(-50%,-50%)"),
+                            );
+                            set_style(b, "visibility", "visible");
+                        }
+                        None => set_style(b, "visibility", "hidden"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes every label out of the page (the view is going away).
+    pub fn clear(&mut self) {
+        for l in self.labels.drain(..) {
+            l.el.remove();
+            if let Some(b) = l.badge {
+                b.remove();
+            }
+        }
+    }
+}

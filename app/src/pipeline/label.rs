@@ -1,0 +1,113 @@
+//! What a worker's HUD label says. Pure, so the words are tested natively and match the cards.
+
+use shared::status::{LinkStatus, StateLabel};
+use shared::WorkerView;
+
+/// One line of a label: its CSS class and its text.
+pub type Line = (&'static str, String);
+
+/// Full labels: name, state label, queue and dead letters, and for a down worker its last beat.
+/// Compact labels (many workers): the name with the status icon, the problem if there is one.
+pub fn lines(w: &WorkerView, compact: bool) -> Vec<Line> {
+    let status = w.status();
+    let beat = match w.last_beat_age_s {
+        Some(s) => format!("⚠ last beat {s}s ago"),
+        None => "⚠ no heartbeat".to_string(),
+    };
+    if compact {
+        let mut head = format!("{} {}", status.icon(), w.name);
+        match status {
+            LinkStatus::Degraded => head.push_str(&format!(" ❌{}", w.dead_letter)),
+            LinkStatus::Down => head.push_str(&format!(" {}", beat.trim_start_matches("⚠ "))),
+            _ => {}
+        }
+        return vec![("hud-name", head)];
+    }
+    let mut out = vec![
+        ("hud-name", w.name.clone()),
+        ("hud-state", StateLabel::of(w).text().to_string()),
+        (
+            "hud-numbers",
+            format!("queue {} · dead {}", w.queue_depth, w.dead_letter),
+        ),
+    ];
+    if status == LinkStatus::Down {
+        out.push(("hud-beat", beat));
+    }
+    out
+}
+
+/// Which labels win when they would overlap: problems first.
+pub fn priority(status: LinkStatus) -> u8 {
+    match status {
+        LinkStatus::Down => 4,
+        LinkStatus::Degraded => 3,
+        LinkStatus::Paused => 2,
+        LinkStatus::Unknown => 1,
+        LinkStatus::Healthy => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::heartbeat::WorkerKind;
+
+    fn w(alive: bool, state: &str, dead: u64, age: Option<i64>) -> WorkerView {
+        WorkerView {
+            alive,
+            state: state.into(),
+            dead_letter: dead,
+            queue_depth: 7,
+            last_beat_age_s: age,
+            ..WorkerView::down("insta-render", WorkerKind::Render)
+        }
+    }
+
+    #[test]
+    fn full_label_of_a_down_worker_says_when_it_last_beat() {
+        let text: Vec<String> = lines(&w(false, "down", 0, Some(93)), false)
+            .into_iter()
+            .map(|l| l.1)
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "insta-render",
+                "🔴 down",
+                "queue 7 · dead 0",
+                "⚠ last beat 93s ago"
+            ]
+        );
+    }
+
+    #[test]
+    fn full_label_of_a_paused_worker() {
+        let l = lines(&w(true, "paused", 2, Some(1)), false);
+        assert_eq!(l[1].1, "⏸ paused (trading)");
+        assert_eq!(l[2].1, "queue 7 · dead 2");
+        assert_eq!(l.len(), 3);
+    }
+
+    #[test]
+    fn compact_labels_keep_the_problem() {
+        assert_eq!(
+            lines(&w(true, "idle", 0, Some(1)), true)[0].1,
+            "✔ insta-render"
+        );
+        assert_eq!(
+            lines(&w(true, "idle", 4, Some(1)), true)[0].1,
+            "❌ insta-render ❌4"
+        );
+        assert_eq!(
+            lines(&w(false, "down", 0, None), true)[0].1,
+            "⚠ insta-render no heartbeat"
+        );
+    }
+
+    #[test]
+    fn problems_outrank_health() {
+        assert!(priority(LinkStatus::Down) > priority(LinkStatus::Degraded));
+        assert!(priority(LinkStatus::Degraded) > priority(LinkStatus::Healthy));
+    }
+}

@@ -1,0 +1,420 @@
+//! Where everything in the 3D pipeline sits, computed from a snapshot. Pure, so it is tested
+//! natively: the scene only turns these places into meshes, the HUD into label positions.
+//!
+//! World units, x to the right, y up, z toward the default camera. The NAS is on the left, the
+//! Redis bus is a vertical column at x = 0, the Windows node on the right holds one sub-node per
+//! worker in columns of at most [`ROWS_MAX`] rows, filled top to bottom.
+
+use shared::heartbeat::WorkerKind;
+use shared::status::LinkStatus;
+use shared::{NodesSnapshot, WorkerView};
+
+/// A point in world space.
+pub type P3 = [f32; 3];
+
+/// Workers per column before another column starts.
+pub const ROWS_MAX: usize = 24;
+/// Above this many workers the HUD shows one short line per worker.
+pub const COMPACT_OVER: usize = 24;
+const ROW: f32 = 1.5;
+const COL: f32 = 3.4;
+const WINDOWS_X: f32 = 6.0;
+const NAS_X: f32 = -7.0;
+/// Room kept right of the last column for the HUD labels.
+const LABEL_ROOM: f32 = 4.0;
+
+/// An axis-aligned box: centre and half extents.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Block {
+    pub centre: P3,
+    pub half: P3,
+}
+
+/// How particles move along a tube.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Flow {
+    /// World units per second; 0 = still.
+    pub speed: f32,
+    /// Particles run both ways (the trader's HTTP pull).
+    pub two_way: bool,
+}
+
+impl Flow {
+    /// SPEC §5: flowing when healthy (faster when busy), a crawl when paused, still when down.
+    pub fn of(worker: &WorkerView) -> Self {
+        let speed = match worker.status() {
+            LinkStatus::Down | LinkStatus::Unknown => 0.0,
+            LinkStatus::Paused => 0.15,
+            LinkStatus::Healthy | LinkStatus::Degraded if worker.state == "busy" => 3.5,
+            LinkStatus::Healthy | LinkStatus::Degraded => 1.2,
+        };
+        Self {
+            speed,
+            two_way: worker.kind == WorkerKind::Trader,
+        }
+    }
+}
+
+/// A tube as a polyline from its source to the worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tube {
+    pub points: Vec<P3>,
+    /// Cut in the middle of its last segment: the worker is down.
+    pub broken: bool,
+}
+
+/// Where the gap of a broken tube starts and ends, as fractions of its last segment.
+const GAP: (f32, f32) = (0.42, 0.62);
+
+impl Tube {
+    pub fn length(&self) -> f32 {
+        self.points.windows(2).map(|w| dist(w[0], w[1])).sum()
+    }
+
+    /// The point `s` world units along the tube (clamped to its ends).
+    pub fn point_at(&self, s: f32) -> P3 {
+        let mut left = s.max(0.0);
+        for w in self.points.windows(2) {
+            let len = dist(w[0], w[1]);
+            if left <= len && len > 0.0 {
+                return lerp(w[0], w[1], left / len);
+            }
+            left -= len;
+        }
+        self.points.last().copied().unwrap_or([0.0; 3])
+    }
+
+    /// The segments to draw: all of them, with a gap in the last one when broken.
+    pub fn segments(&self) -> Vec<(P3, P3)> {
+        let mut out: Vec<(P3, P3)> = self.points.windows(2).map(|w| (w[0], w[1])).collect();
+        if self.broken {
+            if let Some((a, b)) = out.pop() {
+                out.push((a, lerp(a, b, GAP.0)));
+                out.push((lerp(a, b, GAP.1), b));
+            }
+        }
+        out
+    }
+
+    fn last_segment(&self) -> (P3, P3) {
+        match self.points.as_slice() {
+            [.., a, b] => (*a, *b),
+            [a] => (*a, *a),
+            [] => ([0.0; 3], [0.0; 3]),
+        }
+    }
+
+    /// Where a break shows its sparks.
+    pub fn cut(&self) -> P3 {
+        let (a, b) = self.last_segment();
+        lerp(a, b, (GAP.0 + GAP.1) / 2.0)
+    }
+
+    /// A point that is always on the drawn tube (never in the gap): tests read the colour here.
+    pub fn probe(&self) -> P3 {
+        let (a, b) = self.last_segment();
+        lerp(a, b, 0.25)
+    }
+
+    /// Where the dead-letter badge sits.
+    pub fn badge(&self) -> P3 {
+        let (a, b) = self.last_segment();
+        lerp(a, b, 0.55)
+    }
+}
+
+/// One worker in the picture.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Place {
+    pub name: String,
+    pub status: LinkStatus,
+    /// Centre of the worker's sub-node on the Windows node.
+    pub node: P3,
+    /// Where its HUD label starts (right of the sub-node).
+    pub label: P3,
+    /// None for workers that move no jobs (the watcher).
+    pub tube: Option<Tube>,
+    pub flow: Flow,
+}
+
+/// The whole picture.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    pub nas: Block,
+    pub nas_stock: Block,
+    pub windows: Block,
+    /// The Redis bus: bottom and top centre of its column.
+    pub bus: (P3, P3),
+    pub places: Vec<Place>,
+    /// Labels are one short line each.
+    pub compact: bool,
+    /// Everything worth framing, labels included.
+    pub min: P3,
+    pub max: P3,
+}
+
+/// The size of a worker's sub-node (half extent).
+pub const NODE_HALF: f32 = 0.32;
+/// Tube and bus radii.
+pub const TUBE_RADIUS: f32 = 0.07;
+pub const BUS_RADIUS: f32 = 0.35;
+
+impl Layout {
+    pub fn of(snap: &NodesSnapshot) -> Self {
+        let n = snap.workers.len();
+        let cols = n.div_ceil(ROWS_MAX).max(1);
+        let rows = n.div_ceil(cols).max(1);
+        let top = (rows as f32 - 1.0) * ROW / 2.0;
+        let bottom = -top;
+
+        let nas_half_y = (top + 0.8).clamp(1.6, 4.0);
+        let nas = Block {
+            centre: [NAS_X, 0.0, 0.0],
+            half: [1.2, nas_half_y, 1.2],
+        };
+        let nas_stock = Block {
+            centre: [NAS_X, nas_half_y + 0.9, 0.0],
+            half: [0.8, 0.55, 0.8],
+        };
+        let last_col_x = WINDOWS_X + (cols as f32 - 1.0) * COL;
+        let windows = Block {
+            centre: [(WINDOWS_X + last_col_x) / 2.0 + 0.9, 0.0, -0.9],
+            half: [(last_col_x - WINDOWS_X) / 2.0 + 1.6, top + 1.0, 0.3],
+        };
+        let bus = ([0.0, bottom - 1.5, 0.0], [0.0, top + 1.5, 0.0]);
+        let nas_port_x = NAS_X + nas.half[0];
+        let stock_port = [
+            NAS_X + nas_stock.half[0],
+            nas_stock.centre[1],
+            nas_stock.centre[2],
+        ];
+
+        let places = snap
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let (col, row) = (i / rows, i % rows);
+                let y = top - row as f32 * ROW;
+                let node = [WINDOWS_X + col as f32 * COL, y, 0.0];
+                let entry = [node[0] - NODE_HALF, y, 0.0];
+                // Each column taps the bus at its own height, so no two tubes lie on one line.
+                let tap_y = y + (col as f32 - (cols as f32 - 1.0) / 2.0) * ROW / cols as f32 * 0.8;
+                let tube = match w.kind {
+                    WorkerKind::Render => {
+                        Some(vec![[nas_port_x, y * 0.6, 0.0], [0.0, tap_y, 0.0], entry])
+                    }
+                    // The trader pulls market data over HTTP: around the bus, in front of it.
+                    WorkerKind::Trader => Some(vec![stock_port, [0.0, tap_y, 1.6], entry]),
+                    WorkerKind::Watcher | WorkerKind::Unknown => None,
+                };
+                Place {
+                    name: w.name.clone(),
+                    status: w.status(),
+                    node,
+                    label: [node[0] + NODE_HALF + 0.15, y, 0.0],
+                    tube: tube.map(|points| Tube {
+                        points,
+                        broken: w.status() == LinkStatus::Down,
+                    }),
+                    flow: Flow::of(w),
+                }
+            })
+            .collect();
+
+        let label_room = if n > COMPACT_OVER { 2.6 } else { LABEL_ROOM };
+        Self {
+            nas,
+            nas_stock,
+            windows,
+            bus,
+            places,
+            compact: n > COMPACT_OVER,
+            min: [NAS_X - nas.half[0], bus.0[1], -1.2],
+            max: [
+                last_col_x + label_room,
+                bus.1[1].max(nas_stock.centre[1] + 0.6),
+                1.6,
+            ],
+        }
+    }
+}
+
+/// Where the particles of one tube are at time `t` (seconds), one every `spacing` world units.
+pub fn particles(tube: &Tube, flow: Flow, t: f32, spacing: f32, out: &mut Vec<P3>) {
+    // A cut tube carries nothing; a still one keeps its particles where they are.
+    if tube.broken {
+        return;
+    }
+    let len = tube.length();
+    if len <= 0.0 || spacing <= 0.0 {
+        return;
+    }
+    let count = (len / spacing).floor().max(1.0) as usize;
+    let step = len / count as f32;
+    let shift = (t * flow.speed).rem_euclid(step);
+    for k in 0..count {
+        let s = k as f32 * step + shift;
+        let s = if flow.two_way && k % 2 == 1 {
+            len - s
+        } else {
+            s
+        };
+        out.push(tube.point_at(s));
+    }
+}
+
+pub fn dist(a: P3, b: P3) -> f32 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+}
+
+pub fn lerp(a: P3, b: P3, f: f32) -> P3 {
+    [
+        a[0] + (b[0] - a[0]) * f,
+        a[1] + (b[1] - a[1]) * f,
+        a[2] + (b[2] - a[2]) * f,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(name: &str, kind: WorkerKind, alive: bool, state: &str, dead: u64) -> WorkerView {
+        WorkerView {
+            alive,
+            state: state.into(),
+            dead_letter: dead,
+            ..WorkerView::down(name, kind)
+        }
+    }
+
+    fn snap(workers: Vec<WorkerView>) -> NodesSnapshot {
+        NodesSnapshot {
+            workers,
+            ..NodesSnapshot::empty(chrono::DateTime::UNIX_EPOCH)
+        }
+    }
+
+    fn fleet(n: usize) -> NodesSnapshot {
+        snap(
+            (0..n)
+                .map(|i| worker(&format!("w{i}"), WorkerKind::Render, true, "idle", 0))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn render_tubes_run_nas_then_bus_then_worker_and_the_trader_skips_the_bus() {
+        let l = Layout::of(&snap(vec![
+            worker("video-render", WorkerKind::Render, true, "idle", 0),
+            worker("ai_trade", WorkerKind::Trader, true, "trading", 0),
+            worker(
+                "market-watcher",
+                WorkerKind::Watcher,
+                true,
+                "market_open",
+                0,
+            ),
+        ]));
+        let render = l.places[0].tube.as_ref().unwrap();
+        assert!(render.points[0][0] < -5.0, "starts at the NAS");
+        assert_eq!(render.points[1][0], 0.0, "touches the bus");
+        assert!(render.points[2][0] > 5.0, "ends at the Windows node");
+
+        let trade = l.places[1].tube.as_ref().unwrap();
+        assert_eq!(trade.points[0][1], l.nas_stock.centre[1], "from NAS-stock");
+        assert!(
+            trade.points[1][2] > BUS_RADIUS * 2.0,
+            "passes in front of the bus"
+        );
+        assert!(l.places[1].flow.two_way);
+        assert!(l.places[2].tube.is_none(), "the watcher moves no jobs");
+    }
+
+    #[test]
+    fn flow_speed_follows_the_status() {
+        let busy = Flow::of(&worker("a", WorkerKind::Render, true, "busy", 0));
+        let idle = Flow::of(&worker("a", WorkerKind::Render, true, "idle", 0));
+        let paused = Flow::of(&worker("a", WorkerKind::Render, true, "paused", 0));
+        let down = Flow::of(&worker("a", WorkerKind::Render, false, "down", 0));
+        assert!(busy.speed > idle.speed && idle.speed > paused.speed && paused.speed > 0.0);
+        assert_eq!(down.speed, 0.0);
+    }
+
+    #[test]
+    fn a_down_worker_has_a_gap_and_no_particles() {
+        let l = Layout::of(&snap(vec![worker(
+            "r",
+            WorkerKind::Render,
+            false,
+            "down",
+            0,
+        )]));
+        let tube = l.places[0].tube.as_ref().unwrap();
+        assert!(tube.broken);
+        let segs = tube.segments();
+        assert_eq!(segs.len(), 3);
+        let gap = dist(segs[1].1, segs[2].0);
+        assert!(gap > 0.5, "gap {gap}");
+        let cut = tube.cut();
+        assert!(dist(cut, segs[1].1) < gap && dist(cut, segs[2].0) < gap);
+        let mut out = Vec::new();
+        particles(tube, l.places[0].flow, 3.0, 1.0, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn particles_move_toward_the_worker_and_stay_on_the_tube() {
+        let l = Layout::of(&fleet(1));
+        let tube = l.places[0].tube.as_ref().unwrap();
+        let flow = l.places[0].flow;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        particles(tube, flow, 0.0, 1.5, &mut a);
+        particles(tube, flow, 0.1, 1.5, &mut b);
+        assert_eq!(a.len(), b.len());
+        assert!(a.len() >= 5);
+        // The first particle moved forward along the first segment (x grows toward the bus).
+        assert!(b[0][0] > a[0][0]);
+        let end = tube.points.last().unwrap();
+        for p in &b {
+            assert!(p[0] >= tube.points[0][0] - 1e-3 && p[0] <= end[0] + 1e-3);
+        }
+    }
+
+    #[test]
+    fn up_to_24_workers_make_one_column_and_200_stay_inside_a_few_columns() {
+        let one = Layout::of(&fleet(24));
+        assert!(one.places.iter().all(|p| p.node[0] == WINDOWS_X));
+        assert!(!one.compact);
+
+        let many = Layout::of(&fleet(200));
+        assert!(many.compact);
+        let cols: std::collections::BTreeSet<i32> =
+            many.places.iter().map(|p| p.node[0] as i32).collect();
+        assert_eq!(cols.len(), 9);
+        // No two sub-nodes share a spot, and every one is inside the framed box.
+        for (i, a) in many.places.iter().enumerate() {
+            for b in &many.places[i + 1..] {
+                assert!(dist(a.node, b.node) >= ROW - 1e-3);
+            }
+            for k in 0..3 {
+                assert!(a.node[k] >= many.min[k] && a.node[k] <= many.max[k]);
+            }
+        }
+        // Every column taps the bus at its own height.
+        let taps: std::collections::BTreeSet<i32> = many
+            .places
+            .iter()
+            .map(|p| (p.tube.as_ref().unwrap().points[1][1] * 100.0) as i32)
+            .collect();
+        assert_eq!(taps.len(), 200);
+    }
+
+    #[test]
+    fn an_empty_fleet_still_has_a_picture() {
+        let l = Layout::of(&fleet(0));
+        assert!(l.places.is_empty());
+        assert!(l.bus.1[1] > l.bus.0[1]);
+    }
+}

@@ -1,0 +1,90 @@
+//! The 3D pipeline view (SPEC §5): NAS → Redis bus → workers drawn with three-d on a canvas,
+//! with HTML labels over it. The pure parts (layout, camera, labels, decluttering, the snapshot
+//! channel, frame timings) build and test natively; the scene and its loop exist only in the
+//! browser build.
+
+pub mod declutter;
+pub mod label;
+pub mod latest;
+pub mod layout;
+pub mod orbit;
+pub mod stats;
+
+#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+mod hud;
+#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+mod render_loop;
+#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+mod scene;
+
+use leptos::prelude::*;
+use shared::NodesSnapshot;
+
+/// The canvas, its HUD and the "aggregator disconnected" overlay. When WebGL2 cannot start,
+/// `failed` gets the reason and the page falls back to the cards.
+#[component]
+pub fn PipelineView(
+    snap: Signal<Option<NodesSnapshot>>,
+    failed: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let canvas = NodeRef::<leptos::html::Canvas>::new();
+    let hud = NodeRef::<leptos::html::Div>::new();
+    #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+    run(canvas, hud, snap, failed);
+    #[cfg(not(all(feature = "hydrate", target_arch = "wasm32")))]
+    let _ = failed;
+
+    let disconnected = move || {
+        snap.get().filter(|s| !s.redis_ok).map(|s| {
+            let since = s
+                .stale_since
+                .map(|t| format!(" — last data {t}"))
+                .unwrap_or_default();
+            view! { <div class="overlay-down" role="alert">"⚠ aggregator disconnected" {since}</div> }
+        })
+    };
+    view! {
+        <section class="pipeline" aria-label="Pipeline">
+            <canvas node_ref=canvas class="pipeline-canvas"></canvas>
+            <div node_ref=hud class="hud" aria-live="off"></div>
+            {disconnected}
+            <p class="pipeline-hint">"drag to orbit · wheel to zoom · double-click to reset"</p>
+        </section>
+    }
+}
+
+/// Starts the loop once the canvas is in the page, feeds it every new snapshot through the
+/// channel, and stops it when the view unmounts.
+#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+fn run(
+    canvas: NodeRef<leptos::html::Canvas>,
+    hud: NodeRef<leptos::html::Div>,
+    snap: Signal<Option<NodesSnapshot>>,
+    failed: RwSignal<Option<String>>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let (tx, rx) = latest::channel();
+    Effect::new(move |_| {
+        if let Some(s) = snap.get() {
+            tx.send(s);
+        }
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_unmount = stop.clone();
+    on_cleanup(move || on_unmount.store(true, Ordering::Relaxed));
+    let mut pending = Some((rx, stop));
+    Effect::new(move |_| {
+        let (Some(c), Some(h)) = (canvas.get(), hud.get()) else {
+            return;
+        };
+        let Some((rx, stop)) = pending.take() else {
+            return;
+        };
+        if let Err(why) = render_loop::start(c, h.into(), rx, stop) {
+            leptos::logging::warn!("3D view unavailable: {why}");
+            failed.set(Some(why));
+        }
+    });
+}

@@ -1,0 +1,263 @@
+//! The three-d scene: the layout turned into four instanced draws (boxes, tubes, particles and
+//! sparks, the bus glow), rebuilt when a snapshot arrives and animated every frame.
+
+use three_d::*;
+
+use shared::status::LinkStatus;
+use shared::NodesSnapshot;
+
+use super::layout::{self, Layout, BUS_RADIUS, NODE_HALF, P3, TUBE_RADIUS};
+use super::orbit::{Orbit, FOV_Y};
+
+/// One particle every this many world units of tube.
+const PARTICLE_SPACING: f32 = 1.6;
+const PARTICLE_RADIUS: f32 = 0.13;
+const SPARKS_PER_CUT: usize = 6;
+
+const BACKGROUND: [f32; 3] = [0.043, 0.067, 0.125];
+const NAS_COLOUR: Srgba = Srgba::new_opaque(0x47, 0x55, 0x69);
+const STOCK_COLOUR: Srgba = Srgba::new_opaque(0x0e, 0x74, 0x90);
+const WINDOWS_COLOUR: Srgba = Srgba::new_opaque(0x1e, 0x29, 0x3b);
+const BUS_OK: Srgba = Srgba::new_opaque(0x22, 0xd3, 0xee);
+const SPARK_COLOUR: Srgba = Srgba::new_opaque(0xfd, 0xe0, 0x47);
+
+pub struct Scene {
+    context: Context,
+    camera: Camera,
+    layout: Layout,
+    redis_ok: bool,
+    blocks: Gm<InstancedMesh, ColorMaterial>,
+    tubes: Gm<InstancedMesh, ColorMaterial>,
+    particles: Gm<InstancedMesh, ColorMaterial>,
+    glow: Gm<Mesh, ColorMaterial>,
+    /// Reused every frame so the particle update does not allocate positions.
+    scratch: Vec<P3>,
+}
+
+fn v(p: P3) -> Vec3 {
+    vec3(p[0], p[1], p[2])
+}
+
+fn status_colour(status: LinkStatus) -> Srgba {
+    let [r, g, b] = status.rgb();
+    Srgba::new_opaque(r, g, b)
+}
+
+/// Brighter than the tube, so particles read against it.
+fn particle_colour(status: LinkStatus) -> Srgba {
+    let [r, g, b] = status.rgb();
+    let lift = |c: u8| c + ((255 - c) as f32 * 0.55) as u8;
+    Srgba::new_opaque(lift(r), lift(g), lift(b))
+}
+
+fn opaque() -> ColorMaterial {
+    ColorMaterial {
+        color: Srgba::WHITE,
+        texture: None,
+        render_states: RenderStates::default(),
+        is_transparent: false,
+    }
+}
+
+/// The unit cylinder (x from 0 to 1, radius 1) stretched from `a` to `b`.
+fn cylinder(a: P3, b: P3, radius: f32) -> Mat4 {
+    let d = v(b) - v(a);
+    let len = d.magnitude();
+    if len < 1e-5 {
+        return Mat4::from_scale(0.0);
+    }
+    let dir = d / len;
+    // from_dir_to_dir is undefined for exactly opposite directions.
+    let rotation = if dir.x < -0.9999 {
+        Mat4::from_angle_y(degrees(180.0))
+    } else {
+        rotation_matrix_from_dir_to_dir(vec3(1.0, 0.0, 0.0), dir)
+    };
+    Mat4::from_translation(v(a)) * rotation * Mat4::from_nonuniform_scale(len, radius, radius)
+}
+
+fn cube(centre: P3, half: P3) -> Mat4 {
+    Mat4::from_translation(v(centre)) * Mat4::from_nonuniform_scale(half[0], half[1], half[2])
+}
+
+fn instanced(context: &Context, mesh: &CpuMesh) -> Gm<InstancedMesh, ColorMaterial> {
+    let empty = Instances {
+        transformations: Vec::new(),
+        texture_transformations: None,
+        colors: Some(Vec::new()),
+    };
+    Gm::new(InstancedMesh::new(context, &empty, mesh), opaque())
+}
+
+impl Scene {
+    pub fn new(context: Context, viewport: Viewport) -> Self {
+        let camera = Camera::new_perspective(
+            viewport,
+            vec3(0.0, 0.0, 20.0),
+            vec3(0.0, 0.0, 0.0),
+            vec3(0.0, 1.0, 0.0),
+            radians(FOV_Y),
+            0.1,
+            500.0,
+        );
+        let glow_material = ColorMaterial {
+            color: Srgba::new(0x22, 0xd3, 0xee, 60),
+            texture: None,
+            render_states: RenderStates {
+                write_mask: WriteMask::COLOR,
+                blend: Blend::TRANSPARENCY,
+                ..Default::default()
+            },
+            is_transparent: true,
+        };
+        let empty = NodesSnapshot {
+            redis_ok: true,
+            paused: false,
+            paused_reason: None,
+            generated_at: String::new(),
+            stale_since: None,
+            workers: Vec::new(),
+            links: Vec::new(),
+        };
+        let mut scene = Self {
+            blocks: instanced(&context, &CpuMesh::cube()),
+            tubes: instanced(&context, &CpuMesh::cylinder(12)),
+            particles: instanced(&context, &CpuMesh::sphere(6)),
+            glow: Gm::new(Mesh::new(&context, &CpuMesh::cylinder(16)), glow_material),
+            context,
+            camera,
+            layout: Layout::of(&empty),
+            redis_ok: true,
+            scratch: Vec::new(),
+        };
+        scene.update(&empty);
+        scene
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Rebuilds the still parts from a new snapshot.
+    pub fn update(&mut self, snap: &NodesSnapshot) {
+        self.layout = Layout::of(snap);
+        self.redis_ok = snap.redis_ok;
+        let l = &self.layout;
+
+        let mut boxes = vec![
+            (cube(l.nas.centre, l.nas.half), NAS_COLOUR),
+            (cube(l.nas_stock.centre, l.nas_stock.half), STOCK_COLOUR),
+            (cube(l.windows.centre, l.windows.half), WINDOWS_COLOUR),
+        ];
+        boxes.extend(
+            l.places
+                .iter()
+                .map(|p| (cube(p.node, [NODE_HALF; 3]), status_colour(p.status))),
+        );
+        self.blocks.geometry.set_instances(&split(boxes));
+
+        let bus_colour = if self.redis_ok {
+            BUS_OK
+        } else {
+            status_colour(LinkStatus::Down)
+        };
+        let mut tubes = vec![(cylinder(l.bus.0, l.bus.1, BUS_RADIUS), bus_colour)];
+        for place in &l.places {
+            if let Some(tube) = &place.tube {
+                let colour = status_colour(place.status);
+                tubes.extend(
+                    tube.segments()
+                        .into_iter()
+                        .map(|(a, b)| (cylinder(a, b, TUBE_RADIUS), colour)),
+                );
+            }
+        }
+        self.tubes.geometry.set_instances(&split(tubes));
+
+        self.glow
+            .geometry
+            .set_transformation(cylinder(l.bus.0, l.bus.1, BUS_RADIUS * 2.2));
+        self.glow.material.color = if self.redis_ok {
+            Srgba::new(0x22, 0xd3, 0xee, 60)
+        } else {
+            Srgba::new(0xef, 0x44, 0x44, 70)
+        };
+    }
+
+    /// Moves the particles and sparks to time `t` (seconds).
+    fn animate(&mut self, t: f32) {
+        let mut instances = Vec::new();
+        for place in &self.layout.places {
+            let Some(tube) = &place.tube else { continue };
+            if tube.broken {
+                let cut = tube.cut();
+                for k in 0..SPARKS_PER_CUT {
+                    let (dx, dy, dz) = spark_offset(t, k);
+                    let size = 0.05 + 0.05 * ((t * 9.0 + k as f32).sin().abs());
+                    let at = [cut[0] + dx, cut[1] + dy, cut[2] + dz];
+                    instances.push((cube(at, [size; 3]), SPARK_COLOUR));
+                }
+                continue;
+            }
+            self.scratch.clear();
+            layout::particles(tube, place.flow, t, PARTICLE_SPACING, &mut self.scratch);
+            let colour = particle_colour(place.status);
+            instances.extend(
+                self.scratch
+                    .iter()
+                    .map(|p| (cube(*p, [PARTICLE_RADIUS; 3]), colour)),
+            );
+        }
+        self.particles.geometry.set_instances(&split(instances));
+    }
+
+    /// Draws one frame at time `t` seen from `orbit`.
+    pub fn render(&mut self, t: f32, viewport: Viewport, orbit: &Orbit) {
+        self.camera.set_viewport(viewport);
+        let eye = orbit.eye();
+        self.camera
+            .set_view(v(eye), v(orbit.target), vec3(0.0, 1.0, 0.0));
+        self.animate(t);
+        let [r, g, b] = BACKGROUND;
+        RenderTarget::screen(&self.context, viewport.width, viewport.height)
+            .clear(ClearState::color_and_depth(r, g, b, 1.0, 1.0))
+            .render(
+                &self.camera,
+                self.blocks
+                    .into_iter()
+                    .chain(&self.tubes)
+                    .chain(&self.particles)
+                    .chain(&self.glow),
+                &[],
+            );
+    }
+
+    /// Where a world point lands on the canvas, in physical pixels from the top left; None when
+    /// it is behind the camera.
+    pub fn project(&self, p: P3) -> Option<(f32, f32)> {
+        let clip = self.camera.projection() * self.camera.view() * v(p).extend(1.0);
+        if clip.w <= 1e-4 {
+            return None;
+        }
+        let vp = self.camera.viewport();
+        let x = (clip.x / clip.w + 1.0) / 2.0 * vp.width as f32;
+        let y = (1.0 - clip.y / clip.w) / 2.0 * vp.height as f32;
+        Some((x, y))
+    }
+}
+
+/// Sparks jump around the cut: a cheap deterministic jitter from time and index.
+fn spark_offset(t: f32, k: usize) -> (f32, f32, f32) {
+    let phase = (t * 7.0).floor() + k as f32 * 1.7;
+    let h = |s: f32| ((phase * s).sin() * 43758.547).fract() - 0.5;
+    (h(12.9898) * 0.6, h(78.233) * 0.6, h(37.719) * 0.6)
+}
+
+fn split(items: Vec<(Mat4, Srgba)>) -> Instances {
+    let (transformations, colors) = items.into_iter().unzip();
+    Instances {
+        transformations,
+        texture_transformations: None,
+        colors: Some(colors),
+    }
+}
