@@ -21,12 +21,13 @@ export function nginxUrl(): string {
   return url;
 }
 
-export async function openInfra(page: Page, base: string = baseUrl()): Promise<void> {
-  await page.goto(`${base}/infra`);
+/** Opens /infra, forcing a view with `?view=` when one is given. */
+export async function openInfra(page: Page, view?: '2d' | '3d', base: string = baseUrl()): Promise<void> {
+  await page.goto(view ? `${base}/infra?view=${view}` : `${base}/infra`);
 }
 
 export function workerCard(page: Page, name: string): Locator {
-  return page.locator(`[data-worker="${name}"]`);
+  return page.locator(`article.card[data-worker="${name}"]`);
 }
 
 /** Waits until the collector has seen what the test just wrote. */

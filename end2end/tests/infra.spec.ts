@@ -13,7 +13,7 @@ test.beforeEach(async () => {
 });
 
 test('server renders a card per worker on first paint', async ({ page }) => {
-  await openInfra(page);
+  await openInfra(page, '2d');
   await expect(page).toHaveTitle('Infra — NODE PIPELINE');
   await expectFleetCards(page);
 
@@ -40,7 +40,7 @@ test('a state change shows without a reload once hydrated', async ({ page, javaS
   test.skip(!javaScriptEnabled, 'live refresh needs JavaScript');
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await openInfra(page);
+  await openInfra(page, '2d');
   await expect(workerCard(page, 'video-render')).toHaveAttribute('data-status', 'down');
   beat('video-render', 'render', 'paused');
   await expect(workerCard(page, 'video-render').locator('.state')).toHaveText('⏸ paused (trading)', { timeout: 8_000 });

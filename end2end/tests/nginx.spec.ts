@@ -11,7 +11,7 @@ test.beforeEach(async () => {
 test('the page works the same behind nginx', async ({ page, javaScriptEnabled }) => {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await openInfra(page, nginxUrl());
+  await openInfra(page, '2d', nginxUrl());
   await expectFleetCards(page);
   await expect(workerCard(page, 'music-render').locator('.state')).toHaveText('🟢 idle');
   if (javaScriptEnabled) {
@@ -22,7 +22,7 @@ test('the page works the same behind nginx', async ({ page, javaScriptEnabled })
 });
 
 test('nginx serves the bundle pre-compressed with a year of cache', async ({ page }) => {
-  await openInfra(page, nginxUrl());
+  await openInfra(page, '2d', nginxUrl());
   const css = await page.locator('link#leptos').getAttribute('href');
   expect(css).toMatch(/^\/pkg\/agent-office\.[\w-]+\.css$/);
   const response = await fetch(`${nginxUrl()}${css}`, { headers: { 'accept-encoding': 'gzip' } });

@@ -24,7 +24,7 @@ test.beforeEach(async () => {
 });
 
 test('every state reads right on its card', async ({ page }) => {
-  await openInfra(page);
+  await openInfra(page, '2d');
   const cases: [string, string, string, keyof typeof colours][] = [
     ['music-render', '⚙️ processing', '✔ healthy', 'healthy'],
     ['video-render', '⏸ paused (trading)', '⏸ paused', 'paused'],
@@ -46,7 +46,7 @@ test('every state reads right on its card', async ({ page }) => {
 });
 
 test('losing Redis shows the banner, and it clears when Redis is back', async ({ page, javaScriptEnabled }) => {
-  await openInfra(page);
+  await openInfra(page, '2d');
   await expect(page.locator('.banner.down')).toHaveCount(0);
   freezeRedis();
   try {

@@ -23,12 +23,30 @@ struct Label {
     shown: Option<(i32, i32, bool)>,
     badge_at: Option<(i32, i32)>,
     probe: Option<(i32, i32)>,
+    cut: Option<(i32, i32)>,
 }
 
 pub struct Hud {
     root: HtmlElement,
     document: Document,
     labels: Vec<Label>,
+    bus: Option<(i32, i32)>,
+}
+
+/// Writes a canvas point as a `data-*` attribute ("x,y" in CSS pixels) when it changed. Tests
+/// read the canvas's colour at these points.
+fn mark(el: &HtmlElement, name: &str, last: &mut Option<(i32, i32)>, now: Option<(i32, i32)>) {
+    if now != *last {
+        *last = now;
+        match now {
+            Some((x, y)) => {
+                let _ = el.set_attribute(name, &format!("{x},{y}"));
+            }
+            None => {
+                let _ = el.remove_attribute(name);
+            }
+        }
+    }
 }
 
 fn set_style(el: &HtmlElement, name: &str, value: &str) {
@@ -43,6 +61,7 @@ impl Hud {
             root,
             document,
             labels: Vec::new(),
+            bus: None,
         })
     }
 
@@ -83,6 +102,7 @@ impl Hud {
                     shown: None,
                     badge_at: None,
                     probe: None,
+                    cut: None,
                 });
             }
         }
@@ -165,6 +185,10 @@ impl Hud {
             });
             boxes.push((rect, l.priority));
         }
+        let (_, top) = layout.bus;
+        let bus =
+            on_canvas(project([top[0], top[1] - 0.6, top[2]])).map(|(x, y)| (x as i32, y as i32));
+        mark(&self.root, "data-bus", &mut self.bus, bus);
         let visible = declutter::visible(&boxes);
         for (((l, place), (rect, _)), show) in self
             .labels
@@ -186,14 +210,14 @@ impl Hud {
                 }
             }
             let Some(tube) = &place.tube else { continue };
-            // Tests read the tube's colour at this point of the canvas.
             let probe = on_canvas(project(tube.probe())).map(|(x, y)| (x as i32, y as i32));
-            if probe != l.probe {
-                l.probe = probe;
-                if let Some((x, y)) = probe {
-                    let _ = l.el.set_attribute("data-probe", &format!("{x},{y}"));
-                }
-            }
+            mark(&l.el, "data-probe", &mut l.probe, probe);
+            let cut = tube
+                .broken
+                .then(|| on_canvas(project(tube.cut())))
+                .flatten()
+                .map(|(x, y)| (x as i32, y as i32));
+            mark(&l.el, "data-cut", &mut l.cut, cut);
             if let Some(b) = &l.badge {
                 let at = on_canvas(project(tube.badge())).map(|(x, y)| (x as i32, y as i32));
                 if at != l.badge_at {

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use discovery::Discovery;
-pub use plan::{build_snapshot, Discovered, Plan, Reading, ReplyError};
+pub use plan::{build_snapshot, Discovered, LastBeats, Plan, Reading, ReplyError};
 pub use published::Published;
 
 use crate::config::Config;
@@ -44,6 +44,7 @@ pub struct Collector {
     tx: watch::Sender<Arc<Published>>,
     metrics: Arc<Metrics>,
     last_good: Option<NodesSnapshot>,
+    last_beats: LastBeats,
     started_at: DateTime<Utc>,
 }
 
@@ -68,6 +69,7 @@ impl Collector {
             tx,
             metrics,
             last_good: None,
+            last_beats: LastBeats::default(),
             started_at,
         };
         (collector, rx)
@@ -97,7 +99,8 @@ impl Collector {
                     tracing::info!(workers = self.plan.workers.len(), "reading Redis");
                 }
                 self.metrics.redis_up.set(1);
-                let snap = build_snapshot(&self.plan, &reading, now);
+                let mut snap = build_snapshot(&self.plan, &reading, now);
+                self.last_beats.apply(&mut snap, now);
                 self.last_good = Some(snap.clone());
                 snap
             }

@@ -204,6 +204,37 @@ fn int(v: Value) -> u64 {
     }
 }
 
+/// When each worker's last valid heartbeat was stamped, so a worker whose key has expired can
+/// still say "last beat N s ago". Holds only the plan's workers.
+#[derive(Debug, Default)]
+pub struct LastBeats(std::collections::HashMap<String, DateTime<Utc>>);
+
+impl LastBeats {
+    /// Notes the beats of the alive workers, fills in the age of the down ones it saw before,
+    /// and forgets workers that left the plan.
+    pub fn apply(&mut self, snap: &mut NodesSnapshot, now: DateTime<Utc>) {
+        for w in &mut snap.workers {
+            match (w.alive, w.last_beat_age_s) {
+                (true, Some(age)) => {
+                    self.0
+                        .insert(w.name.clone(), now - chrono::Duration::seconds(age));
+                }
+                (false, None) => {
+                    if let Some(ts) = self.0.get(&w.name) {
+                        w.last_beat_age_s = Some((now - *ts).num_seconds().max(0));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if self.0.len() > snap.workers.len() {
+            let names: std::collections::HashSet<&str> =
+                snap.workers.iter().map(|w| w.name.as_str()).collect();
+            self.0.retain(|name, _| names.contains(name.as_str()));
+        }
+    }
+}
+
 /// Turns one cycle's reading into the Contract-2 snapshot.
 pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> NodesSnapshot {
     let count = |v: &[u64], q: Option<usize>| q.and_then(|i| v.get(i).copied()).unwrap_or(0);
@@ -403,5 +434,39 @@ mod tests {
         let reading = plan.read(vec![Value::BulkString(b"1".to_vec())]).unwrap();
         let snap = build_snapshot(&plan, &reading, now());
         assert!(snap.paused && snap.workers.is_empty() && snap.links.is_empty());
+    }
+
+    #[test]
+    fn a_worker_that_went_down_keeps_its_last_beat_age() {
+        let t0 = now();
+        let mut beats = LastBeats::default();
+        let alive = WorkerView {
+            alive: true,
+            last_beat_age_s: Some(2),
+            state: "idle".into(),
+            ..WorkerView::down("r", WorkerKind::Render)
+        };
+        let mut snap = NodesSnapshot {
+            workers: vec![alive, WorkerView::down("never", WorkerKind::Render)],
+            ..NodesSnapshot::empty(t0)
+        };
+        beats.apply(&mut snap, t0);
+
+        let later = t0 + chrono::Duration::seconds(60);
+        let mut snap = NodesSnapshot {
+            workers: vec![
+                WorkerView::down("r", WorkerKind::Render),
+                WorkerView::down("never", WorkerKind::Render),
+            ],
+            ..NodesSnapshot::empty(later)
+        };
+        beats.apply(&mut snap, later);
+        assert_eq!(snap.workers[0].last_beat_age_s, Some(62));
+        assert_eq!(snap.workers[1].last_beat_age_s, None, "never seen: unknown");
+
+        // A worker that left the plan is forgotten.
+        let mut snap = NodesSnapshot::empty(later);
+        beats.apply(&mut snap, later);
+        assert!(beats.0.is_empty());
     }
 }
