@@ -1,7 +1,7 @@
 import { defineConfig } from '@playwright/test';
 
 // Debian's Chromium (never a downloaded browser), with the flags that work on these machines.
-const chromium = {
+export const chromium = {
   executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
   args: [
     '--no-sandbox',
@@ -26,7 +26,13 @@ export default defineConfig({
   reporter: [['list']],
   outputDir: './test-results',
   projects: [
-    { name: 'js-on', use: { javaScriptEnabled: true, launchOptions: chromium } },
-    { name: 'js-off', use: { javaScriptEnabled: false, launchOptions: chromium } },
+    { name: 'js-on', testIgnore: /fallback/, use: { javaScriptEnabled: true, launchOptions: chromium } },
+    { name: 'js-off', testIgnore: /fallback/, use: { javaScriptEnabled: false, launchOptions: chromium } },
+    // No WebGL at all: the page must fall back to the cards by itself.
+    {
+      name: 'no-webgl',
+      testMatch: /fallback/,
+      use: { javaScriptEnabled: true, launchOptions: { ...chromium, args: [...chromium.args, '--disable-webgl'] } },
+    },
   ],
 });

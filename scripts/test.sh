@@ -10,6 +10,9 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+ensure_rust_tools
+say "cargo clippy (browser build: hydrate, wasm32)"
+cargo clippy -p frontend -p app --target wasm32-unknown-unknown --features app/hydrate --locked -- -D warnings
 say "cargo test"
 # frontend is left out: it would turn on `hydrate` beside `ssr` in the server under test.
 cargo test --workspace --exclude frontend --locked

@@ -29,7 +29,8 @@ test('server renders a card per worker on first paint', async ({ page }) => {
 
   const video = workerCard(page, 'video-render');
   await expect(video.locator('.state')).toHaveText('🔴 down');
-  await expect(video.locator('.age')).toHaveText('no heartbeat');
+  // "no heartbeat" until this server has seen one; earlier tests may have beaten video-render.
+  await expect(video.locator('.age')).toHaveText(/^(no heartbeat|last beat \d+ s ago)$/);
   await expect(video.locator('.status')).toHaveText('⚠ down');
   await expect(image.locator('.jobs')).toHaveText('5 / 0');
 

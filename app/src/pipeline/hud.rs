@@ -6,7 +6,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Document, HtmlElement};
 
 use shared::status::LinkStatus;
-use shared::NodesSnapshot;
+use shared::{NodesSnapshot, WorkerView};
 
 use super::declutter::{self, Rect};
 use super::label;
@@ -30,8 +30,17 @@ pub struct Hud {
     root: HtmlElement,
     document: Document,
     labels: Vec<Label>,
+    /// The workers the labels describe, to rewrite them when the detail level changes.
+    workers: Vec<WorkerView>,
+    /// One line per label: rows are too close on screen for two.
+    compact: bool,
     bus: Option<(i32, i32)>,
 }
+
+/// Row spacing on screen (CSS px) below which labels go compact, and above which they come back;
+/// apart, so a pitch near the limit does not flip them every frame.
+const COMPACT_BELOW: f32 = 38.0;
+const FULL_ABOVE: f32 = 44.0;
 
 /// Writes a canvas point as a `data-*` attribute ("x,y" in CSS pixels) when it changed. Tests
 /// read the canvas's colour at these points.
@@ -61,6 +70,8 @@ impl Hud {
             root,
             document,
             labels: Vec::new(),
+            workers: Vec::new(),
+            compact: false,
             bus: None,
         })
     }
@@ -110,10 +121,9 @@ impl Hud {
             let status = w.status();
             let wants_badge = status == LinkStatus::Degraded
                 && layout.places.get(i).is_some_and(|p| p.tube.is_some());
-            let badge_el = match (
-                wants_badge,
-                self.labels.get(i).and_then(|l| l.badge.clone()),
-            ) {
+            let existing = self.labels.get(i).and_then(|l| l.badge.clone());
+            let fresh = wants_badge && existing.is_none();
+            let badge_el = match (wants_badge, existing) {
                 (true, Some(b)) => Some(b),
                 (true, None) => self.element("hud-badge").inspect(|b| {
                     let _ = b.set_attribute("data-worker", &w.name);
@@ -129,34 +139,51 @@ impl Hud {
                 continue;
             };
             l.badge = badge_el;
+            if fresh {
+                l.badge_at = None;
+            }
             if let Some(b) = &l.badge {
                 b.set_text_content(Some(&format!("❌ {}", w.dead_letter)));
             }
-            let html_class = format!(
-                "hud-label {}{}",
-                status.as_str(),
-                if layout.compact { " compact" } else { "" }
-            );
-            if l.el.class_name() != html_class {
-                l.el.set_class_name(&html_class);
-                l.size = None;
-            }
+            l.priority = label::priority(status);
             let _ = l.el.set_attribute("data-status", status.as_str());
             set_style(&l.el, "--status", status.colour());
-            l.priority = label::priority(status);
-            let lines = label::lines(w, layout.compact);
-            let text: String = lines.iter().map(|(_, t)| t.as_str()).collect();
-            if l.el.text_content().unwrap_or_default() != text {
-                l.el.set_text_content(None);
-                for (class, line) in lines {
+        }
+        self.workers = snap.workers.clone();
+        self.write_texts();
+    }
+
+    /// Writes each label's lines at the current detail level, touching only labels that changed.
+    fn write_texts(&mut self) {
+        for (l, w) in self.labels.iter_mut().zip(&self.workers) {
+            let status = w.status();
+            let class = format!(
+                "hud-label {}{}",
+                status.as_str(),
+                if self.compact { " compact" } else { "" }
+            );
+            let lines = label::lines(w, self.compact);
+            let text: String = lines.iter().flatten().map(|(_, t)| t.as_str()).collect();
+            if l.el.class_name() == class && l.el.text_content().unwrap_or_default() == text {
+                continue;
+            }
+            l.el.set_class_name(&class);
+            l.el.set_text_content(None);
+            for line in lines {
+                let Ok(row) = self.document.create_element("div") else {
+                    continue;
+                };
+                row.set_class_name("hud-line");
+                for (class, piece) in line {
                     if let Ok(span) = self.document.create_element("span") {
                         span.set_class_name(class);
-                        span.set_text_content(Some(&line));
-                        let _ = l.el.append_child(&span);
+                        span.set_text_content(Some(&piece));
+                        let _ = row.append_child(&span);
                     }
                 }
-                l.size = None;
+                let _ = l.el.append_child(&row);
             }
+            l.size = None;
         }
     }
 
@@ -172,6 +199,21 @@ impl Hud {
         let on_canvas = |p: Option<(f32, f32)>| {
             p.filter(|(x, y)| *x >= 0.0 && *y >= 0.0 && *x <= width && *y <= height)
         };
+        // Two neighbours in a column (the layout fills columns first) give the row pitch.
+        if let [a, b, ..] = layout.places.as_slice() {
+            if let (Some(pa), Some(pb)) = (project(a.node), project(b.node)) {
+                let pitch = (pa.1 - pb.1).hypot(pa.0 - pb.0);
+                let compact = if self.compact {
+                    pitch < FULL_ABOVE
+                } else {
+                    pitch < COMPACT_BELOW
+                };
+                if compact != self.compact {
+                    self.compact = compact;
+                    self.write_texts();
+                }
+            }
+        }
         let mut boxes = Vec::with_capacity(self.labels.len());
         for (l, place) in self.labels.iter_mut().zip(&layout.places) {
             let size = *l

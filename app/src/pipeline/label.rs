@@ -3,11 +3,14 @@
 use shared::status::{LinkStatus, StateLabel};
 use shared::WorkerView;
 
-/// One line of a label: its CSS class and its text.
-pub type Line = (&'static str, String);
+/// A piece of a label: its CSS class and its text.
+pub type Span = (&'static str, String);
+/// A line of a label.
+pub type Line = Vec<Span>;
 
-/// Full labels: name, state label, queue and dead letters, and for a down worker its last beat.
-/// Compact labels (many workers): the name with the status icon, the problem if there is one.
+/// Full labels, two lines: name and state label; queue and dead letters, and for a down worker
+/// its last beat. Compact labels (rows too close on screen): one line, the name with the status
+/// icon and the problem if there is one.
 pub fn lines(w: &WorkerView, compact: bool) -> Vec<Line> {
     let status = w.status();
     let beat = match w.last_beat_age_s {
@@ -21,20 +24,22 @@ pub fn lines(w: &WorkerView, compact: bool) -> Vec<Line> {
             LinkStatus::Down => head.push_str(&format!(" {}", beat.trim_start_matches("⚠ "))),
             _ => {}
         }
-        return vec![("hud-name", head)];
+        return vec![vec![("hud-name", head)]];
     }
-    let mut out = vec![
-        ("hud-name", w.name.clone()),
-        ("hud-state", StateLabel::of(w).text().to_string()),
-        (
-            "hud-numbers",
-            format!("queue {} · dead {}", w.queue_depth, w.dead_letter),
-        ),
-    ];
+    let mut second = vec![(
+        "hud-numbers",
+        format!("queue {} · dead {}", w.queue_depth, w.dead_letter),
+    )];
     if status == LinkStatus::Down {
-        out.push(("hud-beat", beat));
+        second.push(("hud-beat", beat));
     }
-    out
+    vec![
+        vec![
+            ("hud-name", w.name.clone()),
+            ("hud-state", StateLabel::of(w).text().to_string()),
+        ],
+        second,
+    ]
 }
 
 /// Which labels win when they would overlap: problems first.
@@ -66,17 +71,15 @@ mod tests {
 
     #[test]
     fn full_label_of_a_down_worker_says_when_it_last_beat() {
-        let text: Vec<String> = lines(&w(false, "down", 0, Some(93)), false)
+        let text: Vec<Vec<String>> = lines(&w(false, "down", 0, Some(93)), false)
             .into_iter()
-            .map(|l| l.1)
+            .map(|l| l.into_iter().map(|s| s.1).collect())
             .collect();
         assert_eq!(
             text,
             [
-                "insta-render",
-                "🔴 down",
-                "queue 7 · dead 0",
-                "⚠ last beat 93s ago"
+                vec!["insta-render", "🔴 down"],
+                vec!["queue 7 · dead 0", "⚠ last beat 93s ago"]
             ]
         );
     }
@@ -84,23 +87,22 @@ mod tests {
     #[test]
     fn full_label_of_a_paused_worker() {
         let l = lines(&w(true, "paused", 2, Some(1)), false);
-        assert_eq!(l[1].1, "⏸ paused (trading)");
-        assert_eq!(l[2].1, "queue 7 · dead 2");
-        assert_eq!(l.len(), 3);
+        assert_eq!(l[0][1].1, "⏸ paused (trading)");
+        assert_eq!(l[1], vec![("hud-numbers", "queue 7 · dead 2".to_string())]);
     }
 
     #[test]
     fn compact_labels_keep_the_problem() {
         assert_eq!(
-            lines(&w(true, "idle", 0, Some(1)), true)[0].1,
+            lines(&w(true, "idle", 0, Some(1)), true)[0][0].1,
             "✔ insta-render"
         );
         assert_eq!(
-            lines(&w(true, "idle", 4, Some(1)), true)[0].1,
+            lines(&w(true, "idle", 4, Some(1)), true)[0][0].1,
             "❌ insta-render ❌4"
         );
         assert_eq!(
-            lines(&w(false, "down", 0, None), true)[0].1,
+            lines(&w(false, "down", 0, None), true)[0][0].1,
             "⚠ insta-render no heartbeat"
         );
     }

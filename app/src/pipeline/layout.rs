@@ -14,8 +14,6 @@ pub type P3 = [f32; 3];
 
 /// Workers per column before another column starts.
 pub const ROWS_MAX: usize = 24;
-/// Above this many workers the HUD shows one short line per worker.
-pub const COMPACT_OVER: usize = 24;
 const ROW: f32 = 1.5;
 const COL: f32 = 3.4;
 const WINDOWS_X: f32 = 6.0;
@@ -63,8 +61,10 @@ pub struct Tube {
     pub broken: bool,
 }
 
-/// Where the gap of a broken tube starts and ends, as fractions of its last segment.
-const GAP: (f32, f32) = (0.42, 0.62);
+/// How long the gap of a broken tube is, and how far before the worker it ends (world units).
+/// Near the worker, so with many columns the break is not among other workers' nodes.
+const GAP: f32 = 1.1;
+const GAP_END_BEFORE_NODE: f32 = 0.9;
 
 impl Tube {
     pub fn length(&self) -> f32 {
@@ -89,11 +89,28 @@ impl Tube {
         let mut out: Vec<(P3, P3)> = self.points.windows(2).map(|w| (w[0], w[1])).collect();
         if self.broken {
             if let Some((a, b)) = out.pop() {
-                out.push((a, lerp(a, b, GAP.0)));
-                out.push((lerp(a, b, GAP.1), b));
+                let (start, end) = self.gap();
+                out.push((a, lerp(a, b, start)));
+                out.push((lerp(a, b, end), b));
             }
         }
         out
+    }
+
+    /// The gap as fractions of the last segment.
+    fn gap(&self) -> (f32, f32) {
+        let (a, b) = self.last_segment();
+        let len = dist(a, b).max(1e-3);
+        let end = (1.0 - GAP_END_BEFORE_NODE / len).max(0.6);
+        let start = (end - GAP / len).max(0.4);
+        (start, end)
+    }
+
+    /// `s` world units before the end of the last segment, but not before its middle.
+    fn before_end(&self, s: f32) -> P3 {
+        let (a, b) = self.last_segment();
+        let len = dist(a, b).max(1e-3);
+        lerp(a, b, (1.0 - s / len).max(0.5))
     }
 
     fn last_segment(&self) -> (P3, P3) {
@@ -107,7 +124,8 @@ impl Tube {
     /// Where a break shows its sparks.
     pub fn cut(&self) -> P3 {
         let (a, b) = self.last_segment();
-        lerp(a, b, (GAP.0 + GAP.1) / 2.0)
+        let (start, end) = self.gap();
+        lerp(a, b, (start + end) / 2.0)
     }
 
     /// A point that is always on the drawn tube (never in the gap): tests read the colour here.
@@ -116,10 +134,9 @@ impl Tube {
         lerp(a, b, 0.25)
     }
 
-    /// Where the dead-letter badge sits.
+    /// Where the dead-letter badge sits: on the tube, just before its worker.
     pub fn badge(&self) -> P3 {
-        let (a, b) = self.last_segment();
-        lerp(a, b, 0.55)
+        self.before_end(1.4)
     }
 }
 
@@ -146,8 +163,6 @@ pub struct Layout {
     /// The Redis bus: bottom and top centre of its column.
     pub bus: (P3, P3),
     pub places: Vec<Place>,
-    /// Labels are one short line each.
-    pub compact: bool,
     /// Everything worth framing, labels included.
     pub min: P3,
     pub max: P3,
@@ -222,17 +237,15 @@ impl Layout {
             })
             .collect();
 
-        let label_room = if n > COMPACT_OVER { 2.6 } else { LABEL_ROOM };
         Self {
             nas,
             nas_stock,
             windows,
             bus,
             places,
-            compact: n > COMPACT_OVER,
             min: [NAS_X - nas.half[0], bus.0[1], -1.2],
             max: [
-                last_col_x + label_room,
+                last_col_x + LABEL_ROOM,
                 bus.1[1].max(nas_stock.centre[1] + 0.6),
                 1.6,
             ],
@@ -359,6 +372,9 @@ mod tests {
         assert!(gap > 0.5, "gap {gap}");
         let cut = tube.cut();
         assert!(dist(cut, segs[1].1) < gap && dist(cut, segs[2].0) < gap);
+        // The probe is on the drawn part, before the gap; the gap is near the worker.
+        assert!(tube.probe()[0] < segs[1].1[0]);
+        assert!(dist(segs[2].1, segs[2].0) < 1.0);
         let mut out = Vec::new();
         particles(tube, l.places[0].flow, 3.0, 1.0, &mut out);
         assert!(out.is_empty());
@@ -386,10 +402,8 @@ mod tests {
     fn up_to_24_workers_make_one_column_and_200_stay_inside_a_few_columns() {
         let one = Layout::of(&fleet(24));
         assert!(one.places.iter().all(|p| p.node[0] == WINDOWS_X));
-        assert!(!one.compact);
 
         let many = Layout::of(&fleet(200));
-        assert!(many.compact);
         let cols: std::collections::BTreeSet<i32> =
             many.places.iter().map(|p| p.node[0] as i32).collect();
         assert_eq!(cols.len(), 9);

@@ -51,7 +51,7 @@ pub fn start(
 ) -> Result<(), String> {
     let window = web_sys::window().ok_or("no window")?;
     let attrs = WebGlContextAttributes::new();
-    attrs.set_antialias(true);
+    attrs.set_antialias(false);
     // Lets tests read back the last frame; costs a copy per frame.
     attrs.set_preserve_drawing_buffer(true);
     let gl = canvas

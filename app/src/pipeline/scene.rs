@@ -1,5 +1,10 @@
-//! The three-d scene: the layout turned into four instanced draws (boxes, tubes, particles and
-//! sparks, the bus glow), rebuilt when a snapshot arrives and animated every frame.
+//! The three-d scene in three draws: everything that stands still (boxes, worker nodes, the bus,
+//! the tubes) baked into one mesh when a snapshot arrives; the particles and sparks, instanced
+//! and moved every frame; the bus glow.
+//!
+//! Why baked and not instanced: under SwiftShader (no GPU) each instance costs ~40 µs, so 200
+//! workers' 3,800 instances took 150–230 ms a frame. The baked mesh is one instance however many
+//! tubes there are, and the particles stay within a fixed instance budget.
 
 use three_d::*;
 
@@ -9,8 +14,11 @@ use shared::NodesSnapshot;
 use super::layout::{self, Layout, BUS_RADIUS, NODE_HALF, P3, TUBE_RADIUS};
 use super::orbit::{Orbit, FOV_Y};
 
-/// One particle every this many world units of tube.
+/// One particle every this many world units of tube, at most.
 const PARTICLE_SPACING: f32 = 1.6;
+/// Instances of particles and sparks per frame, all tubes together; with many workers the
+/// particles spread out instead of costing more.
+const PARTICLE_BUDGET: f32 = 320.0;
 const PARTICLE_RADIUS: f32 = 0.13;
 const SPARKS_PER_CUT: usize = 6;
 
@@ -26,10 +34,13 @@ pub struct Scene {
     camera: Camera,
     layout: Layout,
     redis_ok: bool,
-    blocks: Gm<InstancedMesh, ColorMaterial>,
-    tubes: Gm<InstancedMesh, ColorMaterial>,
+    still: Gm<Mesh, ColorMaterial>,
     particles: Gm<InstancedMesh, ColorMaterial>,
     glow: Gm<Mesh, ColorMaterial>,
+    cube: Unit,
+    tube: Unit,
+    /// World units between particles on a tube for the current fleet.
+    spacing: f32,
     /// Reused every frame so the particle update does not allocate positions.
     scratch: Vec<P3>,
 }
@@ -80,6 +91,67 @@ fn cube(centre: P3, half: P3) -> Mat4 {
     Mat4::from_translation(v(centre)) * Mat4::from_nonuniform_scale(half[0], half[1], half[2])
 }
 
+/// A unit mesh ready to be copied many times into a baked mesh.
+struct Unit {
+    positions: Vec<Vec3>,
+    indices: Vec<u32>,
+    /// Per vertex brightness: faces turned from the light are darker, so boxes read as solid
+    /// without lights, while unshaded tubes keep their exact status colours.
+    shade: Vec<f32>,
+}
+
+impl Unit {
+    fn of(mut mesh: CpuMesh, shaded: bool) -> Self {
+        let positions = mesh.positions.to_f32();
+        let indices = mesh
+            .indices
+            .to_u32()
+            .unwrap_or_else(|| (0..positions.len() as u32).collect());
+        let shade = if shaded {
+            if mesh.normals.is_none() {
+                mesh.compute_normals();
+            }
+            let light = vec3(0.35, 0.8, 0.5).normalize();
+            mesh.normals
+                .iter()
+                .flatten()
+                .map(|n| 0.55 + 0.45 * n.dot(light).max(0.0))
+                .collect()
+        } else {
+            vec![1.0; positions.len()]
+        };
+        Self {
+            positions,
+            indices,
+            shade,
+        }
+    }
+}
+
+/// Copies of unit meshes, each moved by its matrix and painted its colour, as one mesh.
+fn bake<'a>(parts: impl Iterator<Item = (&'a Unit, Mat4, Srgba)>) -> CpuMesh {
+    let (mut positions, mut colors, mut indices) = (Vec::new(), Vec::new(), Vec::new());
+    for (unit, m, colour) in parts {
+        let base = positions.len() as u32;
+        positions.extend(
+            unit.positions
+                .iter()
+                .map(|p| (m * p.extend(1.0)).truncate()),
+        );
+        colors.extend(unit.shade.iter().map(|s| {
+            let f = |c: u8| (c as f32 * s) as u8;
+            Srgba::new_opaque(f(colour.r), f(colour.g), f(colour.b))
+        }));
+        indices.extend(unit.indices.iter().map(|i| base + i));
+    }
+    CpuMesh {
+        positions: Positions::F32(positions),
+        indices: Indices::U32(indices),
+        colors: Some(colors),
+        ..Default::default()
+    }
+}
+
 fn instanced(context: &Context, mesh: &CpuMesh) -> Gm<InstancedMesh, ColorMaterial> {
     let empty = Instances {
         transformations: Vec::new(),
@@ -119,10 +191,19 @@ impl Scene {
             workers: Vec::new(),
             links: Vec::new(),
         };
+        let cube = Unit::of(CpuMesh::cube(), true);
         let mut scene = Self {
-            blocks: instanced(&context, &CpuMesh::cube()),
-            tubes: instanced(&context, &CpuMesh::cylinder(12)),
-            particles: instanced(&context, &CpuMesh::sphere(6)),
+            still: Gm::new(
+                Mesh::new(
+                    &context,
+                    &bake(std::iter::once((&cube, Mat4::identity(), NAS_COLOUR))),
+                ),
+                opaque(),
+            ),
+            particles: instanced(&context, &CpuMesh::cube()),
+            cube,
+            tube: Unit::of(CpuMesh::cylinder(10), false),
+            spacing: PARTICLE_SPACING,
             glow: Gm::new(Mesh::new(&context, &CpuMesh::cylinder(16)), glow_material),
             context,
             camera,
@@ -144,35 +225,53 @@ impl Scene {
         self.redis_ok = snap.redis_ok;
         let l = &self.layout;
 
-        let mut boxes = vec![
-            (cube(l.nas.centre, l.nas.half), NAS_COLOUR),
-            (cube(l.nas_stock.centre, l.nas_stock.half), STOCK_COLOUR),
-            (cube(l.windows.centre, l.windows.half), WINDOWS_COLOUR),
+        let mut still = vec![
+            (&self.cube, cube(l.nas.centre, l.nas.half), NAS_COLOUR),
+            (
+                &self.cube,
+                cube(l.nas_stock.centre, l.nas_stock.half),
+                STOCK_COLOUR,
+            ),
+            (
+                &self.cube,
+                cube(l.windows.centre, l.windows.half),
+                WINDOWS_COLOUR,
+            ),
         ];
-        boxes.extend(
-            l.places
-                .iter()
-                .map(|p| (cube(p.node, [NODE_HALF; 3]), status_colour(p.status))),
-        );
-        self.blocks.geometry.set_instances(&split(boxes));
+        still.extend(l.places.iter().map(|p| {
+            (
+                &self.cube,
+                cube(p.node, [NODE_HALF; 3]),
+                status_colour(p.status),
+            )
+        }));
 
         let bus_colour = if self.redis_ok {
             BUS_OK
         } else {
             status_colour(LinkStatus::Down)
         };
-        let mut tubes = vec![(cylinder(l.bus.0, l.bus.1, BUS_RADIUS), bus_colour)];
+        still.push((
+            &self.tube,
+            cylinder(l.bus.0, l.bus.1, BUS_RADIUS),
+            bus_colour,
+        ));
+        let mut flowing = 0.0;
         for place in &l.places {
             if let Some(tube) = &place.tube {
                 let colour = status_colour(place.status);
-                tubes.extend(
+                still.extend(
                     tube.segments()
                         .into_iter()
-                        .map(|(a, b)| (cylinder(a, b, TUBE_RADIUS), colour)),
+                        .map(|(a, b)| (&self.tube, cylinder(a, b, TUBE_RADIUS), colour)),
                 );
+                if !tube.broken {
+                    flowing += tube.length();
+                }
             }
         }
-        self.tubes.geometry.set_instances(&split(tubes));
+        self.still = Gm::new(Mesh::new(&self.context, &bake(still.into_iter())), opaque());
+        self.spacing = PARTICLE_SPACING.max(flowing / PARTICLE_BUDGET);
 
         self.glow
             .geometry
@@ -200,7 +299,7 @@ impl Scene {
                 continue;
             }
             self.scratch.clear();
-            layout::particles(tube, place.flow, t, PARTICLE_SPACING, &mut self.scratch);
+            layout::particles(tube, place.flow, t, self.spacing, &mut self.scratch);
             let colour = particle_colour(place.status);
             instances.extend(
                 self.scratch
@@ -223,9 +322,8 @@ impl Scene {
             .clear(ClearState::color_and_depth(r, g, b, 1.0, 1.0))
             .render(
                 &self.camera,
-                self.blocks
+                self.still
                     .into_iter()
-                    .chain(&self.tubes)
                     .chain(&self.particles)
                     .chain(&self.glow),
                 &[],

@@ -1,0 +1,105 @@
+// Prints what a viewer waits for and what each 3D frame costs, at 6 and at 200 workers:
+// first contentful paint (the server-rendered cards), the first 3D frame, and the frame
+// interval and the scene's own CPU time per frame, in headless Chromium with SwiftShader.
+import { test, expect, Page } from '@playwright/test';
+import { beat, redisCli, reset } from '../harness/redis';
+import { FLEET, collectorSees, openInfra, workerCard } from '../harness/app';
+import { canvas, waitForFrames } from '../harness/pipeline';
+
+const RUNS = 5;
+const SAMPLE_MS = 6_000;
+
+function fleet(size: number): void {
+  reset();
+  for (const name of FLEET) beat(name, name === 'ai_trade' ? 'trader' : name === 'task-watcher' ? 'watcher' : 'render', 'idle');
+  for (let i = 0; i < size - FLEET.length; i++) beat(`gpu-${String(i).padStart(3, '0')}`, 'render', i % 3 ? 'idle' : 'busy');
+  redisCli('RPUSH', 'dead_letter:queue:music-render', 'x');
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+async function paintMs(page: Page): Promise<number> {
+  return page.evaluate(() => {
+    const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+    return fcp ? fcp.startTime : NaN;
+  });
+}
+
+/** rAF intervals over `ms`, recorded in the page after the scene has warmed up. */
+async function frameIntervals(page: Page, ms: number): Promise<number[]> {
+  return page.evaluate(
+    (ms) =>
+      new Promise<number[]>((done) => {
+        const out: number[] = [];
+        let last = 0;
+        const end = performance.now() + ms;
+        const tick = (t: number) => {
+          if (last) out.push(t - last);
+          last = t;
+          if (t < end) requestAnimationFrame(tick);
+          else done(out);
+        };
+        requestAnimationFrame(tick);
+      }),
+    ms,
+  );
+}
+
+const rows: string[] = [];
+
+for (const size of [6, 200]) {
+  test(`${size} workers`, async ({ page, browser }) => {
+    fleet(size);
+    await collectorSees((n) => n.workers.length === size);
+
+    const fcp: number[] = [];
+    const firstFrame: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const cards = await browser.newPage();
+      await openInfra(cards, '2d');
+      await expect(workerCard(cards, 'music-render')).toBeVisible();
+      fcp.push(await paintMs(cards));
+      await cards.close();
+
+      const scene = await browser.newPage();
+      await openInfra(scene, '3d');
+      await expect(canvas(scene)).toHaveAttribute('data-first-frame-ms', /^\d+$/, { timeout: 30_000 });
+      firstFrame.push(Number(await canvas(scene).getAttribute('data-first-frame-ms')));
+      await scene.close();
+    }
+
+    await openInfra(page, '3d');
+    await waitForFrames(page, 30);
+    await page.waitForTimeout(2_000);
+    const intervals = await frameIntervals(page, SAMPLE_MS);
+    await waitForFrames(page, Number(await canvas(page).getAttribute('data-frames')) + 30);
+    const cpu = Number(await canvas(page).getAttribute('data-cpu-ms'));
+    const box = await canvas(page).boundingBox();
+
+    rows.push(
+      `| ${size} | ${Math.round(median(fcp))} ms | ${Math.round(median(firstFrame))} ms | ` +
+        `${median(intervals).toFixed(1)} ms | ${quantile(intervals, 0.95).toFixed(1)} ms | ` +
+        `${cpu.toFixed(2)} ms | ${Math.round(box?.width ?? 0)}×${Math.round(box?.height ?? 0)} |`,
+    );
+  });
+}
+
+test.afterAll(() => {
+  console.log(
+    [
+      '',
+      `| workers | first cards (FCP, median of ${RUNS}) | first 3D frame (median of ${RUNS}) | frame interval median | p95 | scene CPU / frame | canvas (CSS px) |`,
+      '|---:|---:|---:|---:|---:|---:|---:|',
+      ...rows,
+      '',
+    ].join('\n'),
+  );
+});
