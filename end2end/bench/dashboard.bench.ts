@@ -1,6 +1,7 @@
 // Prints what a viewer waits for and what each 3D frame costs, at 6 and at 200 workers:
 // first contentful paint (the server-rendered cards), the first 3D frame, and the frame
-// interval and the scene's own CPU time per frame, in headless Chromium with SwiftShader.
+// interval and the scene's own CPU time per frame, in headless Chromium with SwiftShader, and the
+// render scale the view settled on (dynamic resolution, see app/src/pipeline/resolution.rs).
 import { test, expect, Page } from '@playwright/test';
 import { beat, redisCli, reset } from '../harness/redis';
 import { FLEET, collectorSees, openInfra, workerCard } from '../harness/app';
@@ -78,16 +79,18 @@ for (const size of [6, 200]) {
 
     await openInfra(page, '3d');
     await waitForFrames(page, 30);
-    await page.waitForTimeout(2_000);
+    // Long enough for the render scale to settle (one step per 30 frames).
+    await page.waitForTimeout(8_000);
     const intervals = await frameIntervals(page, SAMPLE_MS);
     await waitForFrames(page, Number(await canvas(page).getAttribute('data-frames')) + 30);
     const cpu = Number(await canvas(page).getAttribute('data-cpu-ms'));
+    const scale = Number(await canvas(page).getAttribute('data-render-scale'));
     const box = await canvas(page).boundingBox();
 
     rows.push(
       `| ${size} | ${Math.round(median(fcp))} ms | ${Math.round(median(firstFrame))} ms | ` +
         `${median(intervals).toFixed(1)} ms | ${quantile(intervals, 0.95).toFixed(1)} ms | ` +
-        `${cpu.toFixed(2)} ms | ${Math.round(box?.width ?? 0)}×${Math.round(box?.height ?? 0)} |`,
+        `${cpu.toFixed(2)} ms | ${Math.round(box?.width ?? 0)}×${Math.round(box?.height ?? 0)} | ${scale.toFixed(2)} |`,
     );
   });
 }
@@ -96,8 +99,8 @@ test.afterAll(() => {
   console.log(
     [
       '',
-      `| workers | first cards (FCP, median of ${RUNS}) | first 3D frame (median of ${RUNS}) | frame interval median | p95 | scene CPU / frame | canvas (CSS px) |`,
-      '|---:|---:|---:|---:|---:|---:|---:|',
+      `| workers | first cards (FCP, median of ${RUNS}) | first 3D frame (median of ${RUNS}) | frame interval median | p95 | scene CPU / frame | canvas (CSS px) | render scale |`,
+      '|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...rows,
       '',
     ].join('\n'),

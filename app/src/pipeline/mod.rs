@@ -8,6 +8,7 @@ pub mod label;
 pub mod latest;
 pub mod layout;
 pub mod orbit;
+pub mod resolution;
 pub mod stats;
 
 #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]

@@ -19,6 +19,7 @@ use shared::NodesSnapshot;
 use super::hud::Hud;
 use super::latest::Receiver;
 use super::orbit::Orbit;
+use super::resolution::Resolution;
 use super::scene::Scene;
 use super::stats::FrameStats;
 
@@ -77,6 +78,7 @@ pub fn start(
         orbit: None,
         size: (0, 0, 0.0),
         stats: FrameStats::default(),
+        resolution: Resolution::default(),
         t0: None,
     };
     let mut owned = Owned {
@@ -126,6 +128,7 @@ struct Loop {
     /// Canvas size in physical pixels and the pixel ratio it was set for.
     size: (u32, u32, f64),
     stats: FrameStats,
+    resolution: Resolution,
     t0: Option<f64>,
 }
 
@@ -151,11 +154,12 @@ impl Owned {
             reframe = true;
         }
 
-        let dpr = self.window.device_pixel_ratio().clamp(0.5, 4.0);
+        // Buffer pixels per CSS pixel: the screen's ratio, lowered while frames come slowly.
+        let dpr = self.window.device_pixel_ratio().clamp(0.5, 4.0) * self.state.resolution.scale();
         let css_w = self.canvas.client_width().max(1) as f64;
         let css_h = self.canvas.client_height().max(1) as f64;
-        let w = (css_w * dpr).round().min(MAX_SIDE) as u32;
-        let h = (css_h * dpr).round().min(MAX_SIDE) as u32;
+        let w = (css_w * dpr).round().clamp(1.0, MAX_SIDE) as u32;
+        let h = (css_h * dpr).round().clamp(1.0, MAX_SIDE) as u32;
         if (w, h, dpr) != self.state.size {
             self.canvas.set_width(w);
             self.canvas.set_height(h);
@@ -197,7 +201,10 @@ impl Owned {
             });
 
         let ended = performance.as_ref().map(|p| p.now()).unwrap_or(now);
-        self.state.stats.record(now, ended - started);
+        if let Some(interval) = self.state.stats.record(now, ended - started) {
+            // A new scale resizes the canvas buffer at the start of the next frame.
+            self.state.resolution.record(interval);
+        }
         let frames = self.state.stats.frames;
         if frames == 1 {
             // Milliseconds since navigation started: the "first 3D frame" figure.
@@ -213,6 +220,10 @@ impl Owned {
                 &format!("{:.1}", self.state.stats.frame_ms()),
             );
             let _ = c.set_attribute("data-cpu-ms", &format!("{:.2}", self.state.stats.cpu_ms()));
+            let _ = c.set_attribute(
+                "data-render-scale",
+                &format!("{:.2}", self.state.resolution.scale()),
+            );
         }
     }
 }

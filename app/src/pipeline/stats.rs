@@ -32,13 +32,16 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
 
 impl FrameStats {
     /// A frame that started at `start` ms and took `cpu` ms of our code.
-    pub fn record(&mut self, start: f64, cpu: f64) {
-        if let Some(last) = self.last_start {
-            push(&mut self.intervals, start - last);
+    /// Returns the time since the previous frame started.
+    pub fn record(&mut self, start: f64, cpu: f64) -> Option<f64> {
+        let interval = self.last_start.map(|last| start - last);
+        if let Some(i) = interval {
+            push(&mut self.intervals, i);
         }
         self.last_start = Some(start);
         push(&mut self.cpu, cpu);
         self.frames += 1;
+        interval
     }
 
     /// Median time between frames: what a person sees, GPU work included.
