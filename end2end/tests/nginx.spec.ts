@@ -1,6 +1,7 @@
 import { test, expect } from '@playwright/test';
 import { beat, reset } from '../harness/redis';
 import { collectorSees, expectFleetCards, nginxUrl, openInfra, workerCard } from '../harness/app';
+import { expectTubeColour, hudLabel, waitForFrames } from '../harness/pipeline';
 
 test.beforeEach(async () => {
   reset();
@@ -18,6 +19,18 @@ test('the page works the same behind nginx', async ({ page, javaScriptEnabled })
     beat('music-render', 'render', 'busy');
     await expect(workerCard(page, 'music-render').locator('.state')).toHaveText('⚙️ processing', { timeout: 8_000 });
   }
+  expect(errors).toEqual([]);
+});
+
+test('the 3D pipeline draws behind nginx too', async ({ page, javaScriptEnabled }) => {
+  test.skip(!javaScriptEnabled, 'the 3D view needs JavaScript');
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await openInfra(page, '3d', nginxUrl());
+  await waitForFrames(page);
+  await expect(hudLabel(page, 'music-render').locator('.hud-state')).toHaveText('🟢 idle');
+  await expectTubeColour(page, 'music-render', 'healthy');
+  await expectTubeColour(page, 'video-render', 'down');
   expect(errors).toEqual([]);
 });
 
