@@ -12,7 +12,7 @@ use crate::pipeline::PipelineView;
 use crate::view_mode::View;
 
 /// How often the browser asks for a new snapshot.
-#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
 const REFRESH_MS: u32 = 3_000;
 
 #[component]
@@ -25,7 +25,7 @@ pub fn InfraPage() -> impl IntoView {
     let poll_failed = RwSignal::new(false);
     // Browser only: a workspace-wide native build turns both features on, and the server must
     // never start the polling loop.
-    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
     Effect::new(move |_| poll(live, live_alerts, poll_failed));
 
     // Both sides start on the cards (so hydration matches the server's HTML); the browser then
@@ -39,7 +39,8 @@ pub fn InfraPage() -> impl IntoView {
         Effect::new(move |_| {
             let asked = query.with_untracked(|q| q.get("view"));
             let remembered = crate::view_mode::remembered();
-            view.set(View::choose(asked.as_deref(), remembered.as_deref()));
+            let phone = crate::view_mode::phone();
+            view.set(View::choose(asked.as_deref(), remembered.as_deref(), phone));
             hydrated.set(true);
         });
         Effect::new(move |_| {
@@ -252,8 +253,9 @@ fn Card(w: WorkerView) -> impl IntoView {
     }
 }
 
-/// Polls the nodes API every few seconds, one request after the other, until unmounted.
-#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+/// Polls the nodes API every few seconds, one request after the other, until unmounted; a
+/// request in flight then is aborted.
+#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
 fn poll(
     live: RwSignal<Option<NodesSnapshot>>,
     live_alerts: RwSignal<Option<AlertsView>>,
@@ -262,25 +264,38 @@ fn poll(
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
+    use crate::nodes::browser;
+
+    let Ok(abort) = web_sys::AbortController::new() else {
+        failed.set(true);
+        return;
+    };
+    let signal = abort.signal();
     let running = Arc::new(AtomicBool::new(true));
     let stop = running.clone();
-    on_cleanup(move || stop.store(false, Ordering::Relaxed));
+    // The controller is a JS object, not Send; cleanup runs on the same browser thread.
+    let abort = send_wrapper::SendWrapper::new(abort);
+    on_cleanup(move || {
+        stop.store(false, Ordering::Relaxed);
+        abort.abort();
+    });
     leptos::task::spawn_local(async move {
         while running.load(Ordering::Relaxed) {
             gloo_timers::future::TimeoutFuture::new(REFRESH_MS).await;
             if !running.load(Ordering::Relaxed) {
                 break;
             }
-            match load_nodes().await {
+            match browser::nodes(&signal).await {
                 Ok(snap) => {
                     live.try_set(Some(snap));
                     failed.try_set(false);
                 }
+                Err(_) if !running.load(Ordering::Relaxed) => break,
                 Err(_) => {
                     failed.try_set(true);
                 }
             }
-            if let Ok(alerts) = load_alerts().await {
+            if let Ok(alerts) = browser::alerts(&signal).await {
                 live_alerts.try_set(Some(alerts));
             }
         }

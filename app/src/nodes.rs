@@ -5,6 +5,9 @@ use serde::de::DeserializeOwned;
 use shared::alerts::AlertsView;
 use shared::NodesSnapshot;
 
+const NODES_URL: &str = "/api/agent-office/nodes";
+const ALERTS_URL: &str = "/api/agent-office/alerts";
+
 /// The server's handle on its latest snapshot, provided as Leptos context for SSR.
 #[cfg(feature = "ssr")]
 #[derive(Clone)]
@@ -21,7 +24,7 @@ pub fn load_nodes() -> impl std::future::Future<Output = Result<NodesSnapshot, S
     let local = leptos::prelude::use_context::<NodesSource>().map(|s| (s.0)());
     #[cfg(not(feature = "ssr"))]
     let local = None;
-    load(local, "/api/agent-office/nodes")
+    load(local, NODES_URL)
 }
 
 /// The recent alerts.
@@ -30,7 +33,7 @@ pub fn load_alerts() -> impl std::future::Future<Output = Result<AlertsView, Str
     let local = leptos::prelude::use_context::<AlertsSource>().map(|s| (s.0)());
     #[cfg(not(feature = "ssr"))]
     let local = None;
-    load(local, "/api/agent-office/alerts")
+    load(local, ALERTS_URL)
 }
 
 async fn load<T: DeserializeOwned>(local: Option<T>, url: &'static str) -> Result<T, String> {
@@ -38,19 +41,38 @@ async fn load<T: DeserializeOwned>(local: Option<T>, url: &'static str) -> Resul
         return Ok(value);
     }
     // The browser's fetch future is not Send; it only ever runs on the one browser thread.
-    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
     {
-        send_wrapper::SendWrapper::new(fetch_json(url)).await
+        send_wrapper::SendWrapper::new(fetch_json(url, None)).await
     }
-    #[cfg(not(all(feature = "hydrate", not(feature = "ssr"))))]
+    #[cfg(not(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32")))]
     {
         Err(format!("{url}: no data source in this build"))
     }
 }
 
-#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
-async fn fetch_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
+/// The browser's polling requests: cancelled through `signal` when the page goes away.
+#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+pub mod browser {
+    use super::*;
+    use web_sys::AbortSignal;
+
+    pub async fn nodes(signal: &AbortSignal) -> Result<NodesSnapshot, String> {
+        fetch_json(NODES_URL, Some(signal)).await
+    }
+
+    pub async fn alerts(signal: &AbortSignal) -> Result<AlertsView, String> {
+        fetch_json(ALERTS_URL, Some(signal)).await
+    }
+}
+
+#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+async fn fetch_json<T: DeserializeOwned>(
+    url: &str,
+    signal: Option<&web_sys::AbortSignal>,
+) -> Result<T, String> {
     let response = gloo_net::http::Request::get(url)
+        .abort_signal(signal)
         .send()
         .await
         .map_err(|e| e.to_string())?;

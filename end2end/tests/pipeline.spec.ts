@@ -173,6 +173,22 @@ test('the toggle switches views and is remembered; ?view= forces one', async ({ 
   await expect(canvas(page)).toBeVisible();
 });
 
+test('a phone starts on the cards; ?view=3d still shows the pipeline', async ({ browser }) => {
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  try {
+    const page = await phone.newPage();
+    await openInfra(page);
+    await expect(page.getByRole('button', { name: '2D cards' })).toHaveAttribute('aria-pressed', 'true');
+    await expect(workerCard(page, 'music-render')).toBeVisible();
+    await expect(canvas(page)).toHaveCount(0);
+    await openInfra(page, '3d');
+    await waitForFrames(page);
+    await expect(hudLabel(page, 'music-render')).toBeVisible();
+  } finally {
+    await phone.close();
+  }
+});
+
 test('200 workers: labels never overlap and every problem is labelled', async ({ page }) => {
   const names: string[] = [];
   for (let i = 0; i < 194; i++) names.push(`gpu-${String(i).padStart(3, '0')}`);
