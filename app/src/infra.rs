@@ -254,7 +254,9 @@ fn Card(w: WorkerView) -> impl IntoView {
 }
 
 /// Polls the nodes API every few seconds, one request after the other, until unmounted; a
-/// request in flight then is aborted.
+/// request in flight then is aborted. The server's push stream (`/nodes/stream`) wakes the loop
+/// early when something visible changed; while the stream is down (a proxy that drops it, the
+/// server restarting) the timer alone keeps the page fresh.
 #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
 fn poll(
     live: RwSignal<Option<NodesSnapshot>>,
@@ -264,6 +266,8 @@ fn poll(
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
+    use futures::{FutureExt, StreamExt};
+
     use crate::nodes::browser;
 
     let Ok(abort) = web_sys::AbortController::new() else {
@@ -271,17 +275,27 @@ fn poll(
         return;
     };
     let signal = abort.signal();
+    let (push, mut changes) = futures::channel::mpsc::unbounded::<()>();
+    let stream = browser::ChangeStream::open(push);
     let running = Arc::new(AtomicBool::new(true));
     let stop = running.clone();
-    // The controller is a JS object, not Send; cleanup runs on the same browser thread.
-    let abort = send_wrapper::SendWrapper::new(abort);
+    // JS objects are not Send; cleanup runs on the same browser thread.
+    let held = send_wrapper::SendWrapper::new((abort, stream));
     on_cleanup(move || {
         stop.store(false, Ordering::Relaxed);
+        let (abort, stream) = held.take();
         abort.abort();
+        drop(stream);
     });
     leptos::task::spawn_local(async move {
         while running.load(Ordering::Relaxed) {
-            gloo_timers::future::TimeoutFuture::new(REFRESH_MS).await;
+            let mut tick = gloo_timers::future::TimeoutFuture::new(REFRESH_MS).fuse();
+            futures::select! {
+                _ = tick => {}
+                _ = changes.next() => {}
+            }
+            // Several changes while a request ran need one request.
+            while changes.try_recv().is_ok() {}
             if !running.load(Ordering::Relaxed) {
                 break;
             }

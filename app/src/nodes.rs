@@ -7,6 +7,8 @@ use shared::NodesSnapshot;
 
 const NODES_URL: &str = "/api/agent-office/nodes";
 const ALERTS_URL: &str = "/api/agent-office/alerts";
+#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+const STREAM_URL: &str = "/api/agent-office/nodes/stream";
 
 /// The server's handle on its latest snapshot, provided as Leptos context for SSR.
 #[cfg(feature = "ssr")]
@@ -63,6 +65,46 @@ pub mod browser {
 
     pub async fn alerts(signal: &AbortSignal) -> Result<AlertsView, String> {
         fetch_json(ALERTS_URL, Some(signal)).await
+    }
+
+    /// The server's push stream: each `changed` event puts a `()` into the channel. The
+    /// browser reconnects by itself when the stream drops; dropping this closes it.
+    pub struct ChangeStream {
+        source: Option<web_sys::EventSource>,
+        _on_change: Option<wasm_bindgen::closure::Closure<dyn FnMut(web_sys::Event)>>,
+    }
+
+    impl ChangeStream {
+        pub fn open(push: futures::channel::mpsc::UnboundedSender<()>) -> Self {
+            use wasm_bindgen::JsCast;
+
+            let Ok(source) = web_sys::EventSource::new(STREAM_URL) else {
+                // No EventSource: polling alone.
+                return Self {
+                    source: None,
+                    _on_change: None,
+                };
+            };
+            let on_change = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::Event)>::new(
+                move |_: web_sys::Event| {
+                    let _ = push.unbounded_send(());
+                },
+            );
+            let _ = source
+                .add_event_listener_with_callback("changed", on_change.as_ref().unchecked_ref());
+            Self {
+                source: Some(source),
+                _on_change: Some(on_change),
+            }
+        }
+    }
+
+    impl Drop for ChangeStream {
+        fn drop(&mut self) {
+            if let Some(source) = &self.source {
+                source.close();
+            }
+        }
     }
 }
 

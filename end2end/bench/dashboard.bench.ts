@@ -1,7 +1,8 @@
 // Prints what a viewer waits for and what each 3D frame costs, at 6 and at 200 workers:
 // first contentful paint (the server-rendered cards), the first 3D frame, and the frame
 // interval and the scene's own CPU time per frame, in headless Chromium with SwiftShader, and the
-// render scale the view settled on (dynamic resolution, see app/src/pipeline/resolution.rs).
+// render scale the view settled on (dynamic resolution, see app/src/pipeline/resolution.rs); and
+// how long a heartbeat change takes to reach a card, with the push stream and with polling only.
 import { test, expect, Page } from '@playwright/test';
 import { beat, redisCli, reset } from '../harness/redis';
 import { FLEET, collectorSees, openInfra, workerCard } from '../harness/app';
@@ -94,6 +95,51 @@ for (const size of [6, 200]) {
     );
   });
 }
+
+/** ms from a heartbeat written to Redis until the card shows it, 6 changes, median and max. */
+async function changeOnScreen(page: Page): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const state = i % 2 ? 'idle' : 'busy';
+    const label = state === 'busy' ? '⚙️ processing' : '🟢 idle';
+    const start = Date.now();
+    beat('music-render', 'render', state);
+    await page.waitForFunction(
+      (label) => document.querySelector('article.card[data-worker="music-render"] .state')?.textContent === label,
+      label,
+      { polling: 20, timeout: 10_000 },
+    );
+    out.push(Date.now() - start);
+    // Changes land at random points of the collector's and the poll's cycles.
+    await page.waitForTimeout(700 + Math.random() * 2_000);
+  }
+  return out;
+}
+
+const changeRows: string[] = [];
+
+for (const push of [true, false]) {
+  test(`a change on screen, ${push ? 'push stream and polling' : 'polling only'}`, async ({ page }) => {
+    fleet(6);
+    await collectorSees((n) => n.workers.some((w: any) => w.name === 'music-render' && w.alive));
+    if (!push) await page.route('**/api/agent-office/nodes/stream', (route) => route.abort());
+    await openInfra(page, '2d');
+    await expect(page.getByRole('button', { name: '2D cards' })).toBeVisible();
+    const ms = await changeOnScreen(page);
+    changeRows.push(`| ${push ? 'push stream + 3-s poll' : '3-s poll only'} | ${Math.round(median(ms))} ms | ${Math.max(...ms)} ms |`);
+  });
+}
+
+test.afterAll(() => {
+  console.log(
+    [
+      '',
+      '| heartbeat written → card shows it (6 changes, collector every 1 s) | median | max |',
+      '|---|---:|---:|',
+      ...changeRows,
+    ].join('\n'),
+  );
+});
 
 test.afterAll(() => {
   console.log(

@@ -48,3 +48,34 @@ test('a state change shows without a reload once hydrated', async ({ page, javaS
   await expect(workerCard(page, 'video-render')).toHaveAttribute('data-status', 'paused');
   expect(errors, 'no script errors while hydrating and polling').toEqual([]);
 });
+
+// The page's clock is stopped (Playwright's fake timers), so its 3-s poll cannot fire: a change
+// that still shows came through the push stream.
+test('the push stream brings a change without waiting for the poll', async ({ page, javaScriptEnabled }) => {
+  test.skip(!javaScriptEnabled, 'the stream needs JavaScript');
+  await page.clock.install();
+  const stream = page.waitForResponse((r) => r.url().endsWith('/api/agent-office/nodes/stream'));
+  await openInfra(page, '2d');
+  expect((await stream).headers()['content-type']).toBe('text/event-stream');
+  await expect(page.getByRole('button', { name: '2D cards' })).toBeVisible();
+  await page.clock.pauseAt(Date.now() + 100);
+  beat('video-render', 'render', 'busy');
+  await expect(workerCard(page, 'video-render').locator('.state')).toHaveText('⚙️ processing', { timeout: 5_000 });
+});
+
+test('without the push stream the poll still refreshes the cards', async ({ page, javaScriptEnabled }) => {
+  test.skip(!javaScriptEnabled, 'polling needs JavaScript');
+  await page.route('**/api/agent-office/nodes/stream', (route) => route.abort());
+  await page.clock.install();
+  await openInfra(page, '2d');
+  await expect(page.getByRole('button', { name: '2D cards' })).toBeVisible();
+  await page.clock.pauseAt(Date.now() + 100);
+  beat('video-render', 'render', 'busy');
+  await collectorSees((n) => n.workers.some((w: any) => w.name === 'video-render' && w.state === 'busy'));
+  // Nothing can refresh the page while its clock stands still and the stream is gone…
+  await page.waitForTimeout(1_500);
+  await expect(workerCard(page, 'video-render').locator('.state')).toHaveText('🔴 down');
+  // …until the 3-s timer fires.
+  await page.clock.runFor(3_500);
+  await expect(workerCard(page, 'video-render').locator('.state')).toHaveText('⚙️ processing', { timeout: 5_000 });
+});

@@ -34,7 +34,7 @@ test('the 3D pipeline draws behind nginx too', async ({ page, javaScriptEnabled 
   expect(errors).toEqual([]);
 });
 
-test('nginx serves the bundle pre-compressed with a year of cache', async ({ page }) => {
+test('nginx serves the bundle pre-compressed with a year of cache, and the push stream', async ({ page }) => {
   await openInfra(page, '2d', nginxUrl());
   const css = await page.locator('link#leptos').getAttribute('href');
   expect(css).toMatch(/^\/pkg\/agent-office\.[\w-]+\.css$/);
@@ -46,4 +46,14 @@ test('nginx serves the bundle pre-compressed with a year of cache', async ({ pag
   const api = await fetch(`${nginxUrl()}/api/agent-office/nodes`);
   expect(api.headers.get('content-type')).toBe('application/json');
   expect((await api.json()).redis_ok).toBe(true);
+  // The push stream comes through unbuffered: its first event arrives at once.
+  const ctrl = new AbortController();
+  try {
+    const stream = await fetch(`${nginxUrl()}/api/agent-office/nodes/stream`, { signal: ctrl.signal });
+    expect(stream.headers.get('content-type')).toBe('text/event-stream');
+    const first = await stream.body!.getReader().read();
+    expect(new TextDecoder().decode(first.value)).toContain('event: changed');
+  } finally {
+    ctrl.abort();
+  }
 });

@@ -72,6 +72,7 @@ pub async fn run(
         nodes,
         alerts,
         metrics,
+        closing: stop.clone(),
     };
     let stop_http = stop.clone();
     let served = axum::serve(listener, app(state))
@@ -80,6 +81,8 @@ pub async fn run(
                 _ = shutdown => {}
                 _ = stop_http.cancelled() => {}
             }
+            // Ends the push streams, which would otherwise hold the shutdown open.
+            stop_http.cancel();
         })
         .await
         .context("serving HTTP");

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
+use tokio_util::sync::CancellationToken;
 
 use crate::alerts::AlertsRx;
 use crate::collector::SnapshotRx;
@@ -15,4 +16,7 @@ pub struct AppState {
     pub nodes: SnapshotRx,
     pub alerts: AlertsRx,
     pub metrics: Arc<Metrics>,
+    /// Cancelled when the server starts shutting down, so long-lived responses (the push
+    /// stream) end and the graceful shutdown does not wait for them.
+    pub closing: CancellationToken,
 }

@@ -37,6 +37,28 @@ impl NodesSnapshot {
             links: Vec::new(),
         }
     }
+
+    /// A fingerprint of what the dashboard shows, leaving out what moves every cycle on its own
+    /// (`generated_at`, heartbeat ages): equal digests, nothing to redraw. The push stream sends
+    /// an event only when it changes. Stable within one process, not across builds.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            self.redis_ok,
+            self.paused,
+            &self.paused_reason,
+            &self.stale_since,
+        )
+            .hash(&mut h);
+        for w in &self.workers {
+            (&w.name, w.kind, w.alive, &w.state).hash(&mut h);
+            (w.queue_depth, w.dead_letter, w.processing).hash(&mut h);
+            (w.jobs_done, w.jobs_failed, &w.last_job_at).hash(&mut h);
+            (w.registered, &w.mode, &w.error).hash(&mut h);
+        }
+        h.finish()
+    }
 }
 
 /// One worker as the dashboard shows it.
@@ -175,6 +197,33 @@ mod tests {
             state: "idle".into(),
             last_beat_age_s: Some(3),
             ..WorkerView::down(name, kind)
+        }
+    }
+
+    #[test]
+    fn digest_follows_what_the_dashboard_shows_and_ignores_ages() {
+        let now = DateTime::<Utc>::from_timestamp(1_790_000_000, 0).unwrap();
+        let mut a = NodesSnapshot::empty(now);
+        a.redis_ok = true;
+        a.workers = vec![worker("image-render", WorkerKind::Render)];
+        let mut b = a.clone();
+        b.generated_at = format_ts(now + chrono::Duration::seconds(1));
+        b.workers[0].last_beat_age_s = Some(4);
+        assert_eq!(a.digest(), b.digest(), "time passing alone changes nothing");
+
+        for change in [
+            |s: &mut NodesSnapshot| s.workers[0].state = "busy".into(),
+            |s: &mut NodesSnapshot| s.workers[0].alive = false,
+            |s: &mut NodesSnapshot| s.workers[0].dead_letter = 1,
+            |s: &mut NodesSnapshot| s.workers[0].queue_depth = 7,
+            |s: &mut NodesSnapshot| s.workers[0].jobs_done += 1,
+            |s: &mut NodesSnapshot| s.redis_ok = false,
+            |s: &mut NodesSnapshot| s.paused = true,
+            |s: &mut NodesSnapshot| s.workers.push(worker("gpu-1", WorkerKind::Render)),
+        ] {
+            let mut c = a.clone();
+            change(&mut c);
+            assert_ne!(a.digest(), c.digest(), "{c:?}");
         }
     }
 

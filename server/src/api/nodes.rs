@@ -1,16 +1,77 @@
-//! `GET /api/agent-office/nodes` (Contract 2), answered from the collector's latest snapshot.
+//! `GET /api/agent-office/nodes` (Contract 2), answered from the collector's latest snapshot,
+//! and `GET /api/agent-office/nodes/stream`, which tells a page when to ask again.
+
+use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures::Stream;
+use tokio_util::sync::CancellationToken;
 
 use crate::collector::SnapshotRx;
 use crate::state::AppState;
 
+/// A comment line this often keeps proxies from closing a quiet stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/agent-office/nodes", get(nodes))
+    Router::new()
+        .route("/api/agent-office/nodes", get(nodes))
+        .route("/api/agent-office/nodes/stream", get(stream))
+}
+
+/// Server-Sent Events: a `changed` event on connect and whenever what the dashboard shows
+/// changes (`NodesSnapshot::digest`; ages alone do not count), with the snapshot's
+/// `generated_at` as data. The page then fetches `/nodes`, gzipped like any poll, so the stream
+/// stays a few bytes a change however large the fleet. Ends when the server shuts down.
+async fn stream(
+    State(rx): State<SnapshotRx>,
+    State(closing): State<CancellationToken>,
+) -> impl IntoResponse {
+    let events = changes(rx, closing);
+    (
+        // nginx would otherwise buffer the stream (deploy/nginx.conf also turns buffering off).
+        [(
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        )],
+        Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
+    )
+}
+
+fn changes(
+    rx: SnapshotRx,
+    closing: CancellationToken,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold((rx, None::<u64>), move |(mut rx, sent)| {
+        let closing = closing.clone();
+        async move {
+            loop {
+                let (digest, at) = {
+                    let p = rx.borrow_and_update();
+                    (p.digest, p.snapshot.generated_at.clone())
+                };
+                if sent != Some(digest) {
+                    let data = serde_json::json!({ "generated_at": at }).to_string();
+                    let event = Event::default().event("changed").data(data);
+                    return Some((Ok(event), (rx, Some(digest))));
+                }
+                tokio::select! {
+                    changed = rx.changed() => {
+                        if changed.is_err() {
+                            return None;
+                        }
+                    }
+                    _ = closing.cancelled() => return None,
+                }
+            }
+        }
+    })
 }
 
 async fn nodes(State(rx): State<SnapshotRx>, headers: HeaderMap) -> Response {

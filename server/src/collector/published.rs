@@ -13,6 +13,8 @@ pub struct Published {
     pub snapshot: Arc<NodesSnapshot>,
     pub json: Bytes,
     pub gzip: Bytes,
+    /// `NodesSnapshot::digest`, computed once per cycle for every open push stream.
+    pub digest: u64,
 }
 
 impl Published {
@@ -20,7 +22,9 @@ impl Published {
         // The snapshot is strings, numbers and bools: serialising it cannot fail.
         let json = serde_json::to_vec(&snapshot).unwrap_or_default();
         let gzip = gzip(&json);
+        let digest = snapshot.digest();
         Self {
+            digest,
             snapshot: Arc::new(snapshot),
             json: Bytes::from(json),
             gzip: Bytes::from(gzip),
