@@ -134,7 +134,7 @@ test.afterAll(() => {
   console.log(
     [
       '',
-      '| heartbeat written → card shows it (6 changes, collector every 1 s) | median | max |',
+      '| heartbeat written → card shows it (6 changes, collector every 250 ms) | median | max |',
       '|---|---:|---:|',
       ...changeRows,
     ].join('\n'),
