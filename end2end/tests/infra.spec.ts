@@ -9,7 +9,11 @@ test.beforeEach(async () => {
   redisCli('RPUSH', 'queue:image-render', 'a', 'b', 'c');
   redisCli('RPUSH', 'dead_letter:queue:insta-render', 'x', 'y');
   beat('ai_trade', 'trader', 'market_open');
-  await collectorSees((n) => n.workers.some((w: any) => w.name === 'insta-render' && w.alive && w.dead_letter === 2));
+  await collectorSees(
+    (n) =>
+      n.workers.some((w: any) => w.name === 'insta-render' && w.alive && w.dead_letter === 2) &&
+      n.workers.some((w: any) => w.name === 'ai_trade' && w.alive),
+  );
 });
 
 test('server renders a card per worker on first paint', async ({ page }) => {

@@ -19,7 +19,11 @@ test.beforeEach(async () => {
   redisCli('RPUSH', 'dead_letter:queue:image-render', 'x', 'y', 'z');
   beat('ai_trade', 'trader', 'market_open');
   beat('task-watcher', 'watcher', 'trading');
-  await collectorSees((n) => n.workers.some((w: any) => w.name === 'image-render' && w.dead_letter === 3));
+  await collectorSees(
+    (n) =>
+      n.workers.some((w: any) => w.name === 'image-render' && w.dead_letter === 3) &&
+      n.workers.some((w: any) => w.name === 'task-watcher' && w.alive),
+  );
 });
 
 test('the pipeline draws each tube in its status colour', async ({ page }, testInfo) => {
@@ -36,7 +40,10 @@ test('the pipeline draws each tube in its status colour', async ({ page }, testI
   expect(count((await pixelsAround(page, [bus]))[0], BUS_OK), 'the bus glows cyan').toBeGreaterThan(10);
   // The cards give way to the pipeline.
   await expect(workerCard(page, 'music-render')).toBeHidden();
-  await testInfo.attach('pipeline', { body: await page.locator('.pipeline').screenshot(), contentType: 'image/png' });
+  // Kept as an artifact: end2end/test-results/<this test>/pipeline.png.
+  const shot = testInfo.outputPath('pipeline.png');
+  await page.locator('.pipeline').screenshot({ path: shot });
+  await testInfo.attach('pipeline', { path: shot, contentType: 'image/png' });
   expect(errors).toEqual([]);
 });
 

@@ -20,7 +20,14 @@ test.beforeEach(async () => {
   beat('task-watcher', 'watcher', 'trading', 0, { mode: 'earnings' });
   beat('ai_trade', 'trader', 'market_closed');
   beat('gpu-7', 'render', 'idle');
-  await collectorSees((n) => n.paused && n.workers.some((w: any) => w.name === 'gpu-7'));
+  // gpu-7 is written last and a discovered worker is remembered across tests: wait for its beat,
+  // which the collector reads in the same pipeline before the lists.
+  await collectorSees(
+    (n) =>
+      n.paused &&
+      n.workers.some((w: any) => w.name === 'gpu-7' && w.alive) &&
+      n.workers.some((w: any) => w.name === 'image-render' && w.dead_letter === 3),
+  );
 });
 
 test('every state reads right on its card', async ({ page }) => {
