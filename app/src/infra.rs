@@ -207,16 +207,21 @@ fn Nodes(
     }
 }
 
+/// How long ago the worker last beat; "no heartbeat" when this server never saw one.
+fn beat_age(w: &WorkerView) -> String {
+    match (w.alive, w.last_beat_age_s) {
+        (_, Some(s)) => format!("last beat {s} s ago"),
+        (true, None) => "last beat —".to_string(),
+        (false, None) => "no heartbeat".to_string(),
+    }
+}
+
 /// One worker: coloured by its link status, with the status also as icon and word.
 #[component]
 fn Card(w: WorkerView) -> impl IntoView {
     let status = w.status();
     let label = StateLabel::of(&w).text();
-    let age = match (w.alive, w.last_beat_age_s) {
-        (_, Some(s)) => format!("last beat {s} s ago"),
-        (true, None) => "last beat —".to_string(),
-        (false, None) => "no heartbeat".to_string(),
-    };
+    let age = beat_age(&w);
     let registered = (!w.registered).then(|| view! { <span class="tag">"discovered"</span> });
     let error = w
         .error
@@ -314,4 +319,21 @@ fn poll(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::WorkerKind;
+
+    #[test]
+    fn beat_age_says_when_there_never_was_a_beat() {
+        let mut w = WorkerView::down("video-render", WorkerKind::Render);
+        assert_eq!(beat_age(&w), "no heartbeat");
+        w.last_beat_age_s = Some(82);
+        assert_eq!(beat_age(&w), "last beat 82 s ago", "down, but seen before");
+        w.alive = true;
+        w.last_beat_age_s = Some(3);
+        assert_eq!(beat_age(&w), "last beat 3 s ago");
+    }
 }
