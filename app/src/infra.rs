@@ -210,7 +210,7 @@ fn Nodes(
 /// How long ago the worker last beat; "no heartbeat" when this server never saw one.
 fn beat_age(w: &WorkerView) -> String {
     match (w.alive, w.last_beat_age_s) {
-        (_, Some(s)) => format!("last beat {s} s ago"),
+        (_, Some(s)) => format!("last beat {s}s ago"),
         (true, None) => "last beat —".to_string(),
         (false, None) => "no heartbeat".to_string(),
     }
@@ -331,9 +331,9 @@ mod tests {
         let mut w = WorkerView::down("video-render", WorkerKind::Render);
         assert_eq!(beat_age(&w), "no heartbeat");
         w.last_beat_age_s = Some(82);
-        assert_eq!(beat_age(&w), "last beat 82 s ago", "down, but seen before");
+        assert_eq!(beat_age(&w), "last beat 82s ago", "down, but seen before");
         w.alive = true;
         w.last_beat_age_s = Some(3);
-        assert_eq!(beat_age(&w), "last beat 3 s ago");
+        assert_eq!(beat_age(&w), "last beat 3s ago");
     }
 }

@@ -34,7 +34,7 @@ test('server renders a card per worker on first paint', async ({ page }) => {
   const video = workerCard(page, 'video-render');
   await expect(video.locator('.state')).toHaveText('🔴 down');
   // "no heartbeat" until this server has seen one; earlier tests may have beaten video-render.
-  await expect(video.locator('.age')).toHaveText(/^(no heartbeat|last beat \d+ s ago)$/);
+  await expect(video.locator('.age')).toHaveText(/^(no heartbeat|last beat \d+s ago)$/);
   await expect(video.locator('.status')).toHaveText('⚠ down');
   await expect(image.locator('.jobs')).toHaveText('5 / 0');
 
@@ -82,4 +82,15 @@ test('without the push stream the poll still refreshes the cards', async ({ page
   // …until the 3-s timer fires.
   await page.clock.runFor(3_500);
   await expect(workerCard(page, 'video-render').locator('.state')).toHaveText('⚙️ processing', { timeout: 5_000 });
+});
+
+test('a worker that went down says when it last beat', async ({ page }) => {
+  beat('music-render', 'render', 'idle');
+  await collectorSees((n) => n.workers.some((w: any) => w.name === 'music-render' && w.alive));
+  redisCli('DEL', 'worker:music-render:heartbeat');
+  await collectorSees((n) => n.workers.some((w: any) => w.name === 'music-render' && !w.alive));
+  await openInfra(page, '2d');
+  const card = workerCard(page, 'music-render');
+  await expect(card.locator('.state')).toHaveText('🔴 down');
+  await expect(card.locator('.age')).toHaveText(/^last beat \d+s ago$/);
 });

@@ -205,7 +205,7 @@ fn int(v: Value) -> u64 {
 }
 
 /// When each worker's last valid heartbeat was stamped, so a worker whose key has expired can
-/// still say "last beat N s ago". Holds only the plan's workers.
+/// still say "last beat Ns ago". Holds only the plan's workers.
 #[derive(Debug, Default)]
 pub struct LastBeats(std::collections::HashMap<String, DateTime<Utc>>);
 
