@@ -268,9 +268,6 @@ fn poll(
     live_alerts: RwSignal<Option<AlertsView>>,
     failed: RwSignal<bool>,
 ) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
     use futures::{FutureExt, StreamExt};
 
     use crate::nodes::browser;
@@ -279,21 +276,19 @@ fn poll(
         failed.set(true);
         return;
     };
+    // Aborted on cleanup: cancels the request in flight and tells the loop to end.
     let signal = abort.signal();
     let (push, mut changes) = futures::channel::mpsc::unbounded::<()>();
     let stream = browser::ChangeStream::open(push);
-    let running = Arc::new(AtomicBool::new(true));
-    let stop = running.clone();
     // JS objects are not Send; cleanup runs on the same browser thread.
     let held = send_wrapper::SendWrapper::new((abort, stream));
     on_cleanup(move || {
-        stop.store(false, Ordering::Relaxed);
         let (abort, stream) = held.take();
         abort.abort();
         drop(stream);
     });
     leptos::task::spawn_local(async move {
-        while running.load(Ordering::Relaxed) {
+        while !signal.aborted() {
             let mut tick = gloo_timers::future::TimeoutFuture::new(REFRESH_MS).fuse();
             futures::select! {
                 _ = tick => {}
@@ -301,7 +296,7 @@ fn poll(
             }
             // Several changes while a request ran need one request.
             while changes.try_recv().is_ok() {}
-            if !running.load(Ordering::Relaxed) {
+            if signal.aborted() {
                 break;
             }
             match browser::nodes(&signal).await {
@@ -309,7 +304,7 @@ fn poll(
                     live.try_set(Some(snap));
                     failed.try_set(false);
                 }
-                Err(_) if !running.load(Ordering::Relaxed) => break,
+                Err(_) if signal.aborted() => break,
                 Err(_) => {
                     failed.try_set(true);
                 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::io::Read;
 
-use common::{heartbeat, set_beat, Redis, Server};
+use common::{heartbeat, one_idle_worker, set_beat, Redis, Server};
 use redis::AsyncCommands;
 use shared::{LinkStatus, WorkerKind};
 
@@ -267,18 +267,7 @@ async fn redis_going_away_and_coming_back_is_seen_by_the_same_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_gzip_metrics_and_the_server_rendered_page() {
-    let redis = Redis::start().await;
-    let mut c = redis.conn().await;
-    set_beat(
-        &mut c,
-        "insta-render",
-        &heartbeat("insta-render", "render", "idle", 0),
-    )
-    .await;
-    let server = Server::start(Server::fast_config(&redis.url())).await;
-    server
-        .wait_for("insta-render", |s| s.workers.iter().any(|w| w.alive))
-        .await;
+    let (_redis, _c, server) = one_idle_worker("insta-render").await;
 
     let r = server
         .http

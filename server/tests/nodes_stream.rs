@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{heartbeat, set_beat, Redis, Server};
+use common::{heartbeat, one_idle_worker, set_beat, Server};
 
 /// Reads a Server-Sent Events response one event at a time.
 struct Events {
@@ -73,22 +73,7 @@ impl Events {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_tells_of_each_visible_change_and_nothing_else() {
-    let redis = Redis::start().await;
-    let mut c = redis.conn().await;
-    set_beat(
-        &mut c,
-        "image-render",
-        &heartbeat("image-render", "render", "idle", 0),
-    )
-    .await;
-    let server = Server::start(Server::fast_config(&redis.url())).await;
-    server
-        .wait_for("image-render idle", |s| {
-            s.workers
-                .iter()
-                .any(|w| w.name == "image-render" && w.alive)
-        })
-        .await;
+    let (_redis, mut c, server) = one_idle_worker("image-render").await;
 
     let mut events = Events::open(&server).await;
     let first = events.next().await.expect("an event on connect");

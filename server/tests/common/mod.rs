@@ -244,6 +244,20 @@ pub async fn idle_render(conn: &mut MultiplexedConnection, names: &[&str]) {
     }
 }
 
+/// A private Redis holding one idle render worker, and a fast server that has seen it alive.
+pub async fn one_idle_worker(name: &str) -> (Redis, MultiplexedConnection, Server) {
+    let redis = Redis::start().await;
+    let mut conn = redis.conn().await;
+    idle_render(&mut conn, &[name]).await;
+    let server = Server::start(Server::fast_config(&redis.url())).await;
+    server
+        .wait_for(&format!("{name} alive"), |s| {
+            s.workers.iter().any(|w| w.name == name && w.alive)
+        })
+        .await;
+    (redis, conn, server)
+}
+
 pub async fn set_beat(conn: &mut MultiplexedConnection, name: &str, value: &str) {
     redis::cmd("SET")
         .arg(shared::keys::heartbeat(name))
