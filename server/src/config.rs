@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
+use shared::registry::{default_fleet, WorkerSpec};
 use shared::WorkerKind;
 
-use crate::alerts::Channel;
+use crate::alerts::{AlertArgs, AlertConfig};
 
 /// Agent Office: a live picture of a Redis-coordinated worker fleet.
 #[derive(Debug, Parser)]
@@ -65,27 +66,8 @@ pub struct ServeArgs {
     /// How long a discovered (unregistered) worker stays listed after its key is gone (default 1h).
     #[arg(long, env = "FORGET_AFTER", value_parser = humantime::parse_duration)]
     pub forget_after: Option<Duration>,
-    /// Telegram bot token for alerts (with TELEGRAM_CHAT_ID).
-    #[arg(long, env = "TELEGRAM_BOT_TOKEN", hide_env_values = true)]
-    pub telegram_bot_token: Option<String>,
-    /// Telegram chat that receives the alerts.
-    #[arg(long, env = "TELEGRAM_CHAT_ID")]
-    pub telegram_chat_id: Option<String>,
-    /// Telegram Bot API base URL (default https://api.telegram.org).
-    #[arg(long, env = "TELEGRAM_API_BASE")]
-    pub telegram_api_base: Option<String>,
-    /// A URL that receives every alert batch as a JSON POST.
-    #[arg(long, env = "ALERT_WEBHOOK_URL", hide_env_values = true)]
-    pub alert_webhook_url: Option<String>,
-    /// How often the alert rules run (default 60s).
-    #[arg(long, env = "ALERT_INTERVAL", value_parser = humantime::parse_duration)]
-    pub alert_interval: Option<Duration>,
-    /// Dead-letter count at or over which an alert is sent (default 1).
-    #[arg(long, env = "ALERT_DEAD_LETTER_THRESHOLD")]
-    pub alert_dead_letter_threshold: Option<u64>,
-    /// Lease of the replica that sends alerts; another takes over within it (default 15s).
-    #[arg(long, env = "ALERT_LEASE", value_parser = humantime::parse_duration)]
-    pub alert_lease: Option<Duration>,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
 }
 
 #[derive(Debug, Args)]
@@ -93,42 +75,6 @@ pub struct DemoArgs {
     /// Length of one pass through every state.
     #[arg(long, env = "DEMO_PERIOD", default_value = "180s", value_parser = humantime::parse_duration)]
     pub period: Duration,
-}
-
-/// A registered worker (SPEC §3). Registered workers always appear, alive or not.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkerSpec {
-    pub name: String,
-    pub kind: WorkerKind,
-    /// The queue name `<q>` of `queue:<q>`; none for workers not fed through Redis.
-    #[serde(default)]
-    pub queue: Option<String>,
-}
-
-/// The registry this product was designed for.
-pub fn default_fleet() -> Vec<WorkerSpec> {
-    let render = |name: &str| WorkerSpec {
-        name: name.to_string(),
-        kind: WorkerKind::Render,
-        queue: Some(name.to_string()),
-    };
-    vec![
-        render("music-render"),
-        render("video-render"),
-        render("image-render"),
-        render("insta-render"),
-        WorkerSpec {
-            name: "task-watcher".into(),
-            kind: WorkerKind::Watcher,
-            queue: None,
-        },
-        WorkerSpec {
-            name: "ai_trade".into(),
-            kind: WorkerKind::Trader,
-            queue: None,
-        },
-    ]
 }
 
 /// The optional TOML file; every field may be left out.
@@ -155,22 +101,17 @@ struct FileConfig {
     alert_lease: Option<Duration>,
 }
 
-/// Alert settings (SPEC §6). No channel: alerts are off.
-#[derive(Clone, Debug)]
-pub struct AlertConfig {
-    pub channels: Vec<Channel>,
-    pub interval: Duration,
-    pub dead_letter_threshold: u64,
-    pub lease: Duration,
-}
-
-impl Default for AlertConfig {
-    fn default() -> Self {
-        Self {
-            channels: Vec::new(),
-            interval: Duration::from_secs(60),
-            dead_letter_threshold: 1,
-            lease: Duration::from_secs(15),
+impl FileConfig {
+    /// The file's alert settings, in the shape the alert task reads them.
+    fn alert_args(&self) -> AlertArgs {
+        AlertArgs {
+            telegram_bot_token: self.telegram_bot_token.clone(),
+            telegram_chat_id: self.telegram_chat_id.clone(),
+            telegram_api_base: self.telegram_api_base.clone(),
+            alert_webhook_url: self.alert_webhook_url.clone(),
+            alert_interval: self.alert_interval,
+            alert_dead_letter_threshold: self.alert_dead_letter_threshold,
+            alert_lease: self.alert_lease,
         }
     }
 }
@@ -225,7 +166,7 @@ impl Config {
                 .forget_after
                 .or(file.forget_after)
                 .unwrap_or(defaults.forget_after),
-            alerts: alert_config(args, &file)?,
+            alerts: AlertConfig::resolve(&args.alerts, &file.alert_args())?,
             workers: file.workers.unwrap_or(defaults.workers),
             redis_url: defaults.redis_url,
         };
@@ -261,65 +202,6 @@ impl Config {
     }
 }
 
-fn alert_config(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<AlertConfig> {
-    let pick = |flag: &Option<String>, file: &Option<String>| {
-        flag.clone()
-            .or_else(|| file.clone())
-            .filter(|v| !v.trim().is_empty())
-    };
-    let defaults = AlertConfig::default();
-    let mut channels = Vec::new();
-    let token = pick(&args.telegram_bot_token, &file.telegram_bot_token);
-    let chat = pick(&args.telegram_chat_id, &file.telegram_chat_id);
-    match (token, chat) {
-        (Some(token), Some(chat_id)) => channels.push(Channel::Telegram {
-            api_base: pick(&args.telegram_api_base, &file.telegram_api_base)
-                .unwrap_or_else(|| "https://api.telegram.org".to_string()),
-            token,
-            chat_id,
-        }),
-        (None, None) => {}
-        _ => anyhow::bail!(
-            "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID go together: set both or neither"
-        ),
-    }
-    if let Some(url) = pick(&args.alert_webhook_url, &file.alert_webhook_url) {
-        anyhow::ensure!(
-            url.starts_with("http://") || url.starts_with("https://"),
-            "ALERT_WEBHOOK_URL must be an http(s) URL"
-        );
-        channels.push(Channel::Webhook { url });
-    }
-    let config = AlertConfig {
-        channels,
-        interval: args
-            .alert_interval
-            .or(file.alert_interval)
-            .unwrap_or(defaults.interval),
-        dead_letter_threshold: args
-            .alert_dead_letter_threshold
-            .or(file.alert_dead_letter_threshold)
-            .unwrap_or(defaults.dead_letter_threshold),
-        lease: args
-            .alert_lease
-            .or(file.alert_lease)
-            .unwrap_or(defaults.lease),
-    };
-    anyhow::ensure!(
-        !config.interval.is_zero(),
-        "alert_interval must be longer than zero"
-    );
-    anyhow::ensure!(
-        !config.lease.is_zero(),
-        "alert_lease must be longer than zero"
-    );
-    anyhow::ensure!(
-        config.dead_letter_threshold >= 1,
-        "alert_dead_letter_threshold must be at least 1"
-    );
-    Ok(config)
-}
-
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
@@ -329,6 +211,7 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::Channel;
 
     fn args(extra: &[&str]) -> ServeArgs {
         let mut argv = vec!["agent-office"];

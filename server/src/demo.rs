@@ -17,8 +17,8 @@ use shared::heartbeat::{Heartbeat, WorkerKind};
 use shared::keys;
 use shared::nodes::format_ts;
 
-use crate::config::default_fleet;
 use crate::redis_conn::{connect, RedisCallError};
+use shared::registry::default_fleet;
 
 /// Contract 1: heartbeats live 45 s.
 const HEARTBEAT_TTL_S: u64 = 45;

@@ -58,7 +58,8 @@ pub async fn run(
         let client = redis::Client::open(config.redis_url.as_str()).context("opening REDIS_URL")?;
         alerts::spawn(
             &tasks,
-            config.clone(),
+            config.alerts.clone(),
+            config.redis_timeout,
             client,
             nodes.clone(),
             metrics.clone(),

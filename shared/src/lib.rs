@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod heartbeat;
 pub mod keys;
 pub mod nodes;
+pub mod registry;
 pub mod status;
 
 pub use heartbeat::{parse_heartbeat, Heartbeat, HeartbeatError, WorkerKind};

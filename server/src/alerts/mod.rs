@@ -5,6 +5,7 @@
 
 mod channel;
 mod rules;
+mod settings;
 pub mod store;
 
 use std::collections::VecDeque;
@@ -19,10 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use channel::{classify, split_message, Channel, Delivery, DeliveryError, TELEGRAM_MAX_CHARS};
 pub use rules::{evaluate, Memory, Rules, WorkerMemory};
+pub use settings::{AlertArgs, AlertConfig};
 pub use shared::alerts::{Alert, AlertKind, AlertsView, BatchRecord};
 
 use crate::collector::SnapshotRx;
-use crate::config::{AlertConfig, Config};
 use crate::metrics::Metrics;
 use crate::redis_conn::connect;
 use store::Store;
@@ -41,7 +42,8 @@ pub fn disabled() -> AlertsRx {
 
 #[derive(Clone)]
 struct Shared {
-    config: Arc<Config>,
+    settings: Arc<AlertConfig>,
+    redis_timeout: Duration,
     client: redis::Client,
     metrics: Arc<Metrics>,
     me: Arc<str>,
@@ -51,17 +53,15 @@ struct Shared {
 
 impl Shared {
     fn alerts(&self) -> &AlertConfig {
-        &self.config.alerts
+        &self.settings
     }
 
     async fn store(&self, slot: &mut Option<Store>) -> Option<()> {
         if slot.is_none() {
-            let conn = connect(&self.client, self.config.redis_timeout)
-                .await
-                .ok()?;
+            let conn = connect(&self.client, self.redis_timeout).await.ok()?;
             *slot = Some(Store {
                 conn,
-                timeout: self.config.redis_timeout,
+                timeout: self.redis_timeout,
                 outbox_cap: store::OUTBOX_CAP,
             });
         }
@@ -72,14 +72,14 @@ impl Shared {
 /// Starts the evaluator and the sender on `tasks`; returns the view the API serves.
 pub fn spawn(
     tasks: &tokio_util::task::TaskTracker,
-    config: Arc<Config>,
+    settings: AlertConfig,
+    redis_timeout: Duration,
     client: redis::Client,
     nodes: SnapshotRx,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) -> AlertsRx {
-    let names: Vec<String> = config
-        .alerts
+    let names: Vec<String> = settings
         .channels
         .iter()
         .map(|c| c.name().to_string())
@@ -91,7 +91,8 @@ pub fn spawn(
     }));
     let shared = Shared {
         me: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()).into(),
-        config,
+        settings: Arc::new(settings),
+        redis_timeout,
         client,
         metrics,
         leader: Arc::new(AtomicBool::new(false)),

@@ -12,7 +12,7 @@ use shared::heartbeat::{parse_heartbeat, WorkerKind};
 use shared::keys;
 use shared::nodes::{derive_links, format_ts, paused_reason, NodesSnapshot, WorkerView};
 
-use crate::config::WorkerSpec;
+use shared::registry::WorkerSpec;
 
 /// Keys found by the background discovery SCAN.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -283,7 +283,7 @@ pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> Nod
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::default_fleet;
+    use shared::registry::default_fleet;
     use shared::status::LinkStatus;
 
     fn now() -> DateTime<Utc> {

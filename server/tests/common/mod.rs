@@ -354,7 +354,7 @@ impl FakeTelegram {
 /// A config with alerts to `channel`, evaluated every 200 ms, lease 1 s.
 pub fn alerting_config(redis_url: &str, channel: server::alerts::Channel) -> Config {
     let mut c = Server::fast_config(redis_url);
-    c.alerts = server::config::AlertConfig {
+    c.alerts = server::alerts::AlertConfig {
         channels: vec![channel],
         interval: Duration::from_millis(200),
         dead_letter_threshold: 1,
