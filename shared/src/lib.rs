@@ -4,6 +4,7 @@
 //! so the server that derives a link status and the dashboard that colours it cannot disagree.
 
 pub mod alerts;
+pub mod control;
 pub mod heartbeat;
 pub mod keys;
 pub mod nodes;
