@@ -13,6 +13,7 @@ use shared::registry::{default_fleet, WorkerSpec};
 use shared::WorkerKind;
 
 use crate::alerts::{AlertArgs, AlertConfig};
+use crate::control::{ControlArgs, ControlConfig};
 
 /// Agent Office: a live picture of a Redis-coordinated worker fleet.
 #[derive(Debug, Parser)]
@@ -68,6 +69,8 @@ pub struct ServeArgs {
     pub forget_after: Option<Duration>,
     #[command(flatten)]
     pub alerts: AlertArgs,
+    #[command(flatten)]
+    pub control: ControlArgs,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +102,8 @@ struct FileConfig {
     alert_dead_letter_threshold: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     alert_lease: Option<Duration>,
+    /// Control-plane settings (tokens, grace periods), as `[control]`.
+    control: Option<ControlArgs>,
 }
 
 impl FileConfig {
@@ -126,6 +131,7 @@ pub struct Config {
     pub forget_after: Duration,
     pub workers: Vec<WorkerSpec>,
     pub alerts: AlertConfig,
+    pub control: ControlConfig,
 }
 
 impl Config {
@@ -139,6 +145,7 @@ impl Config {
             forget_after: Duration::from_secs(3600),
             workers: default_fleet(),
             alerts: AlertConfig::default(),
+            control: ControlConfig::default(),
         }
     }
 
@@ -167,6 +174,7 @@ impl Config {
                 .or(file.forget_after)
                 .unwrap_or(defaults.forget_after),
             alerts: AlertConfig::resolve(&args.alerts, &file.alert_args())?,
+            control: ControlConfig::resolve(&args.control, file.control.as_ref())?,
             workers: file.workers.unwrap_or(defaults.workers),
             redis_url: defaults.redis_url,
         };

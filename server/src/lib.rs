@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod api;
 pub mod collector;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod metrics;
 pub mod redis_conn;
@@ -29,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::collector::{Collector, Discovery, SnapshotRx};
 use crate::config::Config;
+use crate::control::Control;
 use crate::metrics::{HttpLabels, Metrics};
 use crate::state::AppState;
 
@@ -46,7 +48,8 @@ pub async fn run(
     let tasks = TaskTracker::new();
 
     let (discovery, discovered) = Discovery::new(config.clone(), client.clone(), metrics.clone());
-    let (collector, nodes) = Collector::new(config.clone(), client, discovered, metrics.clone());
+    let (collector, nodes, agents) =
+        Collector::new(config.clone(), client.clone(), discovered, metrics.clone());
     tasks.spawn(discovery.run(stop.clone()));
     tasks.spawn(collector.run(stop.clone()));
     let alerts = if config.alerts.channels.is_empty() {
@@ -66,6 +69,14 @@ pub async fn run(
             stop.clone(),
         )
     };
+    let control = Control {
+        config: Arc::new(config.control.clone()),
+        store: control::Store::new(client.clone(), config.redis_timeout),
+        agents,
+        nodes: nodes.clone(),
+    };
+    control.announce();
+    tasks.spawn(control::inbox::run(control.clone(), client, stop.clone()));
     tasks.close();
 
     let state = AppState {
@@ -73,20 +84,24 @@ pub async fn run(
         nodes,
         alerts,
         metrics,
+        control,
         closing: stop.clone(),
     };
     let stop_http = stop.clone();
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = stop_http.cancelled() => {}
-            }
-            // Ends the push streams, which would otherwise hold the shutdown open.
-            stop_http.cancel();
-        })
-        .await
-        .context("serving HTTP");
+    let served = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = stop_http.cancelled() => {}
+        }
+        // Ends the push streams, which would otherwise hold the shutdown open.
+        stop_http.cancel();
+    })
+    .await
+    .context("serving HTTP");
     stop.cancel();
     tasks.wait().await;
     served

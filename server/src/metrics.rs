@@ -35,6 +35,8 @@ pub struct Metrics {
     pub redis_up: Gauge,
     pub workers_alive: Gauge,
     pub workers_total: Gauge,
+    pub agents_total: Gauge,
+    pub agents_online: Gauge,
     pub discovery_pass_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub alerts_sent: Family<ChannelLabels, Counter>,
@@ -81,6 +83,14 @@ impl Metrics {
         );
         let workers_total = Gauge::default();
         registry.register("workers", "Workers in the snapshot", workers_total.clone());
+        let agents_total = Gauge::default();
+        registry.register("agents", "Registered pipeline agents", agents_total.clone());
+        let agents_online = Gauge::default();
+        registry.register(
+            "agents_online",
+            "Registered agents that beat within 30 s",
+            agents_online.clone(),
+        );
         let discovery_pass_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "discovery_pass_seconds",
@@ -129,6 +139,8 @@ impl Metrics {
             redis_up,
             workers_alive,
             workers_total,
+            agents_total,
+            agents_online,
             discovery_pass_seconds,
             http_requests,
         }
@@ -174,6 +186,7 @@ mod tests {
             "agent_office_collector_round_trips",
             "agent_office_redis_errors_total{task=\"collector\"} 1",
             "agent_office_workers_alive",
+            "agent_office_agents_online",
             "agent_office_http_requests_total{route=\"/healthz\",status=\"200\"} 1",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");

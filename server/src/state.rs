@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::AlertsRx;
 use crate::collector::SnapshotRx;
+use crate::control::Control;
 use crate::metrics::Metrics;
 
 #[derive(Clone, FromRef)]
@@ -16,6 +17,7 @@ pub struct AppState {
     pub nodes: SnapshotRx,
     pub alerts: AlertsRx,
     pub metrics: Arc<Metrics>,
+    pub control: Control,
     /// Cancelled when the server starts shutting down, so long-lived responses (the push
     /// stream) end and the graceful shutdown does not wait for them.
     pub closing: CancellationToken,

@@ -16,4 +16,5 @@ pub fn router() -> Router<AppState> {
         .merge(nodes::router())
         .merge(alerts::router())
         .merge(health::router())
+        .merge(crate::control::router())
 }

@@ -2,6 +2,7 @@
 //! pipelined round trip per cycle and publishes the snapshot through a `watch` channel.
 //! Request handlers only ever read that channel.
 
+mod agents;
 mod discovery;
 mod plan;
 mod published;
@@ -16,6 +17,7 @@ use shared::NodesSnapshot;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub use agents::{AgentsPlan, AgentsRx, AgentsSnapshot};
 pub use discovery::Discovery;
 pub use plan::{build_snapshot, Discovered, LastBeats, Plan, Reading, ReplyError};
 pub use published::Published;
@@ -42,6 +44,9 @@ pub struct Collector {
     discovered: watch::Receiver<Arc<Discovered>>,
     plan: Plan,
     tx: watch::Sender<Arc<Published>>,
+    agents: AgentsPlan,
+    agents_tx: watch::Sender<Arc<AgentsSnapshot>>,
+    last_agents: Vec<shared::control::AgentView>,
     metrics: Arc<Metrics>,
     last_good: Option<NodesSnapshot>,
     last_beats: LastBeats,
@@ -55,11 +60,13 @@ impl Collector {
         client: redis::Client,
         discovered: watch::Receiver<Arc<Discovered>>,
         metrics: Arc<Metrics>,
-    ) -> (Self, SnapshotRx) {
+    ) -> (Self, SnapshotRx, AgentsRx) {
         let started_at = Utc::now();
         let plan = Plan::new(&config.workers, &discovered.borrow());
         let first = not_yet_read(&plan, started_at);
         let (tx, rx) = watch::channel(Arc::new(Published::new(first)));
+        let (agents_tx, agents_rx) =
+            watch::channel(Arc::new(AgentsSnapshot::new(false, Vec::new())));
         let collector = Self {
             config,
             client,
@@ -67,12 +74,15 @@ impl Collector {
             discovered,
             plan,
             tx,
+            agents: AgentsPlan::default(),
+            agents_tx,
+            last_agents: Vec::new(),
             metrics,
             last_good: None,
             last_beats: LastBeats::default(),
             started_at,
         };
-        (collector, rx)
+        (collector, rx, agents_rx)
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
@@ -93,8 +103,8 @@ impl Collector {
             self.plan = Plan::new(&self.config.workers, &self.discovered.borrow_and_update());
         }
         let now = Utc::now();
-        let snapshot = match self.read().await {
-            Ok(reading) => {
+        let snapshot = match self.read(now).await {
+            Ok((reading, agents)) => {
                 if self.last_good.is_none() || self.metrics.redis_up.get() == 0 {
                     tracing::info!(workers = self.plan.workers.len(), "reading Redis");
                 }
@@ -102,6 +112,9 @@ impl Collector {
                 let mut snap = build_snapshot(&self.plan, &reading, now);
                 self.last_beats.apply(&mut snap, now);
                 self.last_good = Some(snap.clone());
+                self.agents_tx
+                    .send_replace(Arc::new(AgentsSnapshot::new(true, agents.clone())));
+                self.last_agents = agents;
                 snap
             }
             Err(e) => {
@@ -111,6 +124,10 @@ impl Collector {
                 self.metrics.redis_up.set(0);
                 self.metrics.redis_error("collector");
                 self.conn = None;
+                self.agents_tx.send_replace(Arc::new(AgentsSnapshot::new(
+                    false,
+                    self.last_agents.clone(),
+                )));
                 self.stale(now)
             }
         };
@@ -125,7 +142,12 @@ impl Collector {
             .observe(start.elapsed().as_secs_f64());
     }
 
-    async fn read(&mut self) -> Result<Reading, CycleError> {
+    /// Workers and agents in one round trip: both pipelines go out on the one multiplexed
+    /// connection before either reply is awaited.
+    async fn read(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<(Reading, Vec<shared::control::AgentView>), CycleError> {
         let timeout = self.config.redis_timeout;
         let mut round_trips = 0;
         if self.conn.is_none() {
@@ -133,11 +155,25 @@ impl Collector {
             round_trips += 1;
         }
         let conn = self.conn.as_mut().ok_or(RedisCallError::Timeout(timeout))?;
+        let mut agents_conn = conn.clone();
         let pipe = self.plan.pipeline();
-        let replies: Vec<redis::Value> = with_timeout(timeout, pipe.query_async(conn)).await?;
+        let agents_pipe = self.agents.pipeline();
+        let (workers, agents) = with_timeout(timeout, async {
+            tokio::try_join!(
+                pipe.query_async::<Vec<redis::Value>>(conn),
+                agents_pipe.query_async::<Vec<redis::Value>>(&mut agents_conn)
+            )
+        })
+        .await?;
         round_trips += 1;
         self.metrics.round_trips.set(round_trips);
-        Ok(self.plan.read(replies)?)
+        let reading = self.plan.read(workers)?;
+        let agents = self.agents.read(agents, now)?;
+        self.metrics.agents_total.set(agents.len() as i64);
+        self.metrics
+            .agents_online
+            .set(agents.iter().filter(|a| a.online).count() as i64);
+        Ok((reading, agents))
     }
 
     /// What to serve while Redis is away: the last good data, marked stale since it was read.

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+#[allow(dead_code)]
+pub mod agent_sim;
+
 use std::collections::VecDeque;
 use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};

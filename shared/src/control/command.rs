@@ -201,7 +201,7 @@ pub struct AgentCommand {
     pub config: Option<Value>,
     /// After this time (UTC ISO-8601) the server no longer waits for a result.
     pub deadline: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cursor: String,
 }
 

@@ -1,0 +1,82 @@
+//! The audit log: a capped Redis stream of every state-changing request, accepted or refused.
+//! Entries hold the role, never a token.
+
+use redis::Value;
+use shared::control::keys;
+use shared::control::{AuditEntry, Role};
+
+use super::store::Store;
+use crate::redis_conn::RedisCallError;
+
+/// Appends one entry. An audit that cannot be written is logged (without secrets) and does not
+/// fail the request: the change already happened, or was refused.
+pub async fn record(store: &Store, entry: AuditEntry) {
+    let json = serde_json::to_string(&entry).unwrap_or_default();
+    let result = store
+        .run(|mut c| async move {
+            redis::cmd("XADD")
+                .arg(keys::AUDIT)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(keys::MAX_AUDIT)
+                .arg("*")
+                .arg("e")
+                .arg(json)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(
+            error = %e,
+            action = %entry.action,
+            target = %entry.target,
+            outcome = %entry.outcome,
+            "could not write the audit log"
+        );
+    }
+}
+
+pub fn entry(role: Role, remote: &str, action: &str, target: &str, outcome: String) -> AuditEntry {
+    AuditEntry {
+        time: shared::nodes::format_ts(chrono::Utc::now()),
+        role,
+        remote: remote.to_string(),
+        action: action.to_string(),
+        target: target.to_string(),
+        outcome,
+    }
+}
+
+/// The newest `limit` entries, newest first.
+pub async fn recent(store: &Store, limit: usize) -> Result<Vec<AuditEntry>, RedisCallError> {
+    let reply: Value = store
+        .run(|mut c| async move {
+            redis::cmd("XREVRANGE")
+                .arg(keys::AUDIT)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(limit)
+                .query_async(&mut c)
+                .await
+        })
+        .await?;
+    let Value::Array(entries) = reply else {
+        return Ok(Vec::new());
+    };
+    Ok(entries
+        .into_iter()
+        .filter_map(|e| match e {
+            Value::Array(pair) => match pair.into_iter().nth(1) {
+                Some(Value::Array(fields)) => fields.into_iter().nth(1),
+                _ => None,
+            },
+            _ => None,
+        })
+        .filter_map(|v| match v {
+            Value::BulkString(b) => serde_json::from_slice(&b).ok(),
+            _ => None,
+        })
+        .collect())
+}
