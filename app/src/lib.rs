@@ -1,7 +1,18 @@
 //! The Agent Office pages, shared by the server (SSR) and the browser (hydration).
+// Leptos's nested view types go deeper than the default limit in the release wasm build.
+#![recursion_limit = "256"]
 
+mod agents;
+mod control_data;
 mod infra;
 mod nodes;
+// Operator calls are sent only by the hydrated browser build; the server renders the controls.
+#[cfg_attr(
+    not(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32")),
+    allow(dead_code)
+)]
+mod operator;
+mod operator_ui;
 pub mod pipeline;
 pub mod view_mode;
 
@@ -10,6 +21,9 @@ use leptos_meta::{provide_meta_context, HashedStylesheet, Link, Meta, MetaTags, 
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
+pub use agents::AgentsPage;
+#[cfg(feature = "ssr")]
+pub use control_data::{ControlSource, Loader};
 pub use infra::InfraPage;
 #[cfg(feature = "ssr")]
 pub use nodes::{AlertsSource, NodesSource};
@@ -46,6 +60,7 @@ pub fn App() -> impl IntoView {
                 // Async: the HTML is sent once the snapshot is in it, so it reads without JavaScript.
                 <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
                     <Route path=path!("/infra") view=InfraPage ssr=SsrMode::Async/>
+                    <Route path=path!("/agents") view=AgentsPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { redisCli } from './redis';
+import { AGENT_TOKEN, OPERATOR_TOKEN } from './agent';
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -51,11 +52,12 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     process.env.AO_REDIS_PID = `${children[0].pid}`;
     await waitFor('redis-server', async () => redisCli('PING') === 'PONG');
 
-    children.push(
+    const server = (port: number, tokens: Record<string, string>) =>
       spawn(bin, [], {
         stdio: ['ignore', 'inherit', 'inherit'],
         env: {
           ...process.env,
+          ...tokens,
           REDIS_URL: `redis://127.0.0.1:${redisPort}`,
           COLLECT_INTERVAL: '250ms',
           DISCOVER_INTERVAL: '500ms',
@@ -65,12 +67,18 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
           LEPTOS_SITE_PKG_DIR: 'pkg',
           LEPTOS_ENV: 'PROD',
           LEPTOS_HASH_FILES: 'true',
-          LEPTOS_SITE_ADDR: `127.0.0.1:${httpPort}`,
+          LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
         },
-      }),
-    );
+      });
+    children.push(server(httpPort, { OPERATOR_TOKEN, AGENT_TOKEN }));
     process.env.AO_BASE_URL = `http://127.0.0.1:${httpPort}`;
     await waitFor('agent-office', async () => (await fetch(`${process.env.AO_BASE_URL}/healthz`)).ok);
+
+    // A second server on the same Redis without tokens: what a read-only deployment shows.
+    const readOnlyPort = await freePort();
+    children.push(server(readOnlyPort, {}));
+    process.env.AO_READONLY_URL = `http://127.0.0.1:${readOnlyPort}`;
+    await waitFor('read-only agent-office', async () => (await fetch(`${process.env.AO_READONLY_URL}/healthz`)).ok);
 
     // The same server behind Debian's nginx, as deployed (deploy/nginx.conf).
     const nginxPort = await freePort();

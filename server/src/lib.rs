@@ -113,6 +113,7 @@ pub fn app(state: AppState) -> Router {
     let nodes = state.nodes.clone();
     let alerts = state.alerts.clone();
     let options = state.leptos_options.clone();
+    let control = control_source(state.control.clone());
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/infra") }))
         .merge(api::router())
@@ -121,6 +122,7 @@ pub fn app(state: AppState) -> Router {
             routes,
             move || {
                 provide_context(nodes_source(nodes.clone()));
+                provide_context(control.clone());
                 let alerts = alerts.clone();
                 provide_context(app::AlertsSource(Arc::new(move || {
                     (**alerts.borrow()).clone()
@@ -136,6 +138,37 @@ pub fn app(state: AppState) -> Router {
             app::shell,
         ))
         .with_state(state)
+}
+
+/// The control plane as the pages see it during SSR: agents from memory, the ledger and the
+/// audit log from Redis (one render, two short reads).
+fn control_source(ctl: Control) -> app::ControlSource {
+    let agents = ctl.agents.clone();
+    let (for_commands, for_audit) = (ctl.store.clone(), ctl.store.clone());
+    app::ControlSource {
+        info: ctl.info(),
+        agents: Arc::new(move || shared::control::AgentsReply {
+            agents: agents.borrow().agents.clone(),
+        }),
+        commands: Arc::new(move || {
+            let store = for_commands.clone();
+            Box::pin(async move {
+                control::ledger::recent(&store, 20)
+                    .await
+                    .map(|commands| shared::control::CommandsReply { commands })
+                    .map_err(|e| e.to_string())
+            })
+        }),
+        audit: Arc::new(move || {
+            let store = for_audit.clone();
+            Box::pin(async move {
+                control::audit::recent(&store, 20)
+                    .await
+                    .map(|entries| shared::control::AuditReply { entries })
+                    .map_err(|e| e.to_string())
+            })
+        }),
+    }
 }
 
 fn nodes_source(nodes: SnapshotRx) -> app::NodesSource {

@@ -85,6 +85,9 @@ pub struct WorkerView {
     /// Why the heartbeat key holds no valid heartbeat, when it holds something.
     #[serde(default)]
     pub error: Option<String>,
+    /// The `<q>` of the `queue:<q>` it consumes, for the queue actions (none: not fed by Redis).
+    #[serde(default)]
+    pub queue: Option<String>,
 }
 
 impl WorkerView {
@@ -105,6 +108,7 @@ impl WorkerView {
             registered: true,
             mode: None,
             error: None,
+            queue: None,
         }
     }
 

@@ -250,6 +250,7 @@ pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> Nod
                 dead_letter: count(&reading.dead_len, pw.queue),
                 processing: count(&reading.processing_len, pw.queue),
                 registered: pw.registered,
+                queue: pw.queue.and_then(|i| plan.queues.get(i).cloned()),
                 ..WorkerView::down(pw.name.clone(), pw.kind.unwrap_or(WorkerKind::Unknown))
             };
             match parsed {

@@ -65,6 +65,11 @@ pub async fn run(ctl: Control, client: redis::Client, stop: CancellationToken) {
                     failing = false;
                 }
             }
+            Err(e) if gone(&e) => {
+                // The stream or its group was deleted (a FLUSHALL): make them again at once.
+                tracing::info!(error = %e, "control inbox: stream or group gone; recreating it");
+                conn = None;
+            }
             Err(e) => {
                 if !failing {
                     tracing::warn!(error = %e, "control inbox: Redis unreachable; retrying");
@@ -79,6 +84,11 @@ pub async fn run(ctl: Control, client: redis::Client, stop: CancellationToken) {
         }
     }
     tracing::debug!("control inbox stopped");
+}
+
+fn gone(e: &RedisCallError) -> bool {
+    let text = e.to_string();
+    text.contains("NOGROUP") || text.contains("UNBLOCKED")
 }
 
 async fn create_group(c: &MultiplexedConnection, timeout: Duration) -> Result<(), RedisCallError> {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use serde::de::DeserializeOwned;
-use shared::control::Role;
+use shared::control::{ControlInfo, Role};
 
 pub use auth::{Caller, Need, Token};
 pub use routes::router;
@@ -53,6 +53,13 @@ pub enum Audit {
 }
 
 impl Control {
+    pub fn info(&self) -> ControlInfo {
+        ControlInfo {
+            read_only: self.config.operator.is_none(),
+            agent_api: self.config.agent.is_some(),
+        }
+    }
+
     /// Logs once at start what the control plane will accept.
     pub fn announce(&self) {
         if self.config.operator.is_none() {

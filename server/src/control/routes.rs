@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 use shared::control::command::Target;
 use shared::control::{
     agent, valid, AgentHeartbeat, AgentView, AgentsReply, AuditReply, CommandRequest,
-    CommandResult, CommandView, CommandsReply, CreatedReply, DryRunReply, Excluded, Labels,
-    PollReply, RegisterReply, Registration, ResultStatus, Selector, TargetState, TargetView, Via,
-    HEARTBEAT_INTERVAL_S,
+    CommandResult, CommandView, CommandsReply, ControlInfo, CreatedReply, DryRunReply, Excluded,
+    Labels, PollReply, RegisterReply, Registration, ResultStatus, Selector, TargetState,
+    TargetView, Via, HEARTBEAT_INTERVAL_S,
 };
 use shared::nodes::format_ts;
 
@@ -38,6 +38,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/queues/{q}/dead-letter/purge", post(purge_dead))
         .route("/api/queues/{q}/processing/{owner}/requeue", post(requeue))
         .route("/api/audit", get(list_audit))
+        .route("/api/control", get(info))
+}
+
+async fn info(State(ctl): State<Control>) -> Json<ControlInfo> {
+    Json(ctl.info())
 }
 
 impl From<RegistryError> for ApiError {

@@ -33,6 +33,15 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
+/// `GET /api/control`: what this server accepts, so a page can say it is read-only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlInfo {
+    /// No operator token configured: commands, labels and queue actions answer 403.
+    pub read_only: bool,
+    /// An agent token is configured: agents may register over REST.
+    pub agent_api: bool,
+}
+
 /// How often an agent must beat, and how long the server waits before calling it offline.
 pub const HEARTBEAT_INTERVAL_S: u64 = 10;
 pub const OFFLINE_AFTER_S: i64 = 30;

@@ -1,0 +1,78 @@
+//! The control plane's data for the pages: agents and the control info from the server's
+//! memory during SSR, the ledger and the audit log through the server's store; the JSON API
+//! in the browser. The same `shared` types either way.
+
+use shared::control::{AgentsReply, AuditReply, CommandsReply, ControlInfo};
+
+pub const AGENTS_URL: &str = "/api/agents";
+pub const COMMANDS_URL: &str = "/api/commands?limit=20";
+pub const AUDIT_URL: &str = "/api/audit?limit=20";
+pub const CONTROL_URL: &str = "/api/control";
+
+/// A server-side loader: a future the SSR render awaits.
+#[cfg(feature = "ssr")]
+pub type Loader<T> = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// What the server gives the pages during SSR, provided as Leptos context.
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct ControlSource {
+    pub info: ControlInfo,
+    pub agents: std::sync::Arc<dyn Fn() -> AgentsReply + Send + Sync>,
+    pub commands: Loader<CommandsReply>,
+    pub audit: Loader<AuditReply>,
+}
+
+#[cfg(feature = "ssr")]
+fn source() -> Option<ControlSource> {
+    leptos::prelude::use_context::<ControlSource>()
+}
+
+pub async fn load_info() -> Result<ControlInfo, String> {
+    #[cfg(feature = "ssr")]
+    if let Some(s) = source() {
+        return Ok(s.info);
+    }
+    fetch(CONTROL_URL).await
+}
+
+pub async fn load_agents() -> Result<AgentsReply, String> {
+    #[cfg(feature = "ssr")]
+    if let Some(s) = source() {
+        return Ok((s.agents)());
+    }
+    fetch(AGENTS_URL).await
+}
+
+pub async fn load_commands() -> Result<CommandsReply, String> {
+    #[cfg(feature = "ssr")]
+    if let Some(s) = source() {
+        return (s.commands)().await;
+    }
+    fetch(COMMANDS_URL).await
+}
+
+pub async fn load_audit() -> Result<AuditReply, String> {
+    #[cfg(feature = "ssr")]
+    if let Some(s) = source() {
+        return (s.audit)().await;
+    }
+    fetch(AUDIT_URL).await
+}
+
+#[allow(clippy::unused_async)]
+async fn fetch<T: serde::de::DeserializeOwned>(url: &'static str) -> Result<T, String> {
+    // The browser's fetch future is not Send; it only ever runs on the one browser thread.
+    #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+    {
+        send_wrapper::SendWrapper::new(crate::operator::get_json(url)).await
+    }
+    #[cfg(not(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32")))]
+    {
+        Err(format!("{url}: no data source in this build"))
+    }
+}

@@ -1,0 +1,137 @@
+//! The 2D view: a card per worker, with the Redis and pause banners.
+
+use leptos::prelude::*;
+use shared::status::StateLabel;
+use shared::{NodesSnapshot, WorkerView};
+
+use crate::operator_ui::{dispatch, use_operator, Call, CallKind};
+
+#[component]
+pub fn Nodes(
+    snap: NodesSnapshot,
+    poll_failed: RwSignal<bool>,
+    /// The 3D view is showing the workers instead.
+    cards_hidden: Signal<bool>,
+) -> impl IntoView {
+    let redis_down = (!snap.redis_ok).then(|| {
+        let since = snap
+            .stale_since
+            .clone()
+            .map(|s| format!(" — data stale since {s}"))
+            .unwrap_or_default();
+        view! { <div class="banner down" role="alert">"aggregator / Redis disconnected" {since}</div> }
+    });
+    let paused = snap.paused.then(|| {
+        let reason = snap
+            .paused_reason
+            .clone()
+            .unwrap_or_else(|| "trading".into());
+        view! { <div class="banner paused">"⏸ queues paused (" {reason} ")"</div> }
+    });
+    let cards = snap
+        .workers
+        .into_iter()
+        .map(|w| view! { <Card w/> })
+        .collect_view();
+    view! {
+        {redis_down}
+        {paused}
+        <Show when=move || poll_failed.get()>
+            <div class="banner stale">"⚠ refresh failed — showing the last good data"</div>
+        </Show>
+        <section class="cards" aria-label="Workers" hidden=move || cards_hidden.get()>
+            {cards}
+        </section>
+        <p class="generated">"Snapshot " {snap.generated_at}</p>
+    }
+}
+
+/// How long ago the worker last beat; "no heartbeat" when this server never saw one.
+fn beat_age(w: &WorkerView) -> String {
+    match (w.alive, w.last_beat_age_s) {
+        (_, Some(s)) => format!("last beat {s}s ago"),
+        (true, None) => "last beat —".to_string(),
+        (false, None) => "no heartbeat".to_string(),
+    }
+}
+
+/// Retry and purge buttons for a worker whose queue holds dead letters (hydrated pages only).
+fn dead_letter_actions(w: &WorkerView) -> Option<impl IntoView> {
+    let q = w.queue.clone().filter(|_| w.dead_letter > 0)?;
+    let ui = use_operator();
+    let call = |action: &str, word: &str| Call {
+        method: "POST",
+        url: format!("/api/queues/{q}/dead-letter/{action}"),
+        body: None,
+        what: format!("{word} the dead letters of {q}"),
+        kind: CallKind::Other,
+    };
+    let (retry, purge) = (call("retry", "retry"), call("purge", "purge"));
+    Some(view! {
+        <div class="card-actions" hidden=move || !ui.hydrated.get()>
+            <button type="button" data-action="retry" on:click=move |_| dispatch(ui, retry.clone())>"retry dead letters"</button>
+            <button type="button" data-action="purge" on:click=move |_| dispatch(ui, purge.clone())>"purge"</button>
+        </div>
+    })
+}
+
+/// One worker: coloured by its link status, with the status also as icon and word.
+#[component]
+fn Card(w: WorkerView) -> impl IntoView {
+    let status = w.status();
+    let label = StateLabel::of(&w).text();
+    let age = beat_age(&w);
+    let registered = (!w.registered).then(|| view! { <span class="tag">"discovered"</span> });
+    let error = w
+        .error
+        .clone()
+        .map(|e| view! { <p class="hb-error">"⚠ " {e}</p> });
+    let actions = dead_letter_actions(&w);
+    view! {
+        <article
+            class=format!("card {}", status.as_str())
+            data-worker=w.name.clone()
+            data-status=status.as_str()
+            style=format!("--status:{}", status.colour())
+        >
+            <header>
+                <h3 class="name">{w.name.clone()}</h3>
+                <span class="status" title=status.as_str()>
+                    {status.icon()} " " {status.as_str()}
+                </span>
+            </header>
+            <p class="state">{label}</p>
+            <dl class="numbers">
+                <div><dt>"queue"</dt><dd class="queue">{w.queue_depth}</dd></div>
+                <div><dt>"dead letters"</dt><dd class="dead">{w.dead_letter}</dd></div>
+                <div><dt>"processing"</dt><dd class="processing">{w.processing}</dd></div>
+                <div><dt>"done/failed"</dt><dd class="jobs">{w.jobs_done} " / " {w.jobs_failed}</dd></div>
+            </dl>
+            <p class="meta">
+                <span class="kind">{w.kind.as_str()}</span>
+                " · "
+                <span class="age">{age}</span>
+                {registered}
+            </p>
+            {error}
+            {actions}
+        </article>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::WorkerKind;
+
+    #[test]
+    fn beat_age_says_when_there_never_was_a_beat() {
+        let mut w = WorkerView::down("video-render", WorkerKind::Render);
+        assert_eq!(beat_age(&w), "no heartbeat");
+        w.last_beat_age_s = Some(82);
+        assert_eq!(beat_age(&w), "last beat 82s ago", "down, but seen before");
+        w.alive = true;
+        w.last_beat_age_s = Some(3);
+        assert_eq!(beat_age(&w), "last beat 3s ago");
+    }
+}

@@ -1,0 +1,123 @@
+//! `/infra`: a card per worker and the recent alerts, server-rendered from the snapshot and
+//! refreshed in the browser.
+
+mod alerts;
+mod cards;
+mod data;
+
+use leptos::prelude::*;
+
+use crate::operator_ui::{Flash, OperatorUi, TokenPrompt};
+use crate::pipeline::PipelineView;
+use crate::view_mode::View;
+use alerts::RecentAlerts;
+use cards::Nodes;
+use data::use_infra_data;
+
+#[component]
+pub fn InfraPage() -> impl IntoView {
+    OperatorUi::provide();
+    let data = use_infra_data();
+    let (first, first_alerts, live, live_alerts, poll_failed) = (
+        data.first,
+        data.first_alerts,
+        data.live,
+        data.live_alerts,
+        data.poll_failed,
+    );
+
+    // Both sides start on the cards (so hydration matches the server's HTML); the browser then
+    // picks the view from `?view=`, the remembered toggle, and whether WebGL2 starts.
+    let view = RwSignal::new(View::Cards);
+    let gl_failed = RwSignal::new(None::<String>);
+    let hydrated = RwSignal::new(false);
+    #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+    {
+        let query = leptos_router::hooks::use_query_map();
+        Effect::new(move |_| {
+            let asked = query.with_untracked(|q| q.get("view"));
+            let remembered = crate::view_mode::remembered();
+            let phone = crate::view_mode::phone();
+            view.set(View::choose(asked.as_deref(), remembered.as_deref(), phone));
+            hydrated.set(true);
+        });
+        Effect::new(move |_| {
+            if gl_failed.get().is_some() {
+                view.set(View::Cards);
+            }
+        });
+    }
+    let choose = move |v: View| {
+        view.set(v);
+        #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+        crate::view_mode::remember(v);
+    };
+    let current = data.current();
+    let show_3d = move || view.get() == View::Pipeline && gl_failed.get().is_none();
+
+    view! {
+        <header class="top">
+            <h1>"🛰️ Infra — NODE PIPELINE"</h1>
+            <p class="sub">"Live status of the NAS ↔ Windows worker pipeline"</p>
+            <nav class="pages">
+                <a href="/infra" aria-current="page">"Infra"</a>
+                " · "
+                <a href="/agents">"Agents"</a>
+            </nav>
+            <div class="view-toggle" role="group" aria-label="View" hidden=move || !hydrated.get()>
+                <button
+                    type="button"
+                    data-view="3d"
+                    aria-pressed=move || (view.get() == View::Pipeline).to_string()
+                    disabled=move || gl_failed.get().is_some()
+                    on:click=move |_| choose(View::Pipeline)
+                >
+                    "3D pipeline"
+                </button>
+                <button
+                    type="button"
+                    data-view="2d"
+                    aria-pressed=move || (view.get() == View::Cards).to_string()
+                    on:click=move |_| choose(View::Cards)
+                >
+                    "2D cards"
+                </button>
+            </div>
+        </header>
+        <TokenPrompt/>
+        <Flash/>
+        {move || {
+            gl_failed
+                .get()
+                .map(|why| {
+                    view! {
+                        <p class="banner stale fallback-note">
+                            "3D view unavailable (" {why} ") — showing the cards."
+                        </p>
+                    }
+                })
+        }}
+        <Show when=show_3d>
+            <PipelineView snap=current failed=gl_failed/>
+        </Show>
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                let first = first.get();
+                let cards_hidden = Signal::derive(show_3d);
+                match live.get().or_else(|| first.clone().and_then(Result::ok)) {
+                    Some(snap) => view! { <Nodes snap poll_failed cards_hidden/> }.into_any(),
+                    None => {
+                        let why = first.and_then(Result::err).unwrap_or_default();
+                        view! { <p class="error">"No data yet. " {why}</p> }.into_any()
+                    }
+                }
+            }}
+        </Suspense>
+        <Suspense fallback=|| ()>
+            {move || {
+                let first = first_alerts.get().and_then(Result::ok);
+                live_alerts.get().or(first).map(|view| view! { <RecentAlerts view/> })
+            }}
+        </Suspense>
+    }
+}
