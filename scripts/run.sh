@@ -3,6 +3,9 @@
 #   REDIS_URL   use this Redis instead of a private one (then no demo fleet is started
 #               unless DEMO=1)
 #   PORT        dashboard port (default 3000)
+#   OPERATOR_TOKEN, AGENT_TOKEN
+#               control-plane tokens; when unset, random ones are made once and kept in
+#               .run/tokens.env (mode 600), so the Agents page can send commands
 source "$(dirname "$0")/lib.sh"
 
 ensure_apt redis-server redis-tools python3 curl
@@ -24,6 +27,15 @@ if [ -z "${REDIS_URL:-}" ]; then
   DEMO="${DEMO:-1}"
 fi
 
+if [ -z "${OPERATOR_TOKEN:-}" ] && [ -z "${AGENT_TOKEN:-}" ]; then
+  TOKENS="$RUN_DIR/tokens.env"
+  if [ ! -s "$TOKENS" ]; then
+    (umask 077; python3 -c 'import secrets; print(f"OPERATOR_TOKEN={secrets.token_hex(16)}\nAGENT_TOKEN={secrets.token_hex(16)}")' >"$TOKENS")
+  fi
+  set -a; source "$TOKENS"; set +a
+  say "control-plane tokens are in .run/tokens.env (paste OPERATOR_TOKEN into /agents when asked)"
+fi
+
 BIN="$ROOT/target/release/agent-office"
 if [ "${DEMO:-0}" = 1 ]; then
   say "starting the demo fleet (log: .run/demo.log)"
@@ -38,5 +50,5 @@ for _ in $(seq 100); do
   curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-say "Agent Office is up: http://127.0.0.1:$PORT/infra   (API: /api/agent-office/nodes, Ctrl-C stops)"
+say "Agent Office is up: http://127.0.0.1:$PORT/infra   (agents: /agents, API: /api/agent-office/nodes, Ctrl-C stops)"
 wait "${pids[-1]}"
