@@ -36,6 +36,8 @@ class Resp:
 
     def read(self):
         line = self.f.readline()
+        if not line:
+            raise EOFError
         t, rest = line[:1], line[1:-2]
         if t in (b"+", b"-", b":"):
             return rest.decode()
@@ -96,16 +98,26 @@ def agent_beat(i):
                        "communication_mode": "redis"})
 
 
-def responder(port, stop, answer_results):
+class Responder:
     """Answers for every agent over Redis: delivered (and a result) for each wake-up."""
-    sub, out = Resp(port), Resp(port)
-    sub.call("PSUBSCRIBE", "agent-office:agent:*:commands")
-    sub.s.settimeout(0.2)
-    while not stop.is_set():
+
+    def __init__(self, port, answer_results):
+        self.sub, self.out = Resp(port), Resp(port)
+        self.sub.call("PSUBSCRIBE", "agent-office:agent:*:commands")
+        self.thread = threading.Thread(target=responder, args=(self.sub, self.out, answer_results), daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.sub.s.shutdown(socket.SHUT_RDWR)
+        self.thread.join()
+
+
+def responder(sub, out, answer_results):
+    while True:
         try:
             msg = sub.read()
-        except (socket.timeout, TimeoutError):
-            continue
+        except (EOFError, OSError):
+            return
         if not msg or msg[0] != "pmessage":
             continue
         agent = msg[2].split(":")[2]
@@ -184,10 +196,7 @@ def main():
         sys.stdout.flush()
 
         # 2. Selector to 1,000 agents, one responder for the fleet.
-        stop = threading.Event()
-        t = threading.Thread(target=responder, args=(rport, stop, False), daemon=True)
-        t.start()
-        time.sleep(0.5)
+        fleet = Responder(rport, False)
         runs = []
         for _ in range(3):
             t0 = time.perf_counter()
@@ -202,8 +211,7 @@ def main():
                 return len(c["targets"]) == 1000 and all(x["state"] == "delivered" for x in c["targets"])
             wait("all delivered", all_delivered, timeout=60)
             runs.append(((time.perf_counter() - t0) * 1000, post_ms))
-        stop.set()
-        t.join()
+        fleet.stop()
         runs.sort()
         bare_fanout = [resp("XADD", f"bench:stream:{i}", "MAXLEN", "~", 1000, "*", "cmd", "x" * 200) for i in range(1000)]
         bare_fanout += [resp("PUBLISH", f"bench:chan:{i}", "x" * 200) for i in range(1000)]
@@ -214,10 +222,7 @@ def main():
         sys.stdout.flush()
 
         # 3. One command, one live agent, POST -> result in the ledger.
-        stop = threading.Event()
-        t = threading.Thread(target=responder, args=(rport, stop, True), daemon=True)
-        t.start()
-        time.sleep(0.5)
+        fleet = Responder(rport, True)
         lat = []
         for _ in range(50):
             t0 = time.perf_counter()
@@ -227,8 +232,7 @@ def main():
             while json.loads(http("GET", f"{base}/api/commands/{cid}")[1])["targets"][0]["state"] != "succeeded":
                 time.sleep(0.0005)
             lat.append((time.perf_counter() - t0) * 1000)
-        stop.set()
-        t.join()
+        fleet.stop()
         lat.sort()
         floor_p50, _ = timed(lambda: http("POST", f"{base}/api/commands", {}, "wrong-token"), 50)
         print(json.dumps({"bench": "one command, one live agent (Redis mode)",

@@ -148,7 +148,7 @@ fn control_source(ctl: Control) -> app::ControlSource {
     app::ControlSource {
         info: ctl.info(),
         agents: Arc::new(move || shared::control::AgentsReply {
-            agents: agents.borrow().agents.clone(),
+            agents: agents.borrow().agents(),
         }),
         commands: Arc::new(move || {
             let store = for_commands.clone();

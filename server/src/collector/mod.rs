@@ -17,7 +17,7 @@ use shared::NodesSnapshot;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use agents::{AgentsPlan, AgentsRx, AgentsSnapshot};
+pub use agents::{AgentEntry, AgentsPlan, AgentsRx, AgentsSnapshot};
 pub use discovery::Discovery;
 pub use plan::{build_snapshot, Discovered, LastBeats, Plan, Reading, ReplyError};
 pub use published::Published;
@@ -46,7 +46,6 @@ pub struct Collector {
     tx: watch::Sender<Arc<Published>>,
     agents: AgentsPlan,
     agents_tx: watch::Sender<Arc<AgentsSnapshot>>,
-    last_agents: Vec<shared::control::AgentView>,
     metrics: Arc<Metrics>,
     last_good: Option<NodesSnapshot>,
     last_beats: LastBeats,
@@ -66,7 +65,7 @@ impl Collector {
         let first = not_yet_read(&plan, started_at);
         let (tx, rx) = watch::channel(Arc::new(Published::new(first)));
         let (agents_tx, agents_rx) =
-            watch::channel(Arc::new(AgentsSnapshot::new(false, Vec::new())));
+            watch::channel(Arc::new(AgentsSnapshot::new(false, started_at, Vec::new())));
         let collector = Self {
             config,
             client,
@@ -76,7 +75,6 @@ impl Collector {
             tx,
             agents: AgentsPlan::default(),
             agents_tx,
-            last_agents: Vec::new(),
             metrics,
             last_good: None,
             last_beats: LastBeats::default(),
@@ -113,8 +111,7 @@ impl Collector {
                 self.last_beats.apply(&mut snap, now);
                 self.last_good = Some(snap.clone());
                 self.agents_tx
-                    .send_replace(Arc::new(AgentsSnapshot::new(true, agents.clone())));
-                self.last_agents = agents;
+                    .send_replace(Arc::new(AgentsSnapshot::new(true, now, agents)));
                 snap
             }
             Err(e) => {
@@ -124,10 +121,10 @@ impl Collector {
                 self.metrics.redis_up.set(0);
                 self.metrics.redis_error("collector");
                 self.conn = None;
-                self.agents_tx.send_replace(Arc::new(AgentsSnapshot::new(
-                    false,
-                    self.last_agents.clone(),
-                )));
+                // The last agents read, marked stale; ages keep counting.
+                let last = self.agents_tx.borrow().entries.clone();
+                self.agents_tx
+                    .send_replace(Arc::new(AgentsSnapshot::new(false, now, last)));
                 self.stale(now)
             }
         };
@@ -144,10 +141,7 @@ impl Collector {
 
     /// Workers and agents in one round trip: both pipelines go out on the one multiplexed
     /// connection before either reply is awaited.
-    async fn read(
-        &mut self,
-        now: DateTime<Utc>,
-    ) -> Result<(Reading, Vec<shared::control::AgentView>), CycleError> {
+    async fn read(&mut self, now: DateTime<Utc>) -> Result<(Reading, Vec<AgentEntry>), CycleError> {
         let timeout = self.config.redis_timeout;
         let mut round_trips = 0;
         if self.conn.is_none() {
@@ -168,11 +162,11 @@ impl Collector {
         round_trips += 1;
         self.metrics.round_trips.set(round_trips);
         let reading = self.plan.read(workers)?;
-        let agents = self.agents.read(agents, now)?;
+        let agents = self.agents.read(agents)?;
         self.metrics.agents_total.set(agents.len() as i64);
         self.metrics
             .agents_online
-            .set(agents.iter().filter(|a| a.online).count() as i64);
+            .set(agents.iter().filter(|a| a.at(now).online).count() as i64);
         Ok((reading, agents))
     }
 

@@ -24,7 +24,7 @@ pub async fn owner_alive(ctl: &Control, owner: &str) -> Result<Option<String>, A
     }
     {
         let agents = ctl.agents.borrow();
-        if let Some(a) = agents.agents.iter().find(|a| a.agent_id == owner) {
+        if let Some(a) = agents.find(owner) {
             if a.online {
                 return Ok(Some("the agent is online".into()));
             }

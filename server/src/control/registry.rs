@@ -205,17 +205,15 @@ pub async fn beat(store: &Store, beat: &AgentHeartbeat) -> Result<(), RegistryEr
     }
 }
 
-/// Every record, for resolving a selector at the moment a command is sent.
-pub async fn all(store: &Store) -> Result<Vec<AgentRecord>, RedisCallError> {
-    let raw: Vec<(String, Vec<u8>)> = store
+/// Whether the agent is registered (for one named before the collector saw it).
+pub async fn exists(store: &Store, agent_id: &str) -> Result<bool, RedisCallError> {
+    store
         .run(|mut c| async move {
-            redis::cmd("HGETALL")
+            redis::cmd("HEXISTS")
                 .arg(keys::AGENTS)
+                .arg(agent_id)
                 .query_async(&mut c)
                 .await
         })
-        .await?;
-    let mut records: Vec<AgentRecord> = raw.iter().filter_map(|(_, v)| parse_record(v)).collect();
-    records.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
-    Ok(records)
+        .await
 }

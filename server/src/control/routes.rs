@@ -191,10 +191,7 @@ async fn put_labels(
                 let record = registry::set_labels(&ctl.store, &id, &labels, &now()).await?;
                 let seen = ctl.agents.borrow().clone();
                 let view = seen
-                    .agents
-                    .iter()
-                    .find(|a| a.agent_id == id)
-                    .cloned()
+                    .find(&id)
                     .map(|mut v| {
                         v.labels = record.labels.clone();
                         v
@@ -217,14 +214,14 @@ async fn list_agents(
 ) -> Result<Response, ApiError> {
     let seen = ctl.agents.borrow().clone();
     let Some(text) = q.selector.filter(|s| !s.trim().is_empty()) else {
-        return Ok(json_bytes(seen.json.clone()));
+        return Ok(json_bytes(seen.json()));
     };
     let selector = Selector::parse_str("selector", &text)?;
     let agents = seen
-        .agents
+        .entries
         .iter()
-        .filter(|a| selector.matches(&a.labels))
-        .cloned()
+        .filter(|e| selector.matches(&e.view.labels))
+        .map(|e| e.at(seen.at))
         .collect();
     Ok(Json(AgentsReply { agents }).into_response())
 }
@@ -260,21 +257,28 @@ async fn send_command(
         .guarded(&caller, Need::Operator, audit, action, "", async move {
             let raw: Value = read_json(body).await?;
             let request = CommandRequest::parse(&raw)?;
-            let records = registry::all(&ctl.store).await?;
+            // The registry as the collector last read it (a cycle old at most after a change):
+            // no 10,000-agent read per command. A named agent not seen yet is looked up.
+            let seen = ctl.agents.borrow().clone();
             let mut matched = Vec::new();
             let mut excluded = Vec::new();
-            for r in &records {
+            for a in seen.entries.iter().map(|e| &e.view) {
                 let verdict = match &request.target {
-                    Target::Agent(id) if *id == r.agent_id => Ok(()),
+                    Target::Agent(id) if *id == a.agent_id => Ok(()),
                     Target::Agent(id) => Err(format!("not the agent named ({id})")),
-                    Target::Selector(s) => s.explain(&r.labels),
+                    Target::Selector(s) => s.explain(&a.labels),
                 };
                 match verdict {
-                    Ok(()) => matched.push(r.agent_id.clone()),
+                    Ok(()) => matched.push(a.agent_id.clone()),
                     Err(reason) => excluded.push(Excluded {
-                        agent_id: r.agent_id.clone(),
+                        agent_id: a.agent_id.clone(),
                         reason,
                     }),
+                }
+            }
+            if let Target::Agent(id) = &request.target {
+                if matched.is_empty() && registry::exists(&ctl.store, id).await? {
+                    matched.push(id.clone());
                 }
             }
             if dry {
