@@ -864,3 +864,20 @@ async fn queue_actions_move_exactly_the_right_jobs() {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_right_after_registering_is_not_refused() {
+    let (_redis, server) = setup(true).await;
+    register_rest(&server.http, &server.base, "fresh", json!({"env": "prod"})).await;
+    // No wait for the collector: the registry in memory may not have it yet.
+    let id = pause(&server, "fresh").await;
+    assert_eq!(command(&server, &id).await.targets[0].agent_id, "fresh");
+    let (s, v) = op(
+        &server,
+        "POST",
+        "/api/commands?dry_run=true",
+        json!({"type": "shutdown", "selector": {"matchLabels": {"env": "prod"}}}),
+    )
+    .await;
+    assert_eq!((s, v["matched"].clone()), (200, json!(["fresh"])));
+}

@@ -205,15 +205,18 @@ pub async fn beat(store: &Store, beat: &AgentHeartbeat) -> Result<(), RegistryEr
     }
 }
 
-/// Whether the agent is registered (for one named before the collector saw it).
-pub async fn exists(store: &Store, agent_id: &str) -> Result<bool, RedisCallError> {
-    store
+/// Every record, read from Redis: for a command that matched nobody in the collector's
+/// registry, which may be a cycle or two behind a registration.
+pub async fn all(store: &Store) -> Result<Vec<AgentRecord>, RedisCallError> {
+    let raw: Vec<(String, Vec<u8>)> = store
         .run(|mut c| async move {
-            redis::cmd("HEXISTS")
+            redis::cmd("HGETALL")
                 .arg(keys::AGENTS)
-                .arg(agent_id)
                 .query_async(&mut c)
                 .await
         })
-        .await
+        .await?;
+    let mut records: Vec<AgentRecord> = raw.iter().filter_map(|(_, v)| parse_record(v)).collect();
+    records.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+    Ok(records)
 }

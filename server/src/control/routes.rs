@@ -257,29 +257,23 @@ async fn send_command(
         .guarded(&caller, Need::Operator, audit, action, "", async move {
             let raw: Value = read_json(body).await?;
             let request = CommandRequest::parse(&raw)?;
-            // The registry as the collector last read it (a cycle old at most after a change):
-            // no 10,000-agent read per command. A named agent not seen yet is looked up.
+            // The registry as the collector last read it (at most two cycles behind a change):
+            // no 10,000-agent read per command. Only when that matches nobody is Redis asked,
+            // so an agent registered a moment ago is not refused.
             let seen = ctl.agents.borrow().clone();
-            let mut matched = Vec::new();
-            let mut excluded = Vec::new();
-            for a in seen.entries.iter().map(|e| &e.view) {
-                let verdict = match &request.target {
-                    Target::Agent(id) if *id == a.agent_id => Ok(()),
-                    Target::Agent(id) => Err(format!("not the agent named ({id})")),
-                    Target::Selector(s) => s.explain(&a.labels),
-                };
-                match verdict {
-                    Ok(()) => matched.push(a.agent_id.clone()),
-                    Err(reason) => excluded.push(Excluded {
-                        agent_id: a.agent_id.clone(),
-                        reason,
-                    }),
-                }
-            }
-            if let Target::Agent(id) = &request.target {
-                if matched.is_empty() && registry::exists(&ctl.store, id).await? {
-                    matched.push(id.clone());
-                }
+            let labels: Vec<(String, Labels)> = seen
+                .entries
+                .iter()
+                .map(|e| (e.view.agent_id.clone(), e.view.labels.clone()))
+                .collect();
+            let (mut matched, mut excluded) = resolve(&request.target, &labels);
+            if matched.is_empty() {
+                let fresh: Vec<(String, Labels)> = registry::all(&ctl.store)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.agent_id, r.labels))
+                    .collect();
+                (matched, excluded) = resolve(&request.target, &fresh);
             }
             if dry {
                 if let Target::Agent(_) = request.target {
@@ -341,6 +335,27 @@ async fn send_command(
                 .into_response())
         })
         .await
+}
+
+/// Splits agents into those the target reaches and those it does not, with the reason.
+fn resolve(target: &Target, agents: &[(String, Labels)]) -> (Vec<String>, Vec<Excluded>) {
+    let mut matched = Vec::new();
+    let mut excluded = Vec::new();
+    for (id, labels) in agents {
+        let verdict = match target {
+            Target::Agent(want) if want == id => Ok(()),
+            Target::Agent(want) => Err(format!("not the agent named ({want})")),
+            Target::Selector(s) => s.explain(labels),
+        };
+        match verdict {
+            Ok(()) => matched.push(id.clone()),
+            Err(reason) => excluded.push(Excluded {
+                agent_id: id.clone(),
+                reason,
+            }),
+        }
+    }
+    (matched, excluded)
 }
 
 #[derive(Deserialize)]
