@@ -11,6 +11,9 @@ pub const MAX_HEARTBEAT_BYTES: usize = 8 * 1024;
 
 /// How far a heartbeat's `ts` may lie in the future (writer clock ahead of ours) and still count.
 pub const MAX_CLOCK_SKEW_S: i64 = 60;
+/// A heartbeat older than this is not alive, whatever its key's TTL (SPEC §1: `EX 45`), so a
+/// key a writer left without a TTL does not keep a dead worker alive.
+pub const ALIVE_WINDOW_S: i64 = 45;
 
 /// Longest reason text kept from a parser error, so a huge value cannot bloat the snapshot.
 const MAX_REASON_CHARS: usize = 160;
@@ -124,7 +127,8 @@ struct WireIn {
 /// Why a value is not a valid heartbeat. The text is meant for operators.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeartbeatError {
-    #[error("heartbeat is {len} bytes, over the {MAX_HEARTBEAT_BYTES}-byte limit")]
+    /// `len` is what was read: readers stop one byte past the limit.
+    #[error("heartbeat is over the {MAX_HEARTBEAT_BYTES}-byte limit (too large)")]
     TooLarge { len: usize },
     #[error("heartbeat is not UTF-8")]
     NotUtf8,

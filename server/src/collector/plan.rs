@@ -1,14 +1,15 @@
 //! What one collector cycle reads, and how its replies become a snapshot — all pure.
 //!
 //! A [`Plan`] is rebuilt only when the registry or the discovered keys change. Each cycle sends
-//! [`Plan::pipeline`] as a single pipelined round trip: `GET queue:paused`, one `MGET` of every
-//! heartbeat key, then `LLEN` of every queue, dead-letter and processing list.
+//! [`Plan::pipeline`] as a single pipelined round trip: `GET queue:paused`, a `GETRANGE` of
+//! every heartbeat key bounded to one byte over the size limit (a 100 MB value costs the cycle
+//! what a small one does), then `LLEN` of every queue, dead-letter and processing list.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use redis::Value;
-use shared::heartbeat::{parse_heartbeat, WorkerKind};
+use shared::heartbeat::{parse_heartbeat, WorkerKind, ALIVE_WINDOW_S, MAX_HEARTBEAT_BYTES};
 use shared::keys;
 use shared::nodes::{derive_links, format_ts, paused_reason, NodesSnapshot, WorkerView};
 
@@ -127,13 +128,12 @@ impl Plan {
         // A key of the wrong type answers an error; it must not sink the whole cycle.
         pipe.ignore_errors();
         pipe.cmd("GET").arg(keys::PAUSED);
-        if !self.workers.is_empty() {
-            let hb: Vec<String> = self
-                .workers
-                .iter()
-                .map(|w| keys::heartbeat(&w.name))
-                .collect();
-            pipe.cmd("MGET").arg(hb);
+        for w in &self.workers {
+            // One byte past the limit is enough to know a value is too large.
+            pipe.cmd("GETRANGE")
+                .arg(keys::heartbeat(&w.name))
+                .arg(0)
+                .arg(MAX_HEARTBEAT_BYTES);
         }
         for q in &self.queues {
             pipe.cmd("LLEN").arg(keys::queue(q));
@@ -148,7 +148,7 @@ impl Plan {
     }
 
     fn reply_count(&self) -> usize {
-        1 + usize::from(!self.workers.is_empty()) + 2 * self.queues.len() + self.processing.len()
+        1 + self.workers.len() + 2 * self.queues.len() + self.processing.len()
     }
 
     /// Decodes the pipeline's replies. Per-key oddities (a list where a string belongs, a
@@ -163,16 +163,12 @@ impl Plan {
         let mut it = replies.into_iter();
         let mut next = || it.next().unwrap_or(Value::Nil);
         let paused = bytes(next()).is_some_and(|v| v == b"1");
-        let heartbeats = if self.workers.is_empty() {
-            Vec::new()
-        } else {
-            match next() {
-                Value::Array(items) if items.len() == self.workers.len() => {
-                    items.into_iter().map(bytes).collect()
-                }
-                other => return Err(ReplyError::NotArray(format!("{other:?}"))),
-            }
-        };
+        // `GETRANGE` answers "" for a missing key: an empty value reads as no heartbeat.
+        let heartbeats = self
+            .workers
+            .iter()
+            .map(|_| bytes(next()).filter(|b| !b.is_empty()))
+            .collect();
         let queue_len = self.queues.iter().map(|_| int(next())).collect();
         let dead_len = self.queues.iter().map(|_| int(next())).collect();
         let mut processing_len = vec![0; self.queues.len()];
@@ -187,6 +183,11 @@ impl Plan {
             processing_len,
         })
     }
+}
+
+/// A name from a heartbeat, short and printable enough to quote in an error.
+fn clip(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 fn bytes(v: Value) -> Option<Vec<u8>> {
@@ -255,14 +256,29 @@ pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> Nod
             };
             match parsed {
                 Some(Ok(hb)) => {
+                    let age = hb.age_s(now);
                     view.kind = pw.kind.unwrap_or(hb.kind);
-                    view.alive = true;
-                    view.last_beat_age_s = Some(hb.age_s(now));
-                    view.state = hb.state;
+                    view.last_beat_age_s = Some(age);
                     view.jobs_done = hb.jobs_done;
                     view.jobs_failed = hb.jobs_failed;
-                    view.last_job_at = hb.last_job_at;
-                    view.mode = hb.mode;
+                    view.last_job_at = hb.last_job_at.clone();
+                    if age > ALIVE_WINDOW_S {
+                        // Only a key without a TTL can hold a beat this old.
+                        view.error = Some(format!(
+                            "heartbeat is {age}s old, over the {ALIVE_WINDOW_S}s window (a key without a TTL?)"
+                        ));
+                    } else {
+                        view.alive = true;
+                        view.state = hb.state;
+                        view.mode = hb.mode;
+                        if hb.name != pw.name {
+                            view.error = Some(format!(
+                                "heartbeat names {:?}, not {:?}: check which worker writes this key",
+                                clip(&hb.name),
+                                pw.name
+                            ));
+                        }
+                    }
                 }
                 Some(Err(e)) => view.error = Some(e.to_string()),
                 None => {}
@@ -346,7 +362,7 @@ mod tests {
             2,
             "lists of unwatched queues are not read"
         );
-        assert_eq!(plan.reply_count(), 1 + 1 + 10 + 2);
+        assert_eq!(plan.reply_count(), 1 + 7 + 10 + 2, "a GETRANGE per worker");
         let cmds = plan.pipeline().cmd_iter().count();
         assert_eq!(cmds, plan.reply_count());
     }
@@ -356,17 +372,16 @@ mod tests {
         let plan = Plan::new(&default_fleet(), &discovered());
         let mut replies = vec![
             Value::BulkString(b"1".to_vec()),
-            Value::Array(vec![
-                beat("music-render", "render", "busy"),
-                Value::Nil,
-                beat("image-render", "render", "idle"),
+            beat("music-render", "render", "busy"),
+            // GETRANGE of a missing key.
+            Value::BulkString(Vec::new()),
+            beat("image-render", "render", "idle"),
                 Value::BulkString(b"{garbage".to_vec()),
                 Value::BulkString(
                     br#"{"name":"task-watcher","kind":"watcher","state":"trading","ts":"2026-11-23T11:59:59Z","last_job_at":null,"jobs_done":0,"jobs_failed":0,"mode":"trading"}"#.to_vec(),
                 ),
-                beat("ai_trade", "trader", "market_open"),
-                beat("zz-new", "render", "paused"),
-            ]),
+            beat("ai_trade", "trader", "market_open"),
+            beat("zz-new", "render", "paused"),
         ];
         replies.extend([3, 0, 5, 0, 1].map(Value::Int)); // queue lengths
         replies.extend([0, 0, 2, 0, 0].map(Value::Int)); // dead letters
@@ -415,10 +430,8 @@ mod tests {
     fn malformed_replies_are_errors_not_panics() {
         let plan = Plan::new(&default_fleet(), &Discovered::default());
         assert!(matches!(plan.read(vec![]), Err(ReplyError::Count { .. })));
-        let mut replies = vec![Value::Nil, Value::Int(4)];
-        replies.extend(std::iter::repeat_n(Value::Int(0), 8));
-        assert!(matches!(plan.read(replies), Err(ReplyError::NotArray(_))));
-        let mut replies = vec![Value::Okay, Value::Array(vec![Value::Int(1); 6])];
+        let mut replies = vec![Value::Okay];
+        replies.extend(std::iter::repeat_n(Value::Int(1), 6));
         replies.extend(std::iter::repeat_n(Value::Int(-3), 8));
         let reading = plan.read(replies).unwrap();
         assert!(!reading.paused);
@@ -426,6 +439,67 @@ mod tests {
         assert!(
             reading.queue_len.iter().all(|&n| n == 0),
             "negative lengths read as 0"
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_cannot_lie() {
+        let plan = Plan::new(&default_fleet(), &Discovered::default());
+        let stale = br#"{"name":"music-render","kind":"render","state":"idle","ts":"2026-11-23T10:00:00Z","last_job_at":null,"jobs_done":1,"jobs_failed":0}"#;
+        let mut replies = vec![
+            Value::Nil,
+            Value::BulkString(stale.to_vec()),
+            beat("image-render", "render", "idle"), // stored under video-render's key
+        ];
+        replies.extend(std::iter::repeat_n(Value::BulkString(Vec::new()), 4));
+        replies.extend(std::iter::repeat_n(Value::Int(0), 8));
+        let snap = build_snapshot(&plan, &plan.read(replies).unwrap(), now());
+        let music = &snap.workers[0];
+        assert!(
+            !music.alive,
+            "a beat two hours old is not alive, TTL or not"
+        );
+        assert_eq!(music.state, "down");
+        assert_eq!(music.last_beat_age_s, Some(7200));
+        assert!(music
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("over the 45s window"));
+        let video = &snap.workers[1];
+        assert!(video.alive);
+        assert!(video
+            .error
+            .as_deref()
+            .unwrap()
+            .contains(r#"names "image-render""#));
+    }
+
+    #[test]
+    fn a_huge_value_is_read_only_up_to_the_limit() {
+        let plan = Plan::new(&default_fleet(), &Discovered::default());
+        let getrange = plan
+            .pipeline()
+            .cmd_iter()
+            .nth(1)
+            .map(|c| c.args_iter().count())
+            .unwrap();
+        assert_eq!(getrange, 4, "GETRANGE key 0 limit");
+        let mut replies = vec![
+            Value::Nil,
+            Value::BulkString(vec![b'x'; MAX_HEARTBEAT_BYTES + 1]),
+        ];
+        replies.extend(std::iter::repeat_n(Value::BulkString(Vec::new()), 5));
+        replies.extend(std::iter::repeat_n(Value::Int(0), 8));
+        let snap = build_snapshot(&plan, &plan.read(replies).unwrap(), now());
+        assert!(snap.workers[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("too large"));
+        assert!(
+            snap.workers[1].error.is_none(),
+            "missing: no heartbeat, no error"
         );
     }
 

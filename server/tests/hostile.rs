@@ -1,0 +1,119 @@
+//! Hostile or broken fleets (issue "Trust under hostile input"): each test reproduces what a
+//! user would see, against a real redis-server and the real server or binary.
+
+mod common;
+
+use common::{heartbeat, one_idle_worker, set_beat};
+use redis::AsyncCommands;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_heartbeat_value_costs_the_cycle_nothing() {
+    let (_redis, mut conn, server) = one_idle_worker("image-render").await;
+    // 100 MB under one worker's key: read whole every cycle, it would blow the 300 ms deadline.
+    let _: () = redis::cmd("SETRANGE")
+        .arg("worker:video-render:heartbeat")
+        .arg(100_000_000)
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let snap = server
+        .wait_for("video-render too large", |s| {
+            s.workers.iter().any(|w| {
+                w.name == "video-render"
+                    && w.error.as_deref().is_some_and(|e| e.contains("too large"))
+            })
+        })
+        .await;
+    assert!(snap.redis_ok);
+    // What Redis sends over ten cycles: bounded reads move kilobytes, not 100 MB a cycle.
+    let before = net_output(&mut conn).await;
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(
+            server.get("/readyz").await.status(),
+            200,
+            "Redis stays readable"
+        );
+        let s = server.nodes().await;
+        assert!(
+            s.redis_ok
+                && s.workers
+                    .iter()
+                    .any(|w| w.name == "image-render" && w.alive)
+        );
+    }
+    let sent = net_output(&mut conn).await - before;
+    assert!(sent < 5_000_000, "Redis sent {sent} bytes in ten cycles");
+}
+
+async fn net_output(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_without_ttl_or_under_the_wrong_name_does_not_pass_for_alive() {
+    let (_redis, mut conn, server) = one_idle_worker("image-render").await;
+    set_beat(
+        &mut conn,
+        "music-render",
+        &heartbeat("music-render", "render", "idle", 7200),
+    )
+    .await;
+    let _: () = conn.persist("worker:music-render:heartbeat").await.unwrap();
+    set_beat(
+        &mut conn,
+        "video-render",
+        &heartbeat("image-render", "render", "idle", 0),
+    )
+    .await;
+    let snap = server
+        .wait_for("both flagged", |s| {
+            s.workers
+                .iter()
+                .filter(|w| {
+                    w.error.is_some() && (w.name == "music-render" || w.name == "video-render")
+                })
+                .count()
+                == 2
+        })
+        .await;
+    let w = |n: &str| snap.workers.iter().find(|w| w.name == n).unwrap().clone();
+    let music = w("music-render");
+    assert!(!music.alive && music.state == "down", "{music:?}");
+    assert!(music.last_beat_age_s.unwrap() >= 7200);
+    assert!(music.error.unwrap().contains("45s window"));
+    let video = w("video-render");
+    assert!(video.error.unwrap().contains("image-render"));
+}
+
+#[test]
+fn a_redis_url_that_does_not_parse_never_prints_its_password() {
+    for url in [
+        "redis://:hunter2secret@[::1",
+        "redis://host:port?password=hunter2secret",
+        "rediss://:hunter2secret@host:6380",
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_agent-office"))
+            .env("REDIS_URL", url)
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("REDIS_URL"), "{text}");
+        assert!(!text.contains("hunter2secret"), "{text}");
+    }
+}
