@@ -52,6 +52,10 @@ pub struct ServeArgs {
         global = true
     )]
     pub redis_url: String,
+    /// Serve without checking the site bundle (API use, tests): the page then links files
+    /// that may not exist.
+    #[arg(long, env = "API_ONLY")]
+    pub api_only: bool,
     /// Optional TOML file with the worker registry and the settings below.
     #[arg(long, env = "AGENT_OFFICE_CONFIG")]
     pub config: Option<PathBuf>,

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod bundle;
 pub mod collector;
 pub mod config;
 pub mod control;

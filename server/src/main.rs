@@ -24,7 +24,11 @@ async fn main() -> anyhow::Result<()> {
                 "reading the LEPTOS_* settings (outside cargo-leptos set LEPTOS_OUTPUT_NAME, \
                  LEPTOS_SITE_ROOT, LEPTOS_SITE_PKG_DIR and LEPTOS_SITE_ADDR)",
             )?;
-            let addr = leptos.leptos_options.site_addr;
+            let mut leptos_options = leptos.leptos_options;
+            if !cli.serve.api_only {
+                server::bundle::check(&mut leptos_options).context("checking the site bundle")?;
+            }
+            let addr = leptos_options.site_addr;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
@@ -33,13 +37,7 @@ async fn main() -> anyhow::Result<()> {
                 workers = config.workers.len(),
                 "dashboard on http://{addr}/infra"
             );
-            server::run(
-                config,
-                leptos.leptos_options,
-                listener,
-                server::shutdown_signal(),
-            )
-            .await
+            server::run(config, leptos_options, listener, server::shutdown_signal()).await
         }
     }
 }

@@ -117,3 +117,26 @@ fn a_redis_url_that_does_not_parse_never_prints_its_password() {
         assert!(!text.contains("hunter2secret"), "{text}");
     }
 }
+
+#[test]
+fn a_server_without_its_bundle_says_which_setting_is_wrong() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agent-office"))
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("LEPTOS_OUTPUT_NAME", "agent-office")
+        .env("LEPTOS_SITE_ROOT", "/nonexistent/site")
+        .env("LEPTOS_SITE_PKG_DIR", "pkg")
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .env_remove("LEPTOS_HASH_FILES")
+        .env_remove("API_ONLY")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a page that never hydrates must not be served silently"
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("LEPTOS_SITE_ROOT") && text.contains(".wasm"),
+        "{text}"
+    );
+}

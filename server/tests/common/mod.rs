@@ -386,6 +386,7 @@ impl ServerProcess {
             .env("ALERT_INTERVAL", "200ms")
             .env("ALERT_LEASE", "1s")
             .env("RUST_LOG", "warn")
+            .env("API_ONLY", "true")
             .env("LEPTOS_OUTPUT_NAME", "agent-office")
             .env("LEPTOS_SITE_ROOT", "target/site")
             .env("LEPTOS_SITE_PKG_DIR", "pkg")
