@@ -69,7 +69,7 @@ async fn fetch<T: serde::de::DeserializeOwned>(url: &'static str) -> Result<T, S
     // The browser's fetch future is not Send; it only ever runs on the one browser thread.
     #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
     {
-        send_wrapper::SendWrapper::new(crate::operator::get_json(url)).await
+        send_wrapper::SendWrapper::new(crate::nodes::fetch_json(url, None)).await
     }
     #[cfg(not(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32")))]
     {

@@ -109,7 +109,7 @@ pub mod browser {
 }
 
 #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
-async fn fetch_json<T: DeserializeOwned>(
+pub(crate) async fn fetch_json<T: DeserializeOwned>(
     url: &str,
     signal: Option<&web_sys::AbortSignal>,
 ) -> Result<T, String> {

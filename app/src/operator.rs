@@ -98,17 +98,6 @@ mod browser {
             Err(e) => Outcome::Refused(format!("the server did not answer: {e}")),
         }
     }
-
-    pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, String> {
-        let response = gloo_net::http::Request::get(url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !response.ok() {
-            return Err(format!("HTTP {}", response.status()));
-        }
-        response.json().await.map_err(|e| e.to_string())
-    }
 }
 
 #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]

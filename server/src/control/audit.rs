@@ -5,7 +5,7 @@ use redis::Value;
 use shared::control::keys;
 use shared::control::{AuditEntry, Role};
 
-use super::store::Store;
+use super::store::{field, stream_entries, Store};
 use crate::redis_conn::RedisCallError;
 
 /// Appends one entry. An audit that cannot be written is logged (without secrets) and does not
@@ -62,21 +62,8 @@ pub async fn recent(store: &Store, limit: usize) -> Result<Vec<AuditEntry>, Redi
                 .await
         })
         .await?;
-    let Value::Array(entries) = reply else {
-        return Ok(Vec::new());
-    };
-    Ok(entries
-        .into_iter()
-        .filter_map(|e| match e {
-            Value::Array(pair) => match pair.into_iter().nth(1) {
-                Some(Value::Array(fields)) => fields.into_iter().nth(1),
-                _ => None,
-            },
-            _ => None,
-        })
-        .filter_map(|v| match v {
-            Value::BulkString(b) => serde_json::from_slice(&b).ok(),
-            _ => None,
-        })
+    Ok(stream_entries(reply)
+        .iter()
+        .filter_map(|e| serde_json::from_slice(field(e, "e")?).ok())
         .collect())
 }

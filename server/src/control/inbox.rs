@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::registry;
 use super::routes::apply_result;
+use super::store::{field, stream_entries};
 use super::Control;
 use crate::api::ApiError;
 use crate::redis_conn::{connect, with_timeout, RedisCallError};
@@ -173,35 +174,15 @@ async fn read(
 
 /// `(id, msg field)` of each stream entry.
 fn entries(v: Value) -> Vec<(String, String)> {
-    let Value::Array(items) = v else {
-        return Vec::new();
-    };
-    items
-        .into_iter()
-        .filter_map(|e| {
-            let Value::Array(pair) = e else { return None };
-            let mut it = pair.into_iter();
-            let id = text(it.next()?)?;
-            let msg = match it.next() {
-                Some(Value::Array(fields)) => fields
-                    .chunks(2)
-                    .find(|kv| kv.first().cloned().and_then(text).as_deref() == Some("msg"))
-                    .and_then(|kv| kv.get(1).cloned())
-                    .and_then(text)
-                    .unwrap_or_default(),
-                _ => String::new(),
-            };
-            Some((id, msg))
+    stream_entries(v)
+        .iter()
+        .map(|e| {
+            let msg = field(e, "msg")
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            (e.0.clone(), msg.into_owned())
         })
         .collect()
-}
-
-fn text(v: Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-        Value::SimpleString(s) => Some(s),
-        _ => None,
-    }
 }
 
 async fn ack(

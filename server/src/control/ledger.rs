@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use shared::control::keys;
 use shared::control::{AgentCommand, CommandView, TargetState, TargetView, Via};
 
-use super::store::Store;
+use super::store::{field, stream_entries, Store};
 use crate::redis_conn::RedisCallError;
 
 /// Most commands one poll answers.
@@ -365,41 +365,14 @@ pub async fn read_stream(
 
 /// Decodes an `XRANGE`/`XREAD` entry list; entries that are not a command are skipped.
 pub fn stream_commands(reply: Value) -> Vec<AgentCommand> {
-    let Value::Array(entries) = reply else {
-        return Vec::new();
-    };
-    entries
+    stream_entries(reply)
         .into_iter()
         .filter_map(|e| {
-            let Value::Array(mut pair) = e else {
-                return None;
-            };
-            if pair.len() != 2 {
-                return None;
-            }
-            let fields = pair.pop()?;
-            let id = as_string(pair.pop()?)?;
-            let Value::Array(fields) = fields else {
-                return None;
-            };
-            let raw = fields
-                .chunks(2)
-                .find(|kv| kv.first().and_then(|k| as_string(k.clone())).as_deref() == Some("cmd"))
-                .and_then(|kv| kv.get(1).cloned())
-                .and_then(as_string)?;
-            let mut cmd: AgentCommand = serde_json::from_str(&raw).ok()?;
-            cmd.cursor = id;
+            let mut cmd: AgentCommand = serde_json::from_slice(field(&e, "cmd")?).ok()?;
+            cmd.cursor = e.0;
             Some(cmd)
         })
         .collect()
-}
-
-fn as_string(v: Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b).ok(),
-        Value::SimpleString(s) => Some(s),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
