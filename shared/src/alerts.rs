@@ -11,6 +11,8 @@ pub enum AlertKind {
     DeadLetters,
     RedisLost,
     RedisBack,
+    /// Heartbeat keys of unknown workers that never held a valid heartbeat, told as one line.
+    StrayKeys,
 }
 
 /// One thing to tell a person.

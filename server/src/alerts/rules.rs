@@ -58,7 +58,8 @@ fn worker_alert(kind: AlertKind, name: &str, text: String) -> Alert {
 /// - A worker seen for the first time already down is told once if anything shows it ever ran:
 ///   work waiting in its queue or in flight, dead letters, or a heartbeat key that is there but
 ///   invalid. A registered worker with no trace at all has simply never started: no alert, and
-///   none until it has been alive.
+///   none until it has been alive. Unregistered workers first seen down with no work of their
+///   own (stray or junk keys) are counted in one summary line, never one line each.
 /// - Dead letters at or over the threshold and changed since last told: "❌ [name] n failed
 ///   jobs (dead-letter)"; the memory resets when the count returns to 0.
 /// - Redis unreachable: one alert, no worker alerts while blind; one alert when it is back.
@@ -84,9 +85,16 @@ pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory,
         });
         next.redis_ok = true;
     }
+    let mut stray: Vec<&str> = Vec::new();
     for w in &snap.workers {
         let before = memory.workers.get(&w.name);
         let mut now = before.cloned().unwrap_or_default();
+        if before.is_none() && stray_key(w) {
+            // A flood of junk keys must not bury real alerts: one summary line for them all.
+            stray.push(&w.name);
+            next.workers.insert(w.name.clone(), now);
+            continue;
+        }
         // Down is news if it was alive last time, or, seen for the first time, if it ever ran.
         let was_up = before.map_or_else(|| ever_ran(w), |b| b.alive);
         match (before, w.alive) {
@@ -126,15 +134,41 @@ pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory,
         }
         next.workers.insert(w.name.clone(), now);
     }
+    if !stray.is_empty() {
+        let shown: Vec<&str> = stray.iter().take(STRAY_NAMED).copied().collect();
+        let more = if stray.len() > STRAY_NAMED {
+            ", …"
+        } else {
+            ""
+        };
+        alerts.push(Alert {
+            kind: AlertKind::StrayKeys,
+            worker: None,
+            text: format!(
+                "⚠ [agent-office] {} unregistered heartbeat keys hold no valid heartbeat ({}{more})",
+                stray.len(),
+                shown.join(", ")
+            ),
+        });
+    }
     // Workers no longer in the snapshot (forgotten discoveries) are forgotten here too.
     next.workers
         .retain(|name, _| snap.workers.iter().any(|w| &w.name == name));
     (next, alerts)
 }
 
+/// How many stray key names the summary line quotes.
+const STRAY_NAMED: usize = 5;
+
 /// Evidence that a worker first seen down has run before (see [`evaluate`]).
 fn ever_ran(w: &WorkerView) -> bool {
     w.queue_depth > 0 || w.processing > 0 || w.dead_letter > 0 || w.error.is_some() || !w.registered
+}
+
+/// An unregistered worker first seen down with no work of its own: most likely a stray or junk
+/// heartbeat key, not a worker that died.
+fn stray_key(w: &WorkerView) -> bool {
+    !w.registered && !w.alive && w.queue_depth == 0 && w.processing == 0 && w.dead_letter == 0
 }
 
 #[cfg(test)]
@@ -220,6 +254,7 @@ mod tests {
         garbage.error = Some("heartbeat is not JSON".into());
         let mut discovered = worker("gpu-7", false);
         discovered.registered = false;
+        discovered.dead_letter = 2;
         let s = snap(vec![stuck, garbage, discovered]);
         let (_, said) = run(Memory::default(), &[s.clone(), s.clone(), s], RULES);
         assert_eq!(
@@ -227,8 +262,37 @@ mod tests {
             [
                 "🔴 [video-render] worker down",
                 "🔴 [music-render] worker down",
-                "🔴 [gpu-7] worker down"
+                "🔴 [gpu-7] worker down",
+                "❌ [gpu-7] 2 failed jobs (dead-letter)"
             ]
+        );
+    }
+
+    #[test]
+    fn a_flood_of_junk_keys_is_one_line_and_real_alerts_still_come() {
+        let mut workers: Vec<WorkerView> = (0..2000)
+            .map(|i| {
+                let mut w = worker(&format!("j{i}"), false);
+                w.registered = false;
+                w.error = Some("heartbeat is not JSON".into());
+                w
+            })
+            .collect();
+        workers.push(worker("video-render", true));
+        let (m, said) = run(Memory::default(), &[snap(workers.clone())], RULES);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].starts_with("⚠ [agent-office] 2000 unregistered heartbeat keys"),
+            "{}",
+            said[0]
+        );
+        workers.pop();
+        workers.push(worker("video-render", false));
+        let (_, said) = run(m, &[snap(workers)], RULES);
+        assert_eq!(
+            said,
+            ["🔴 [video-render] worker down"],
+            "the junk is not told again"
         );
     }
 
