@@ -142,10 +142,14 @@ fn outcome(result: &Result<(), &ApiError>) -> String {
 
 /// Reads a JSON body of at most [`BODY_LIMIT`] bytes into `T`, naming the field at fault.
 pub async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+    parse_json(&read_body(body).await?)
+}
+
+/// The raw body, at most [`BODY_LIMIT`] bytes.
+pub async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, BODY_LIMIT)
         .await
-        .map_err(|_| ApiError::TooLarge(BODY_LIMIT))?;
-    parse_json(&bytes)
+        .map_err(|_| ApiError::TooLarge(BODY_LIMIT))
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

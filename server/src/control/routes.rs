@@ -541,9 +541,7 @@ async fn retry_dead(
             &target,
             async move {
                 check_queue(&q)?;
-                let bytes = axum::body::to_bytes(body, super::BODY_LIMIT)
-                    .await
-                    .map_err(|_| ApiError::TooLarge(super::BODY_LIMIT))?;
+                let bytes = super::read_body(body).await?;
                 let body: RetryBody = if bytes.iter().all(u8::is_ascii_whitespace) {
                     RetryBody::default()
                 } else {
