@@ -11,15 +11,14 @@ use common::agent_sim::{
 use common::{Redis, Server};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
-use server::control::Token;
 use shared::control::{CommandView, TargetState, Via};
 
 fn config(redis: &Redis, tokens: bool) -> server::config::Config {
-    let mut c = Server::fast_config(&redis.url());
-    if tokens {
-        c.control.operator = Some(Token::new(OPERATOR_TOKEN));
-        c.control.agent = Some(Token::new(AGENT_TOKEN));
-    }
+    let mut c = if tokens {
+        Server::with_tokens(&redis.url())
+    } else {
+        Server::fast_config(&redis.url())
+    };
     c.control.requeue_grace = Duration::from_secs(2);
     c
 }

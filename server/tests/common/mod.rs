@@ -29,10 +29,21 @@ pub struct Redis {
     pub port: u16,
     child: Option<Child>,
     dir: std::path::PathBuf,
+    /// Append-only file on, fsync always: a restart keeps every write (chaos tests).
+    persistent: bool,
 }
 
 impl Redis {
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// A Redis whose data survives `restart` (AOF, fsync on every write).
+    pub async fn start_persistent() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> Self {
         let dir =
             std::env::temp_dir().join(format!("ao-redis-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -40,6 +51,7 @@ impl Redis {
             port: free_port(),
             child: None,
             dir,
+            persistent,
         };
         redis.restart().await;
         redis
@@ -86,7 +98,9 @@ impl Redis {
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                if self.persistent { "yes" } else { "no" },
+                "--appendfsync",
+                "always",
             ])
             .arg("--dir")
             .arg(&self.dir)
@@ -146,8 +160,24 @@ impl Server {
         c
     }
 
+    /// `fast_config` with both control-plane tokens set (`agent_sim`'s test values).
+    pub fn with_tokens(redis_url: &str) -> Config {
+        let mut c = Self::fast_config(redis_url);
+        c.control.operator = Some(server::control::Token::new(agent_sim::OPERATOR_TOKEN));
+        c.control.agent = Some(server::control::Token::new(agent_sim::AGENT_TOKEN));
+        c
+    }
+
     pub async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(config, 0).await
+    }
+
+    /// Starts on a given port (0: any), so a test can stop the server and start it again
+    /// where its clients expect it.
+    pub async fn start_on(config: Config, port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let options = leptos::config::LeptosOptions::builder()
             .output_name("agent-office")
@@ -366,6 +396,26 @@ pub fn alerting_config(redis_url: &str, channel: server::alerts::Channel) -> Con
     c
 }
 
+/// The `agent-office` binary: cargo names it for the server's own tests; other crates' tests
+/// (the agent's) find it beside themselves in the target directory.
+pub fn server_binary() -> std::path::PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_agent-office") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("agent-office");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (cargo build -p server)",
+        p.display()
+    );
+    p
+}
+
 /// The real `agent-office` binary in its own process, configured only through env vars;
 /// `kill` ends it with SIGKILL (no lease release, no goodbye).
 pub struct ServerProcess {
@@ -376,7 +426,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     pub async fn start(redis_url: &str, tg: &FakeTelegram) -> Self {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_agent-office"))
+        let child = Command::new(server_binary())
             .env("REDIS_URL", redis_url)
             .env("COLLECT_INTERVAL", "100ms")
             .env("DISCOVER_INTERVAL", "200ms")

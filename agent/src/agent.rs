@@ -1,0 +1,234 @@
+//! The agent as a whole: its identity, its Redis client, its pipelines and the tokens that
+//! walk it through a graceful shutdown. Everything else gets an `Arc<Agent>`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
+use shared::heartbeat::Heartbeat;
+use shared::keys;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, PipelineConfig};
+use crate::metrics::Metrics;
+use crate::mode::Mode;
+use crate::pipeline::{Pipeline, Stats, Status};
+
+/// Contract 1: a worker beats every 15 s with a 45 s TTL.
+pub const WORKER_BEAT_EVERY: Duration = Duration::from_secs(15);
+pub const WORKER_BEAT_TTL_S: u64 = 45;
+/// Beats caused by work (busy/idle changes) come at most this often.
+const BEAT_DEBOUNCE: Duration = Duration::from_secs(1);
+/// Redis calls outside the slots give up after this.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Agent {
+    pub id: String,
+    pub hostname: String,
+    pub config: Config,
+    pub started: Instant,
+    client: redis::Client,
+    /// The shared, non-blocking connection (beats, commands, health checks).
+    shared: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// `max_concurrent`: one permit per job in flight across all pipelines.
+    pub permits: Semaphore,
+    /// `queue:paused` as last read.
+    pub global_paused: watch::Sender<bool>,
+    pub mode: watch::Sender<Mode>,
+    pub redis_healthy: AtomicBool,
+    pub pipelines: Mutex<BTreeMap<String, Arc<Pipeline>>>,
+    pub metrics: Metrics,
+    /// Shutdown has begun: take no new job.
+    pub stop: CancellationToken,
+    /// The grace is over: kill handlers in hand and give their jobs back.
+    pub abort: CancellationToken,
+    /// Leaving now: steps still waiting for Redis give up (their jobs stay recoverable).
+    pub exit: CancellationToken,
+    pub beat_now: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked mid-update of plain data.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Agent {
+    pub fn new(id: String, config: Config) -> anyhow::Result<Arc<Self>> {
+        let client = redis::Client::open(config.redis_url())
+            .map_err(|e| anyhow::anyhow!("redis settings: {e}"))?;
+        let hostname = hostname();
+        Ok(Arc::new(Self {
+            id,
+            hostname,
+            permits: Semaphore::new(config.max_concurrent() as usize),
+            config,
+            started: Instant::now(),
+            client,
+            shared: tokio::sync::Mutex::new(None),
+            global_paused: watch::Sender::new(false),
+            mode: watch::Sender::new(Mode::Redis),
+            redis_healthy: AtomicBool::new(false),
+            pipelines: Mutex::new(BTreeMap::new()),
+            metrics: Metrics::default(),
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            exit: CancellationToken::new(),
+            beat_now: Notify::new(),
+        }))
+    }
+
+    /// A connection of its own for one pipeline slot (BLMOVE blocks the connection).
+    pub async fn slot_connection(
+        &self,
+        timeout: Duration,
+    ) -> redis::RedisResult<MultiplexedConnection> {
+        let cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        self.client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await
+    }
+
+    /// The shared connection, made again after a failure was reported with [`Self::lost`].
+    pub async fn redis(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let mut g = self.shared.lock().await;
+        if let Some(c) = g.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = self.slot_connection(REDIS_TIMEOUT).await?;
+        *g = Some(c.clone());
+        Ok(c)
+    }
+
+    pub async fn lost(&self) {
+        *self.shared.lock().await = None;
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    pub fn pipeline(&self, id: &str) -> Option<Arc<Pipeline>> {
+        lock(&self.pipelines).get(id).cloned()
+    }
+
+    pub fn all_pipelines(&self) -> Vec<Arc<Pipeline>> {
+        lock(&self.pipelines).values().cloned().collect()
+    }
+
+    /// Starts a pipeline (or starts it again), keeping the counters of an earlier run.
+    pub fn start_pipeline(self: &Arc<Self>, config: PipelineConfig) -> Arc<Pipeline> {
+        let mut map = lock(&self.pipelines);
+        let stats = map
+            .get(&config.id)
+            .map(|p| p.stats.clone())
+            .unwrap_or_else(|| Arc::new(Stats::default()));
+        let p = Pipeline::start(self, config, stats);
+        map.insert(p.config.id.clone(), p.clone());
+        self.beat_now.notify_one();
+        p
+    }
+
+    /// Forgets a stopped pipeline (update_config removed it).
+    pub fn remove_pipeline(&self, id: &str) {
+        lock(&self.pipelines).remove(id);
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.all_pipelines()
+            .iter()
+            .filter(|p| p.status() == Status::Running)
+            .count()
+    }
+
+    pub fn set_redis_healthy(&self, ok: bool) {
+        self.redis_healthy.store(ok, Ordering::Relaxed);
+        self.metrics.redis_connected(ok);
+    }
+
+    pub fn is_redis_healthy(&self) -> bool {
+        self.redis_healthy.load(Ordering::Relaxed)
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The Contract-1 heartbeat of one pipeline's worker.
+pub fn worker_heartbeat(p: &Pipeline, globally_paused: bool) -> Heartbeat {
+    use std::sync::atomic::Ordering::Relaxed;
+    Heartbeat {
+        name: p.config.worker_name().to_string(),
+        kind: p.config.worker_kind(),
+        state: p.beat_state(globally_paused).to_string(),
+        ts: Utc::now(),
+        last_job_at: p.stats.last_job_at(),
+        jobs_done: p.stats.processed.load(Relaxed),
+        jobs_failed: p.stats.dead_lettered.load(Relaxed),
+        mode: None,
+    }
+}
+
+/// Writes every pipeline's Contract-1 heartbeat every 15 s, and soon after work changes a
+/// pipeline's state (debounced, so a busy pipeline costs one SET a second, not one a job).
+pub async fn beat_workers(agent: Arc<Agent>) {
+    loop {
+        let paused = *agent.global_paused.borrow();
+        let beats: Vec<(String, String)> = agent
+            .all_pipelines()
+            .iter()
+            .map(|p| {
+                (
+                    keys::heartbeat(p.config.worker_name()),
+                    worker_heartbeat(p, paused).to_json(),
+                )
+            })
+            .collect();
+        if !beats.is_empty() {
+            if let Err(e) = write_beats(&agent, &beats).await {
+                tracing::debug!("worker heartbeats: {e}");
+                agent.lost().await;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(WORKER_BEAT_EVERY) => {}
+            _ = agent.beat_now.notified() => {
+                tokio::select! {
+                    _ = tokio::time::sleep(BEAT_DEBOUNCE) => {}
+                    _ = agent.exit.cancelled() => return,
+                }
+            }
+            _ = agent.exit.cancelled() => return,
+        }
+    }
+}
+
+async fn write_beats(agent: &Agent, beats: &[(String, String)]) -> redis::RedisResult<()> {
+    let mut c = agent.redis().await?;
+    let mut pipe = redis::pipe();
+    for (key, value) in beats {
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("EX")
+            .arg(WORKER_BEAT_TTL_S)
+            .ignore();
+    }
+    pipe.query_async(&mut c).await
+}
+
+/// Now in UTC ISO-8601, seconds.
+pub fn now_iso() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}

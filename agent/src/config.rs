@@ -1,0 +1,643 @@
+//! The agent's configuration: `agent.yaml` (SPEC §8), then the environment on top of it.
+//!
+//! Every key but `pipelines` is optional. A bad file is refused at start with its line and
+//! field named; a bad environment variable is refused naming the variable. The same
+//! validation runs on `update_config`, so a command can never install what a file could not.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shared::control::{valid, Labels};
+use shared::heartbeat::WorkerKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: line {line}: {field}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        field: String,
+        message: String,
+    },
+    #[error("{field}: {message}")]
+    Field { field: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: &'static str, message: String },
+}
+
+fn field_err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Field {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    pub id: Option<String>,
+    pub labels: Labels,
+    /// The most jobs in flight across all pipelines.
+    pub max_concurrent: Option<u32>,
+    /// How long jobs in hand may take to finish at shutdown before they go back to the queue.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSection {
+    pub url: Option<String>,
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSection {
+    pub host: String,
+    pub port: u16,
+    pub password: Option<String>,
+}
+
+impl Default for RedisSection {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 6379,
+            password: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommunicationSection {
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub command_poll_interval: Duration,
+    pub enable_rest_fallback: bool,
+    /// Redis failing this long in Hybrid mode → REST.
+    #[serde(with = "humantime_serde")]
+    pub rest_after: Duration,
+    /// Redis healthy this long without a failure → back to Redis mode.
+    #[serde(with = "humantime_serde")]
+    pub stabilisation: Duration,
+}
+
+impl Default for CommunicationSection {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(10),
+            command_poll_interval: Duration::from_secs(5),
+            enable_rest_fallback: true,
+            rest_after: Duration::from_secs(15),
+            stabilisation: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    #[default]
+    Text,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSection {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+/// One pipeline: a reliable queue, the handler that runs each job, and its limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Consumes `queue:<queue>`.
+    pub queue: String,
+    /// argv; the job arrives on stdin. No shell unless one is named.
+    pub handler: Vec<String>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_one")]
+    pub concurrency: u32,
+    #[serde(default = "default_restarts")]
+    pub max_restarts: u32,
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    /// The Contract-1 worker name it beats as (default: the queue name).
+    #[serde(default)]
+    pub heartbeat_name: Option<String>,
+    /// Compensation queue: a dead-lettered job is also pushed to `queue:<on_failure>`.
+    #[serde(default)]
+    pub on_failure: Option<String>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_one() -> u32 {
+    1
+}
+fn default_restarts() -> u32 {
+    5
+}
+fn default_kind() -> String {
+    "render".into()
+}
+
+/// The most jobs one pipeline may run at once, and its longest handler timeout.
+pub const MAX_CONCURRENCY: u32 = 256;
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// A queue name's longest length (it becomes part of four Redis keys).
+const MAX_QUEUE_NAME: usize = 200;
+
+impl PipelineConfig {
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+
+    pub fn worker_name(&self) -> &str {
+        self.heartbeat_name.as_deref().unwrap_or(&self.queue)
+    }
+
+    pub fn worker_kind(&self) -> WorkerKind {
+        WorkerKind::parse(&self.kind).unwrap_or(WorkerKind::Render)
+    }
+
+    /// Checks one pipeline; `at` prefixes the field names (`pipelines[2]`).
+    pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        let f = |name: &str| format!("{at}.{name}");
+        valid::id(&f("id"), &self.id).map_err(|e| field_err(e.field, e.message))?;
+        queue_name(&f("queue"), &self.queue)?;
+        if let Some(q) = &self.on_failure {
+            queue_name(&f("on_failure"), q)?;
+            if q == &self.queue {
+                return Err(field_err(f("on_failure"), "must differ from queue"));
+            }
+        }
+        if let Some(n) = &self.heartbeat_name {
+            valid::id(&f("heartbeat_name"), n).map_err(|e| field_err(e.field, e.message))?;
+        }
+        match self.handler.first() {
+            None => return Err(field_err(f("handler"), "needs a program (argv[0])")),
+            Some(p) if p.trim().is_empty() => {
+                return Err(field_err(f("handler"), "argv[0] is empty"))
+            }
+            Some(_) => {}
+        }
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return Err(field_err(f("timeout"), "must be above 0 and at most 24h"));
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(field_err(
+                f("concurrency"),
+                format!("must be 1..={MAX_CONCURRENCY}"),
+            ));
+        }
+        if WorkerKind::parse(&self.kind).is_none() {
+            return Err(field_err(
+                f("kind"),
+                "must be render, watcher or trader (Contract 1)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Queue names become Redis keys: printable, no spaces, bounded.
+fn queue_name(field: &str, q: &str) -> Result<(), ConfigError> {
+    let ok = !q.is_empty()
+        && q.len() <= MAX_QUEUE_NAME
+        && q.chars()
+            .all(|c| c.is_ascii_graphic() && c != '*' && c != '?');
+    if ok {
+        Ok(())
+    } else {
+        Err(field_err(
+            field,
+            format!("must be 1..={MAX_QUEUE_NAME} printable characters without spaces, * or ?"),
+        ))
+    }
+}
+
+/// Checks a set of pipelines: each one, and ids unique.
+pub fn validate_pipelines(pipelines: &[PipelineConfig]) -> Result<(), ConfigError> {
+    let mut seen = BTreeMap::new();
+    for (i, p) in pipelines.iter().enumerate() {
+        p.validate(&format!("pipelines[{i}]"))?;
+        if let Some(j) = seen.insert(p.id.as_str(), i) {
+            return Err(field_err(
+                format!("pipelines[{i}].id"),
+                format!("{:?} is also pipelines[{j}]", p.id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The file as written. Pipelines keep their location so a semantic error names its line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    agent: AgentSection,
+    #[serde(default)]
+    control_plane: ControlSection,
+    #[serde(default)]
+    redis: RedisSection,
+    #[serde(default)]
+    communication: CommunicationSection,
+    #[serde(default)]
+    logging: LoggingSection,
+    #[serde(default)]
+    api: ApiSection,
+    pipelines: Vec<serde_saphyr::Spanned<PipelineConfig>>,
+}
+
+/// The agent's whole configuration after the file and the environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub agent: AgentSection,
+    pub control_plane: ControlSection,
+    pub redis: RedisSection,
+    pub communication: CommunicationSection,
+    pub logging: LoggingSection,
+    pub api: ApiSection,
+    pub pipelines: Vec<PipelineConfig>,
+    /// Where the agent keeps its id and its applied-command record.
+    pub config_dir: PathBuf,
+}
+
+pub const DEFAULT_MAX_CONCURRENT: u32 = 8;
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+impl Config {
+    pub fn max_concurrent(&self) -> u32 {
+        self.agent.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        self.agent.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE)
+    }
+
+    pub fn redis_url(&self) -> String {
+        match &self.redis.password {
+            Some(pw) => format!(
+                "redis://:{}@{}:{}",
+                url_escape(pw),
+                self.redis.host,
+                self.redis.port
+            ),
+            None => format!("redis://{}:{}", self.redis.host, self.redis.port),
+        }
+    }
+
+    /// Reads `path` and applies the environment (`env` looks a variable up).
+    pub fn load(
+        path: &Path,
+        config_dir: PathBuf,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(path, &text, config_dir)?;
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    /// Parses and validates a file's text.
+    pub fn parse(path: &Path, text: &str, config_dir: PathBuf) -> Result<Self, ConfigError> {
+        let file: FileConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let lines: Vec<u64> = file.pipelines.iter().map(|p| p.referenced.line()).collect();
+        let pipelines: Vec<PipelineConfig> = file.pipelines.into_iter().map(|p| p.value).collect();
+        let config = Self {
+            agent: file.agent,
+            control_plane: file.control_plane,
+            redis: file.redis,
+            communication: file.communication,
+            logging: file.logging,
+            api: file.api,
+            pipelines,
+            config_dir,
+        };
+        config.validate().map_err(|e| match e {
+            ConfigError::Field { field, message } => {
+                // `pipelines[i]...` errors point at that pipeline's line; others at the top.
+                let line = field
+                    .strip_prefix("pipelines[")
+                    .and_then(|r| r.split(']').next())
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .and_then(|i| lines.get(i).copied())
+                    .unwrap_or(1);
+                ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    field,
+                    message,
+                }
+            }
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(id) = &self.agent.id {
+            valid::id("agent.id", id).map_err(|e| field_err(e.field, e.message))?;
+        }
+        valid::labels("agent.labels", &self.agent.labels)
+            .map_err(|e| field_err(e.field, e.message))?;
+        if self.agent.max_concurrent == Some(0) {
+            return Err(field_err("agent.max_concurrent", "must be at least 1"));
+        }
+        let c = &self.communication;
+        for (field, d) in [
+            ("communication.heartbeat_interval", c.heartbeat_interval),
+            (
+                "communication.command_poll_interval",
+                c.command_poll_interval,
+            ),
+        ] {
+            if d.is_zero() || d > Duration::from_secs(3600) {
+                return Err(field_err(field, "must be above 0 and at most 1h"));
+            }
+        }
+        if let Some(url) = &self.control_plane.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(field_err(
+                    "control_plane.url",
+                    "must start with http:// or https://",
+                ));
+            }
+        }
+        validate_pipelines(&self.pipelines)
+    }
+
+    /// The environment wins over the file (SPEC §8's variables).
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |var: &'static str| env(var).filter(|v| !v.is_empty()).map(|v| (var, v));
+        if let Some((_, v)) = get("AGENT_ID") {
+            self.agent.id = Some(v);
+        }
+        if let Some((_, v)) = get("CONTROL_PLANE_URL") {
+            self.control_plane.url = Some(v);
+        }
+        if let Some((_, v)) = get("AGENT_TOKEN") {
+            self.control_plane.token = Some(v);
+        }
+        if let Some((_, v)) = get("REDIS_HOST") {
+            self.redis.host = v;
+        }
+        if let Some((var, v)) = get("REDIS_PORT") {
+            self.redis.port = v.parse().map_err(|_| ConfigError::Env {
+                var,
+                message: format!("{v:?} is not a port"),
+            })?;
+        }
+        if let Some((_, v)) = get("REDIS_PASSWORD") {
+            self.redis.password = Some(v);
+        }
+        let duration = |var: &'static str, v: &str| {
+            humantime::parse_duration(v).map_err(|e| ConfigError::Env {
+                var,
+                message: format!("{v:?}: {e} (write e.g. 10s)"),
+            })
+        };
+        if let Some((var, v)) = get("HEARTBEAT_INTERVAL") {
+            self.communication.heartbeat_interval = duration(var, &v)?;
+        }
+        if let Some((var, v)) = get("COMMAND_POLL_INTERVAL") {
+            self.communication.command_poll_interval = duration(var, &v)?;
+        }
+        if let Some((var, v)) = get("ENABLE_REST_FALLBACK") {
+            self.communication.enable_rest_fallback = match v.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var,
+                        message: format!("{v:?} is not true or false"),
+                    })
+                }
+            };
+        }
+        self.validate().map_err(|e| match e {
+            ConfigError::Field { field, message } => ConfigError::Field {
+                field: format!("{field} (after the environment)"),
+                message,
+            },
+            other => other,
+        })
+    }
+}
+
+/// Percent-encodes what a URL's userinfo cannot carry as is.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `CONFIG_DIR`, else `$XDG_CONFIG_HOME/pipeline-agent`, else `~/.config/pipeline-agent`.
+pub fn config_dir(env: impl Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(d) = env("CONFIG_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = env("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("pipeline-agent");
+    }
+    let home = env("HOME").unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(home).join(".config").join("pipeline-agent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+agent: { id: render-host-1, labels: { env: prod, gpu: "1" } }
+control_plane: { url: "http://127.0.0.1:3000", token: "t" }
+redis: { host: 127.0.0.1, port: 6379, password: null }
+communication: { heartbeat_interval: 10s, command_poll_interval: 5s, enable_rest_fallback: true }
+logging: { level: info, format: json }
+api: { listen: "127.0.0.1:9464" }
+pipelines:
+  - id: image
+    name: image render
+    queue: image-render
+    handler: ["/usr/local/bin/render", "--fast"]
+    timeout: 60s
+    max_retries: 3
+    concurrency: 2
+    max_restarts: 5
+    kind: render
+    heartbeat_name: image-render
+    on_failure: image-compensate
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("agent.yaml"), text, PathBuf::from("/tmp/x"))
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_spec_example_parses() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.agent.id.as_deref(), Some("render-host-1"));
+        assert_eq!(c.agent.labels.get("gpu").map(String::as_str), Some("1"));
+        assert_eq!(c.logging.format, LogFormat::Json);
+        let p = &c.pipelines[0];
+        assert_eq!(p.handler, ["/usr/local/bin/render", "--fast"]);
+        assert_eq!(p.timeout, Duration::from_secs(60));
+        assert_eq!(p.concurrency, 2);
+        assert_eq!(p.worker_name(), "image-render");
+        assert_eq!(p.on_failure.as_deref(), Some("image-compensate"));
+    }
+
+    #[test]
+    fn everything_but_pipelines_is_optional() {
+        let c = parse("pipelines:\n  - { id: a, queue: a, handler: [\"true\"] }\n").unwrap();
+        assert_eq!(c.redis.port, 6379);
+        assert_eq!(c.communication.heartbeat_interval, Duration::from_secs(10));
+        assert_eq!(c.pipelines[0].max_retries, 3);
+        assert_eq!(c.pipelines[0].worker_name(), "a");
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:9464");
+        let e = parse("agent: { id: x }\n").unwrap_err().to_string();
+        assert!(e.contains("pipelines"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_file_names_its_line_and_field() {
+        let text = "pipelines:\n  - { id: a, queue: a, handler: [\"true\"] }\n  - { id: b, queue: b, handler: [\"true\"], concurrency: 0 }\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("pipelines[1].concurrency"), "{e}");
+
+        let e = parse("pipelines:\n  - { id: a, queue: a, handler: [\"true\"], timeout: soon }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+
+        let e = parse("pipelines: []\nredis: { hots: x }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hots") && e.contains("line 2"), "{e}");
+
+        let e = parse("pipelines:\n  - { id: a, queue: a, handler: [\"true\"] }\n  - { id: a, queue: b, handler: [\"true\"] }\n").unwrap_err().to_string();
+        assert!(e.contains("pipelines[1].id") && e.contains("line 3"), "{e}");
+
+        let e = parse("pipelines:\n  - { id: a, queue: a, handler: [] }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pipelines[0].handler"), "{e}");
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let mut c = parse(GOOD).unwrap();
+        c.apply_env(env(&[
+            ("AGENT_ID", "from-env"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_PASSWORD", "p@ss word"),
+            ("HEARTBEAT_INTERVAL", "2s"),
+            ("ENABLE_REST_FALLBACK", "false"),
+            ("CONTROL_PLANE_URL", "http://cp:3000"),
+        ]))
+        .unwrap();
+        assert_eq!(c.agent.id.as_deref(), Some("from-env"));
+        assert_eq!(c.redis.port, 6380);
+        assert_eq!(c.redis_url(), "redis://:p%40ss%20word@127.0.0.1:6380");
+        assert_eq!(c.communication.heartbeat_interval, Duration::from_secs(2));
+        assert!(!c.communication.enable_rest_fallback);
+        assert_eq!(c.control_plane.url.as_deref(), Some("http://cp:3000"));
+    }
+
+    #[test]
+    fn a_bad_environment_variable_is_named() {
+        let mut c = parse(GOOD).unwrap();
+        let e = c
+            .apply_env(env(&[("REDIS_PORT", "seventy")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("REDIS_PORT"), "{e}");
+        let e = c
+            .apply_env(env(&[("AGENT_ID", "has space")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("agent.id"), "{e}");
+    }
+
+    #[test]
+    fn config_dir_falls_back_to_home() {
+        assert_eq!(
+            config_dir(env(&[("CONFIG_DIR", "/etc/pa")])),
+            PathBuf::from("/etc/pa")
+        );
+        assert_eq!(
+            config_dir(env(&[("HOME", "/home/u")])),
+            PathBuf::from("/home/u/.config/pipeline-agent")
+        );
+    }
+}

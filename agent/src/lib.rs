@@ -1,0 +1,89 @@
+//! `pipeline-agent`: runs reliable-queue pipelines on a worker host, beats for them
+//! (Contract 1), and takes commands from the Agent Office control plane (Contract 3) over
+//! Redis or REST (SPEC §8).
+
+pub mod agent;
+pub mod api;
+pub mod commands;
+pub mod config;
+pub mod handler;
+pub mod link;
+pub mod metrics;
+pub mod mode;
+pub mod pipeline;
+pub mod queue;
+pub mod state;
+pub mod system;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use config::Config;
+
+/// After the grace, handlers are killed and their jobs given back; this long at most.
+const ABORT_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs the agent until `shutdown` resolves or a `shutdown` command arrives; then stops
+/// taking jobs, lets jobs in hand finish within the grace, gives the rest back, and returns.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let id = state::agent_id(config.agent.id.as_deref(), &config.config_dir)?;
+    std::fs::create_dir_all(&config.config_dir)
+        .with_context(|| format!("cannot create CONFIG_DIR {}", config.config_dir.display()))?;
+    let ledger = state::Ledger::open(&config.config_dir)?;
+    let listen = config.api.listen;
+    let pipelines = config.pipelines.clone();
+    let agent = agent::Agent::new(id, config)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (api.listen)"))?;
+    tracing::info!(agent_id = %agent.id, api = %listener.local_addr().unwrap_or(listen), pipelines = pipelines.len(), "pipeline-agent started");
+
+    let commands = Arc::new(commands::Commands::new(agent.clone(), ledger));
+    let link = link::Link::new(agent.clone(), commands.clone())?;
+    for p in pipelines {
+        agent.start_pipeline(p);
+    }
+    tokio::spawn(agent::beat_workers(agent.clone()));
+    tokio::spawn(link.run());
+    let api = axum::serve(listener, api::router(agent.clone()));
+    let exit = agent.exit.clone();
+    let api = tokio::spawn(async move {
+        let _ = api.with_graceful_shutdown(exit.cancelled_owned()).await;
+    });
+
+    tokio::select! {
+        _ = shutdown => tracing::info!("shutdown signal: finishing jobs in hand"),
+        _ = agent.stop.cancelled() => tracing::info!("shutdown command: finishing jobs in hand"),
+    }
+    agent.stop.cancel();
+    agent.beat_now.notify_one();
+    let grace = agent.config.shutdown_grace();
+    if !all_finished(&agent, grace).await {
+        tracing::warn!(
+            ?grace,
+            "jobs still in hand after the grace: killing their handlers, jobs go back to the queue"
+        );
+        agent.abort.cancel();
+        all_finished(&agent, ABORT_WAIT).await;
+    }
+    agent.exit.cancel();
+    let _ = api.await;
+    tracing::info!("pipeline-agent stopped");
+    Ok(())
+}
+
+async fn all_finished(agent: &agent::Agent, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    for p in agent.all_pipelines() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !p.finished(left).await {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,232 @@
+//! One pipeline's reliable queue in Redis (SPEC §2 keys): take a job into our own processing
+//! list, acknowledge it, retry it or dead-letter it, give it back, recover what a previous run
+//! left. Producers `LPUSH`, so the oldest job is on the right: we take from the right and
+//! give back to the right (front); a retry goes to the left (back).
+//!
+//! Every step that touches several keys is one Lua script, so an agent killed half-way loses
+//! or duplicates no job. The retry counts live in Redis (`agent-office:retries:queue:<q>`, a
+//! hash job → failed attempts, TTL 7 days), so a restart does not reset them. That key shares
+//! the queue's hash slot whenever the queue name carries a hash tag (`{img}`), as the contract
+//! keys do, so the scripts run on Redis Cluster with such names.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use sha2::{Digest, Sha256};
+use shared::keys;
+
+/// The keys of one queue as this agent consumes it.
+#[derive(Clone, Debug)]
+pub struct QueueKeys {
+    pub queue: String,
+    pub processing: String,
+    pub dead: String,
+    pub retries: String,
+    /// `queue:<on_failure>`: compensation jobs for dead letters.
+    pub compensate: Option<String>,
+}
+
+impl QueueKeys {
+    pub fn new(queue: &str, agent_id: &str, on_failure: Option<&str>) -> Self {
+        Self {
+            queue: keys::queue(queue),
+            processing: keys::processing(queue, agent_id),
+            dead: keys::dead_letter(queue),
+            retries: retries_key(queue),
+            compensate: on_failure.map(keys::queue),
+        }
+    }
+}
+
+pub fn retries_key(queue: &str) -> String {
+    format!("agent-office:retries:queue:{queue}")
+}
+
+/// Retry counts expire this long after the last failure of any job of the queue.
+const RETRIES_TTL_S: u64 = 7 * 24 * 3600;
+
+/// The retry-count field of a job: the job itself when short, else its SHA-256.
+pub fn job_field(job: &[u8]) -> Vec<u8> {
+    if job.len() <= 64 {
+        let mut f = b"j:".to_vec();
+        f.extend_from_slice(job);
+        f
+    } else {
+        let mut f = b"h:".to_vec();
+        f.extend(
+            Sha256::digest(job)
+                .iter()
+                .flat_map(|b| format!("{b:02x}").into_bytes()),
+        );
+        f
+    }
+}
+
+/// What became of a failed job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failed {
+    /// Back on the queue (attempt n of max_retries + 1 failed).
+    Retried {
+        attempts: u32,
+    },
+    DeadLettered {
+        attempts: u32,
+    },
+    /// It was no longer in our processing list (an operator requeued it): nothing done.
+    Gone,
+}
+
+/// KEYS: processing, queue, dead, retries, compensate (or the dead list again when none);
+/// ARGV: job, field, max_retries, ttl, has_compensate. Returns {outcome, attempts} where
+/// outcome 0 = gone, 1 = retried, 2 = dead-lettered. Every key is checked before anything
+/// is written, so a WRONGTYPE error leaves everything as it was.
+static FAIL: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+if redis.call('LPOS', KEYS[1], ARGV[1]) == false then return {0, 0} end
+local n = redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+redis.call('EXPIRE', KEYS[4], ARGV[4])
+if n > tonumber(ARGV[3]) then
+  redis.call('LREM', KEYS[1], -1, ARGV[1])
+  redis.call('LPUSH', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[2])
+  if ARGV[5] == '1' then redis.call('LPUSH', KEYS[5], ARGV[1]) end
+  return {2, n}
+end
+redis.call('LREM', KEYS[1], -1, ARGV[1])
+redis.call('LPUSH', KEYS[2], ARGV[1])
+return {1, n}
+"#,
+    )
+});
+
+/// KEYS: processing, queue; ARGV: job. Puts one job back at the front of the queue.
+static GIVE_BACK: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return 1
+"#,
+    )
+});
+
+/// Takes the next job into our processing list, waiting up to `wait` (BLMOVE). The
+/// connection must be this slot's own: a blocking call holds it.
+pub async fn take(
+    conn: &mut MultiplexedConnection,
+    k: &QueueKeys,
+    wait: Duration,
+) -> redis::RedisResult<Option<Vec<u8>>> {
+    redis::cmd("BLMOVE")
+        .arg(&k.queue)
+        .arg(&k.processing)
+        .arg("RIGHT")
+        .arg("LEFT")
+        .arg(wait.as_secs_f64())
+        .query_async(conn)
+        .await
+}
+
+/// Success: remove exactly that job and forget its retry count, one round trip.
+pub async fn ack(
+    conn: &mut MultiplexedConnection,
+    k: &QueueKeys,
+    job: &[u8],
+) -> redis::RedisResult<()> {
+    redis::pipe()
+        .cmd("LREM")
+        .arg(&k.processing)
+        .arg(-1)
+        .arg(job)
+        .ignore()
+        .cmd("HDEL")
+        .arg(&k.retries)
+        .arg(job_field(job))
+        .ignore()
+        .query_async(conn)
+        .await
+}
+
+pub async fn fail(
+    conn: &mut MultiplexedConnection,
+    k: &QueueKeys,
+    job: &[u8],
+    max_retries: u32,
+) -> redis::RedisResult<Failed> {
+    let compensate = k.compensate.as_deref();
+    let (outcome, attempts): (u8, u32) = FAIL
+        .key(&k.processing)
+        .key(&k.queue)
+        .key(&k.dead)
+        .key(&k.retries)
+        .key(compensate.unwrap_or(&k.dead))
+        .arg(job)
+        .arg(job_field(job))
+        .arg(max_retries)
+        .arg(RETRIES_TTL_S)
+        .arg(if compensate.is_some() { "1" } else { "0" })
+        .invoke_async(conn)
+        .await?;
+    Ok(match outcome {
+        0 => Failed::Gone,
+        2 => Failed::DeadLettered { attempts },
+        _ => Failed::Retried { attempts },
+    })
+}
+
+/// Puts a job we took but will not run (paused, shutting down) back at the front.
+pub async fn give_back(
+    conn: &mut MultiplexedConnection,
+    k: &QueueKeys,
+    job: &[u8],
+) -> redis::RedisResult<bool> {
+    let n: u32 = GIVE_BACK
+        .key(&k.processing)
+        .key(&k.queue)
+        .arg(job)
+        .invoke_async(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+/// The jobs a previous run of this agent left in its processing list, oldest first.
+pub async fn leftovers(
+    conn: &mut MultiplexedConnection,
+    k: &QueueKeys,
+) -> redis::RedisResult<Vec<Vec<u8>>> {
+    let mut jobs: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(&k.processing)
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await?;
+    jobs.reverse();
+    Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_fields_are_bounded() {
+        assert_eq!(job_field(b"job-1"), b"j:job-1");
+        let big = vec![b'x'; 10_000];
+        let f = job_field(&big);
+        assert_eq!(f.len(), 2 + 64);
+        assert_ne!(job_field(&[b'y'; 10_000]), f);
+    }
+
+    #[test]
+    fn keys_follow_the_contract() {
+        let k = QueueKeys::new("image-render", "a1", Some("image-compensate"));
+        assert_eq!(k.queue, "queue:image-render");
+        assert_eq!(k.processing, "processing:queue:image-render:a1");
+        assert_eq!(k.dead, "dead_letter:queue:image-render");
+        assert_eq!(k.compensate.as_deref(), Some("queue:image-compensate"));
+        // a hash-tagged queue keeps the retry count in the queue's slot
+        assert_eq!(retries_key("{img}"), "agent-office:retries:queue:{img}");
+    }
+}
