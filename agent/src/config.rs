@@ -52,6 +52,10 @@ pub struct AgentSection {
     /// How long jobs in hand may take to finish at shutdown before they go back to the queue.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Option<Duration>,
+    /// How often a pipeline looks for jobs stranded in its processing list (a BLMOVE whose
+    /// reply was lost); a job seen stranded on two sweeps in a row goes back to the queue.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -315,10 +319,18 @@ pub struct Config {
 
 pub const DEFAULT_MAX_CONCURRENT: u32 = 8;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
+/// Above the longest a slot waits for a BLMOVE reply, so a job in flight is never taken
+/// for stranded.
+pub const MIN_SWEEP_INTERVAL: Duration = Duration::from_secs(6);
 
 impl Config {
     pub fn max_concurrent(&self) -> u32 {
         self.agent.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT)
+    }
+
+    pub fn sweep_interval(&self) -> Duration {
+        self.agent.sweep_interval.unwrap_or(DEFAULT_SWEEP_INTERVAL)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -397,6 +409,16 @@ impl Config {
         }
         valid::labels("agent.labels", &self.agent.labels)
             .map_err(|e| field_err(e.field, e.message))?;
+        if self
+            .agent
+            .sweep_interval
+            .is_some_and(|d| d < MIN_SWEEP_INTERVAL)
+        {
+            return Err(field_err(
+                "agent.sweep_interval",
+                format!("must be at least {MIN_SWEEP_INTERVAL:?}"),
+            ));
+        }
         if self.agent.max_concurrent == Some(0) {
             return Err(field_err("agent.max_concurrent", "must be at least 1"));
         }

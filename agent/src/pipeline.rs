@@ -273,9 +273,6 @@ async fn recover(agent: &Agent, p: &Pipeline) {
     }
 }
 
-/// How often the sweeper looks for stranded jobs.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
-
 /// Gives back jobs stranded in our processing list: a BLMOVE whose reply was lost (Redis
 /// paused or restarted mid-call) moved a job no slot knows of. A job in the list but in no
 /// slot's hand on two sweeps in a row is stranded — no reply takes that long — and goes back
@@ -285,7 +282,7 @@ async fn sweep(agent: Arc<Agent>, p: Arc<Pipeline>) {
     let mut conn = SlotConn::default();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            _ = tokio::time::sleep(agent.config.sweep_interval()) => {}
             _ = p.stop.cancelled() => return,
         }
         let listed = match conn.get(&agent).await {
@@ -310,17 +307,29 @@ async fn sweep(agent: Arc<Agent>, p: Arc<Pipeline>) {
                 })
                 .collect()
         };
-        for (job, n) in &stranded {
-            let before = suspects.get(job).copied().unwrap_or(0);
-            for _ in 0..before.min(*n) {
-                if let Ok(c) = conn.get(&agent).await {
-                    if queue::give_back(c, &p.keys, job).await.unwrap_or(false) {
-                        tracing::warn!(pipeline = %p.config.id, "gave back a stranded job");
+        let mut next = HashMap::new();
+        for (job, n) in stranded {
+            let before = suspects.get(&job).copied().unwrap_or(0);
+            let mut given = 0;
+            for _ in 0..before.min(n) {
+                let Ok(c) = conn.get(&agent).await else { break };
+                match queue::give_back(c, &p.keys, &job).await {
+                    Ok(true) => given += 1,
+                    Ok(false) => {}
+                    Err(_) => {
+                        conn.reset();
+                        break;
                     }
                 }
             }
+            if given > 0 {
+                tracing::warn!(pipeline = %p.config.id, jobs = given, "gave back stranded jobs (a lost BLMOVE reply)");
+            }
+            if n > given {
+                next.insert(job, n - given);
+            }
         }
-        suspects = stranded;
+        suspects = next;
     }
 }
 

@@ -131,6 +131,11 @@ impl Redis {
             .await
     }
 
+    /// A connection, or `None` while the server is down.
+    pub async fn conn_checked(&self) -> Option<MultiplexedConnection> {
+        self.try_conn().await.ok()
+    }
+
     pub async fn conn(&self) -> MultiplexedConnection {
         self.try_conn().await.unwrap()
     }
