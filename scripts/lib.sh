@@ -59,9 +59,35 @@ build_release() {
   ensure_wasm_opt
   say "building (cargo leptos build --release)"
   (cd "$ROOT" && cargo leptos build --release)
+  say "building pipeline-agent (cargo build --release -p pipeline-agent)"
+  (cd "$ROOT" && cargo build --release --locked -p pipeline-agent)
   # Pre-compressed copies for a reverse proxy's gzip_static (deploy/nginx.conf).
   find "$ROOT/target/site/pkg" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' \) \
     -exec gzip -9 -k -f {} \;
+}
+
+# start_demo_agent NAME REDIS_PORT CONTROL_URL: one real pipeline-agent running the render
+# worker NAME's queue with scripts/demo-handler.sh (config and state in .run/agents/NAME).
+start_demo_agent() {
+  local name="$1" rport="$2" url="$3" dir="$ROOT/.run/agents/$1"
+  mkdir -p "$dir"
+  cat >"$dir/agent.yaml" <<YAML
+agent: { id: $name-agent, labels: { role: render, worker: $name, env: demo }, max_concurrent: 2, shutdown_grace: 5s }
+api: { listen: "127.0.0.1:$(free_port)" }
+logging: { level: info, format: text }
+pipelines:
+  - id: ${name%-render}
+    name: $name
+    queue: $name
+    handler: ["$ROOT/scripts/demo-handler.sh"]
+    timeout: 20s
+    max_retries: 2
+    concurrency: 1
+    kind: render
+    heartbeat_name: $name
+YAML
+  env CONFIG_DIR="$dir" REDIS_HOST=127.0.0.1 REDIS_PORT="$rport" ${AGENT_TOKEN:+CONTROL_PLANE_URL="$url"} \
+    "$ROOT/target/release/pipeline-agent" --config "$dir/agent.yaml" >"$dir/agent.log" 2>&1 &
 }
 
 # free_port: a TCP port nobody listens on.

@@ -15,14 +15,20 @@ PORT="${PORT:-3000}"
 RUN_DIR="$ROOT/.run"
 mkdir -p "$RUN_DIR"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+redis_pid=""
+# The agents finish their jobs in hand and settle them in Redis, so Redis goes last.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -z "$redis_pid" ] || { kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; } || true
+}
 trap cleanup EXIT INT TERM
 
 if [ -z "${REDIS_URL:-}" ]; then
   rport="$(free_port)"
   say "starting a private redis-server on 127.0.0.1:$rport"
   start_redis "$rport" "$RUN_DIR/redis"
-  pids+=($!)
+  redis_pid=$!
   export REDIS_URL="redis://127.0.0.1:$rport"
   DEMO="${DEMO:-1}"
 fi
@@ -38,9 +44,17 @@ fi
 
 BIN="$ROOT/target/release/agent-office"
 if [ "${DEMO:-0}" = 1 ]; then
-  say "starting the demo fleet (log: .run/demo.log)"
-  "$BIN" demo >"$RUN_DIR/demo.log" 2>&1 &
+  # The render workers are real pipeline-agents (their handler takes a few seconds and
+  # sometimes fails); the watcher and the trader are played by `agent-office demo`, which
+  # also produces the render jobs.
+  say "starting the demo fleet: 4 pipeline-agents + the simulated watcher and trader (logs: .run/)"
+  "$BIN" demo --simulate task-watcher,ai_trade >"$RUN_DIR/demo.log" 2>&1 &
   pids+=($!)
+  rport="${REDIS_URL##*:}"
+  for w in music-render video-render image-render insta-render; do
+    start_demo_agent "$w" "$rport" "http://127.0.0.1:$PORT"
+    pids+=($!)
+  done
 fi
 
 export_leptos_env "127.0.0.1:$PORT"

@@ -436,9 +436,9 @@ enum Step {
     GiveBack,
 }
 
-/// Runs a step that must happen for a job we hold until Redis takes it. Only when the agent
-/// exits does it give up: the job then stays in our processing list and the next start
-/// recovers it — never lost. Returns what became of a failed job.
+/// Runs a step that must happen for a job we hold until Redis takes it. Only when the
+/// shutdown grace is over does it give up: the job then stays in our processing list and the
+/// next start recovers it — never lost. Returns what became of a failed job.
 async fn settle(
     agent: &Agent,
     p: &Pipeline,
@@ -463,7 +463,7 @@ async fn settle(
             Err(e) => {
                 tracing::warn!(pipeline = %p.config.id, "settling a job failed, will retry: {e}");
                 conn.reset();
-                if !backoff.wait(&agent.exit).await {
+                if !backoff.wait(&agent.abort).await {
                     return None;
                 }
             }

@@ -82,6 +82,10 @@ pub struct DemoArgs {
     /// Length of one pass through every state.
     #[arg(long, env = "DEMO_PERIOD", default_value = "180s", value_parser = humantime::parse_duration)]
     pub period: Duration,
+    /// Only play these workers (comma-separated names); the render workers left out still get
+    /// jobs, for real `pipeline-agent`s to run (what `scripts/run.sh` does). Default: all.
+    #[arg(long, env = "DEMO_SIMULATE", value_delimiter = ',')]
+    pub simulate: Option<Vec<String>>,
 }
 
 /// The optional TOML file; every field may be left out.

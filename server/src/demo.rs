@@ -59,12 +59,18 @@ struct DemoWorker {
     last_state: String,
     last_beat: u64,
     job_seq: u64,
+    /// Simulated here; otherwise a real worker (a `pipeline-agent`) runs it and the demo only
+    /// produces its jobs.
+    simulated: bool,
 }
 
 /// Runs the demo fleet against `redis_url` until `shutdown`.
+/// `simulate` names the workers to play (all of the default fleet when `None`); the render
+/// workers left out still get jobs, for real agents to take.
 pub async fn run(
     redis_url: &str,
     period: Duration,
+    simulate: Option<&[String]>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -75,7 +81,6 @@ pub async fn run(
     let mut workers: Vec<DemoWorker> = default_fleet()
         .into_iter()
         .map(|spec| DemoWorker {
-            name: spec.name,
             kind: spec.kind,
             jobs_done: 0,
             jobs_failed: 0,
@@ -84,6 +89,8 @@ pub async fn run(
             last_state: String::new(),
             last_beat: 0,
             job_seq: 0,
+            simulated: simulate.is_none_or(|names| names.contains(&spec.name)),
+            name: spec.name,
         })
         .collect();
     tracing::info!(period = ?period, "demo fleet writing to Redis");
@@ -126,7 +133,7 @@ async fn step(
     let now = scene(t, period);
     let period_s = period.as_secs().max(1);
     let mut writes = redis::pipe();
-    if second.is_multiple_of(period_s) {
+    if second.is_multiple_of(period_s) && workers.iter().any(|w| w.simulated && w.name == FAILING) {
         // A new pass: the failed jobs were dealt with.
         writes.del(keys::dead_letter(FAILING)).ignore();
     }
@@ -141,6 +148,12 @@ async fn step(
     }
     let mut rng = rand::rng();
     for w in workers.iter_mut() {
+        if w.kind == WorkerKind::Render {
+            produce(w, &mut rng, &mut writes);
+        }
+        if !w.simulated {
+            continue;
+        }
         let beating = w.name != FLAKY || now.flaky_beating;
         let state = match w.kind {
             WorkerKind::Render => {
@@ -192,15 +205,6 @@ async fn render_step(
 ) -> Result<&'static str, RedisCallError> {
     let q = w.name.clone();
     let processing = keys::processing(&q, "demo");
-    if rng.random_bool(arrival_rate(&q)) {
-        w.job_seq += 1;
-        let job = format!(
-            r#"{{"id":"{q}-{}","submitted_at":"{}"}}"#,
-            w.job_seq,
-            format_ts(Utc::now())
-        );
-        writes.lpush(keys::queue(&q), job).ignore();
-    }
     if let Some((job, left)) = w.in_flight.take() {
         if left > 1 {
             w.in_flight = Some((job, left - 1));
@@ -232,6 +236,20 @@ async fn render_step(
         }
         None => "idle",
     })
+}
+
+/// New work arrives at a render worker's queue now and then.
+fn produce(w: &mut DemoWorker, rng: &mut impl Rng, writes: &mut redis::Pipeline) {
+    let q = &w.name;
+    if rng.random_bool(arrival_rate(q)) {
+        w.job_seq += 1;
+        let job = format!(
+            r#"{{"id":"{q}-{}","submitted_at":"{}"}}"#,
+            w.job_seq,
+            format_ts(Utc::now())
+        );
+        writes.lpush(keys::queue(q), job).ignore();
+    }
 }
 
 fn arrival_rate(queue: &str) -> f64 {

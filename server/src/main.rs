@@ -15,7 +15,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Demo(demo)) => {
-            server::demo::run(&cli.serve.redis_url, demo.period, server::shutdown_signal()).await
+            server::demo::run(
+                &cli.serve.redis_url,
+                demo.period,
+                demo.simulate.as_deref(),
+                server::shutdown_signal(),
+            )
+            .await
         }
         Some(Command::Sink(sink)) => server::sink::run(sink.addr, server::shutdown_signal()).await,
         Some(Command::Serve) | None => {
