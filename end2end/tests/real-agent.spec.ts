@@ -17,7 +17,7 @@ async function press(page: Page, action: 'pause' | 'resume'): Promise<void> {
   await expect(page.locator('.flash.ok')).toContainText(`${action}_pipeline image on real-agent`);
   const target = page.locator('table.ledger li.target[data-agent="real-agent"]').first();
   await expect(target).toHaveAttribute('data-state', 'succeeded');
-  await expect(target).toContainText('via pubsub');
+  await expect(target).toContainText('via pub/sub');
 }
 
 test.beforeEach(async () => {

@@ -200,7 +200,19 @@ impl Config {
         }
         let mut names = std::collections::HashSet::new();
         for w in &self.workers {
-            anyhow::ensure!(!w.name.is_empty(), "a registered worker has an empty name");
+            anyhow::ensure!(
+                shared::keys::is_valid_name(&w.name),
+                "worker {:?}: a name is 1 to {} ASCII letters, digits and . _ - : @ / {{ }}",
+                w.name,
+                shared::keys::MAX_NAME_LEN
+            );
+            if let Some(q) = &w.queue {
+                anyhow::ensure!(
+                    shared::keys::is_valid_name(q),
+                    "worker {:?}: queue {q:?} breaks the name rule (letters, digits, . _ - : @ / {{ }})",
+                    w.name
+                );
+            }
             anyhow::ensure!(
                 w.kind != WorkerKind::Unknown,
                 "worker {:?}: kind must be render, watcher or trader",

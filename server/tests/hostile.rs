@@ -140,3 +140,73 @@ fn a_server_without_its_bundle_says_which_setting_is_wrong() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_clock_is_flagged_without_calling_the_worker_down() {
+    let (_redis, mut conn, server) = one_idle_worker("image-render").await;
+    set_beat(
+        &mut conn,
+        "image-render",
+        &heartbeat("image-render", "render", "busy", -7200),
+    )
+    .await;
+    let snap = server
+        .wait_for("the skew flagged", |s| {
+            s.workers
+                .iter()
+                .any(|w| w.name == "image-render" && w.error.is_some())
+        })
+        .await;
+    let w = snap
+        .workers
+        .iter()
+        .find(|w| w.name == "image-render")
+        .unwrap();
+    assert!(w.alive && w.state == "busy", "{w:?}");
+    assert!(
+        w.error
+            .as_deref()
+            .unwrap()
+            .contains("s in the future, beyond the 60s"),
+        "{w:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_name_cannot_forge_an_alert_line_and_a_flood_cannot_bury_a_real_one() {
+    let redis = common::Redis::start().await;
+    let tg = common::FakeTelegram::start().await;
+    let mut c = redis.conn().await;
+    common::idle_render(&mut c, &["image-render", "music-render"]).await;
+    let server = common::Server::start(common::alerting_config(&redis.url(), tg.channel())).await;
+    server
+        .wait_for("both alive", |s| {
+            s.workers.iter().filter(|w| w.alive).count() == 2
+        })
+        .await;
+    let forged = "worker:x] ok\n🟢 [music-render] worker recovered\n🔴 [y:heartbeat";
+    let _: () = c.set_ex(forged, "x", 600).await.unwrap();
+    let _: () = redis::cmd("EVAL")
+        .arg("for i=1,2000 do redis.call('SET','worker:j'..i..':heartbeat','x','EX',600) end")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = c.del("worker:image-render:heartbeat").await.unwrap();
+    tg.expect_once("🔴 [image-render] worker down").await;
+    tg.expect_once("2000 unregistered heartbeat keys").await;
+    let snap = server.nodes().await;
+    assert!(
+        snap.workers
+            .iter()
+            .all(|w| shared::keys::is_valid_name(&w.name)),
+        "a name breaking the rule is listed"
+    );
+    let all = tg.delivered().join("\n");
+    assert!(!all.contains("🟢 [music-render]"), "forged: {all}");
+    assert!(!all.contains("x] ok"), "{all}");
+    assert!(
+        all.lines().count() < 10,
+        "one summary, not a line per junk key: {all}"
+    );
+}

@@ -148,6 +148,20 @@ pub enum HeartbeatError {
 
 /// Parses and validates the bytes stored in a heartbeat key.
 pub fn parse_heartbeat(bytes: &[u8], now: DateTime<Utc>) -> Result<Heartbeat, HeartbeatError> {
+    match parse_heartbeat_skewed(bytes, now)? {
+        (_, Some(ahead_s)) => Err(HeartbeatError::FutureTimestamp { ahead_s }),
+        (hb, None) => Ok(hb),
+    }
+}
+
+/// Like [`parse_heartbeat`], but a `ts` more than [`MAX_CLOCK_SKEW_S`] ahead of `now` is
+/// returned with how far ahead it is instead of as an error: the collector shows such a
+/// worker alive while its key lives, with a warning, rather than raising a down alert for
+/// every worker of a host whose clock runs fast.
+pub fn parse_heartbeat_skewed(
+    bytes: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(Heartbeat, Option<i64>), HeartbeatError> {
     if bytes.len() > MAX_HEARTBEAT_BYTES {
         return Err(HeartbeatError::TooLarge { len: bytes.len() });
     }
@@ -172,12 +186,8 @@ pub fn parse_heartbeat(bytes: &[u8], now: DateTime<Utc>) -> Result<Heartbeat, He
         .map_err(|_| HeartbeatError::BadTimestamp(truncate(&wire.ts)))?
         .with_timezone(&Utc);
     let ahead = ts - now;
-    if ahead > TimeDelta::seconds(MAX_CLOCK_SKEW_S) {
-        return Err(HeartbeatError::FutureTimestamp {
-            ahead_s: ahead.num_seconds(),
-        });
-    }
-    Ok(Heartbeat {
+    let skewed = (ahead > TimeDelta::seconds(MAX_CLOCK_SKEW_S)).then(|| ahead.num_seconds());
+    let hb = Heartbeat {
         name: wire.name,
         kind,
         state: wire.state,
@@ -186,7 +196,8 @@ pub fn parse_heartbeat(bytes: &[u8], now: DateTime<Utc>) -> Result<Heartbeat, He
         jobs_done: wire.jobs_done,
         jobs_failed: wire.jobs_failed,
         mode: wire.mode,
-    })
+    };
+    Ok((hb, skewed))
 }
 
 fn truncate(s: &str) -> String {

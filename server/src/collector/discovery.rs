@@ -31,6 +31,8 @@ pub struct Discovery {
     /// vanishes whenever it empties; remembering it keeps the next job visible at once.
     last_seen: HashMap<String, Instant>,
     lists_seen: HashMap<String, Instant>,
+    /// The last pass stopped at [`MAX_DISCOVERED`] (said once, when it starts).
+    capped: bool,
 }
 
 impl Discovery {
@@ -48,6 +50,7 @@ impl Discovery {
             metrics,
             last_seen: HashMap::new(),
             lists_seen: HashMap::new(),
+            capped: false,
         };
         (discovery, rx)
     }
@@ -82,8 +85,17 @@ impl Discovery {
             self.conn = Some(connect(&self.client, timeout).await?);
         }
         let conn = self.conn.as_mut().ok_or(RedisCallError::Timeout(timeout))?;
-        let beats = scan(conn, "worker:*:heartbeat", timeout).await?;
-        let lists = scan(conn, "processing:queue:*", timeout).await?;
+        let (beats, full_b) = scan(conn, "worker:*:heartbeat", timeout, MAX_DISCOVERED).await?;
+        let (lists, full_l) = scan(conn, "processing:queue:*", timeout, MAX_DISCOVERED).await?;
+        if (full_b || full_l) != self.capped {
+            self.capped = full_b || full_l;
+            if self.capped {
+                tracing::warn!(
+                    cap = MAX_DISCOVERED,
+                    "discovery stopped at its cap: more heartbeat keys or processing lists than it keeps"
+                );
+            }
+        }
         Ok(collect(&beats, &lists))
     }
 
@@ -127,12 +139,15 @@ fn remember(
     names
 }
 
-/// A full SCAN for one pattern; keys that are not UTF-8 are skipped.
+/// A SCAN for one pattern, stopping once `cap` keys are collected (so a flood of keys cannot
+/// grow memory during a pass); keys that are not UTF-8 are skipped. Says whether it stopped
+/// at the cap.
 async fn scan(
     conn: &mut MultiplexedConnection,
     pattern: &str,
     timeout: Duration,
-) -> Result<Vec<String>, RedisCallError> {
+    cap: usize,
+) -> Result<(Vec<String>, bool), RedisCallError> {
     let mut cursor: u64 = 0;
     let mut out = Vec::new();
     loop {
@@ -145,8 +160,12 @@ async fn scan(
         let (next, keys): (u64, Vec<Vec<u8>>) =
             with_timeout(timeout, cmd.query_async(conn)).await?;
         out.extend(keys.into_iter().filter_map(|k| String::from_utf8(k).ok()));
+        if out.len() >= cap {
+            out.truncate(cap);
+            return Ok((out, true));
+        }
         if next == 0 {
-            return Ok(out);
+            return Ok((out, false));
         }
         cursor = next;
     }

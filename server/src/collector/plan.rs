@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use redis::Value;
-use shared::heartbeat::{parse_heartbeat, WorkerKind, ALIVE_WINDOW_S, MAX_HEARTBEAT_BYTES};
+use shared::heartbeat::{
+    parse_heartbeat_skewed, WorkerKind, ALIVE_WINDOW_S, MAX_CLOCK_SKEW_S, MAX_HEARTBEAT_BYTES,
+};
 use shared::keys;
 use shared::nodes::{derive_links, format_ts, paused_reason, NodesSnapshot, WorkerView};
 
@@ -245,7 +247,7 @@ pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> Nod
         .enumerate()
         .map(|(i, pw)| {
             let raw = reading.heartbeats.get(i).and_then(|v| v.as_deref());
-            let parsed = raw.map(|b| parse_heartbeat(b, now));
+            let parsed = raw.map(|b| parse_heartbeat_skewed(b, now));
             let mut view = WorkerView {
                 queue_depth: count(&reading.queue_len, pw.queue),
                 dead_letter: count(&reading.dead_len, pw.queue),
@@ -255,7 +257,21 @@ pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> Nod
                 ..WorkerView::down(pw.name.clone(), pw.kind.unwrap_or(WorkerKind::Unknown))
             };
             match parsed {
-                Some(Ok(hb)) => {
+                Some(Ok((hb, Some(ahead_s)))) => {
+                    // A fast clock, not a dead worker: alive while the key (with its TTL) lives.
+                    view.kind = pw.kind.unwrap_or(hb.kind);
+                    view.alive = true;
+                    view.state = hb.state;
+                    view.mode = hb.mode;
+                    view.last_beat_age_s = Some(0);
+                    view.jobs_done = hb.jobs_done;
+                    view.jobs_failed = hb.jobs_failed;
+                    view.last_job_at = hb.last_job_at;
+                    view.error = Some(format!(
+                        "heartbeat ts is {ahead_s}s in the future, beyond the {MAX_CLOCK_SKEW_S}s allowed clock skew: check the clock of the host that writes it"
+                    ));
+                }
+                Some(Ok((hb, None))) => {
                     let age = hb.age_s(now);
                     view.kind = pw.kind.unwrap_or(hb.kind);
                     view.last_beat_age_s = Some(age);
