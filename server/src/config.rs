@@ -75,6 +75,8 @@ pub struct ServeArgs {
     pub alerts: AlertArgs,
     #[command(flatten)]
     pub control: ControlArgs,
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +142,8 @@ pub struct Config {
     pub workers: Vec<WorkerSpec>,
     pub alerts: AlertConfig,
     pub control: ControlConfig,
+    /// Connection and stream caps, idle timeout, shutdown deadline.
+    pub limits: crate::limits::Limits,
 }
 
 impl Config {
@@ -154,6 +158,7 @@ impl Config {
             workers: default_fleet(),
             alerts: AlertConfig::default(),
             control: ControlConfig::default(),
+            limits: crate::limits::Limits::default(),
         }
     }
 
@@ -184,6 +189,7 @@ impl Config {
             alerts: AlertConfig::resolve(&args.alerts, &file.alert_args())?,
             control: ControlConfig::resolve(&args.control, file.control.as_ref())?,
             workers: file.workers.unwrap_or(defaults.workers),
+            limits: crate::limits::Limits::resolve(&args.limits, crate::limits::nofile())?,
             redis_url: defaults.redis_url,
         };
         config.validate()?;

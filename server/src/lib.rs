@@ -8,12 +8,13 @@ pub mod collector;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod limits;
 pub mod metrics;
 pub mod redis_conn;
 pub mod sink;
 pub mod state;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -21,6 +22,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -87,22 +89,36 @@ pub async fn run(
         metrics,
         control,
         closing: stop.clone(),
+        streams: Arc::new(tokio::sync::Semaphore::new(config.limits.max_streams)),
     };
     let stop_http = stop.clone();
-    let served = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        tokio::select! {
-            _ = shutdown => {}
-            _ = stop_http.cancelled() => {}
+    // tap_io (doing nothing) gives the limited listener axum's ConnectInfo<SocketAddr>.
+    let listener = limits::LimitedListener::new(listener, &config.limits).tap_io(|_| {});
+    let mut served = tokio::spawn(
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stop_http.cancelled() => {}
+            }
+            // Ends the push streams, which would otherwise hold the shutdown open.
+            stop_http.cancel();
+        })
+        .into_future(),
+    );
+    let deadline = config.limits.shutdown_deadline;
+    let served = tokio::select! {
+        r = &mut served => r.context("the HTTP task")?.context("serving HTTP"),
+        () = async { stop.cancelled().await; tokio::time::sleep(deadline).await } => {
+            // A slow client must not hold the process: what is still open is dropped.
+            tracing::warn!(?deadline, "open connections outlived the shutdown deadline; closing them");
+            served.abort();
+            Ok(())
         }
-        // Ends the push streams, which would otherwise hold the shutdown open.
-        stop_http.cancel();
-    })
-    .await
-    .context("serving HTTP");
+    };
     stop.cancel();
     tasks.wait().await;
     served

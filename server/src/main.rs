@@ -25,6 +25,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Sink(sink)) => server::sink::run(sink.addr, server::shutdown_signal()).await,
         Some(Command::Serve) | None => {
+            // Before the defaults are read from it: the connection caps follow this limit.
+            let nofile = server::limits::raise_nofile();
             let config = Config::from_args(&cli.serve)?;
             let leptos = leptos::config::get_configuration(None).context(
                 "reading the LEPTOS_* settings (outside cargo-leptos set LEPTOS_OUTPUT_NAME, \
@@ -41,6 +43,9 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(
                 redis = %server::config::redact(&config.redis_url),
                 workers = config.workers.len(),
+                nofile,
+                max_connections = config.limits.max_connections,
+                max_streams = config.limits.max_streams,
                 "dashboard on http://{addr}/infra"
             );
             server::run(config, leptos_options, listener, server::shutdown_signal()).await

@@ -21,4 +21,6 @@ pub struct AppState {
     /// Cancelled when the server starts shutting down, so long-lived responses (the push
     /// stream) end and the graceful shutdown does not wait for them.
     pub closing: CancellationToken,
+    /// One permit per open push stream (`MAX_STREAMS`).
+    pub streams: Arc<tokio::sync::Semaphore>,
 }

@@ -210,3 +210,148 @@ async fn a_key_name_cannot_forge_an_alert_line_and_a_flood_cannot_bury_a_real_on
         "one summary, not a line per junk key: {all}"
     );
 }
+
+/// The release binary under `ulimit -n <nofile>`, configured by env as the README deploys it.
+struct Limited {
+    child: std::process::Child,
+    base: String,
+    port: u16,
+}
+
+impl Limited {
+    async fn start(redis_url: &str, nofile: u32, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\""))
+            .arg(common::server_binary())
+            .env("REDIS_URL", redis_url)
+            .env("API_ONLY", "true")
+            .env("RUST_LOG", "warn")
+            .env("LEPTOS_OUTPUT_NAME", "agent-office")
+            .env("LEPTOS_SITE_ROOT", "target/site")
+            .env("LEPTOS_SITE_PKG_DIR", "pkg")
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .envs(env.iter().copied())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while reqwest::get(format!("{base}/healthz")).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self { child, base, port }
+    }
+
+    /// Opens a raw connection, sends `request` and reads the status code (None: no answer
+    /// within `wait`). The connection is returned open.
+    async fn status(
+        &self,
+        request: &str,
+        wait: std::time::Duration,
+    ) -> (Option<u16>, tokio::net::TcpStream) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 12];
+        let code = match tokio::time::timeout(wait, s.read_exact(&mut buf)).await {
+            Ok(Ok(_)) => std::str::from_utf8(&buf[9..12])
+                .ok()
+                .and_then(|c| c.parse().ok()),
+            _ => None,
+        };
+        (code, s)
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const STREAM: &str = "GET /api/agent-office/nodes/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_256_open_files_300_streams_get_a_clear_503_and_the_api_keeps_answering() {
+    use std::time::Duration;
+    let (redis, _conn, _server) = one_idle_worker("image-render").await;
+    let srv = Limited::start(&redis.url(), 256, &[]).await;
+    let mut open = Vec::new();
+    let (mut ok, mut busy) = (0, 0);
+    for _ in 0..300 {
+        let (code, s) = srv.status(STREAM, Duration::from_secs(5)).await;
+        match code {
+            Some(200) => {
+                ok += 1;
+                open.push(s);
+            }
+            Some(503) => busy += 1, // dropped: the client goes away, as a page would poll
+            other => panic!("a stream got {other:?}"),
+        }
+    }
+    // 256 open files: 192 connections, 96 streams (README "Bounded clients")
+    assert_eq!((ok, busy), (96, 204));
+    let health = reqwest::get(format!("{}/healthz", srv.base)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let nodes = reqwest::get(format!("{}/api/agent-office/nodes", srv.base))
+        .await
+        .unwrap();
+    assert_eq!(nodes.status(), 200);
+    let body: shared::NodesSnapshot = nodes.json().await.unwrap();
+    assert!(body.redis_ok, "the collector's Redis connection works");
+    drop(open);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_dropped_and_cannot_hold_shutdown_past_its_deadline() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncReadExt;
+    let redis = common::Redis::start().await;
+    let mut srv = Limited::start(
+        &redis.url(),
+        1024,
+        &[("IDLE_TIMEOUT", "2s"), ("SHUTDOWN_DEADLINE", "1s")],
+    )
+    .await;
+    // half a request, then silence: closed after the idle timeout
+    let (code, mut s) = srv
+        .status("GET /healthz HTTP/1.1\r\n", Duration::from_millis(100))
+        .await;
+    assert_eq!(code, None);
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    let waited = t.elapsed();
+    assert!(waited < Duration::from_secs(5), "held {waited:?}");
+
+    // a stream and a half-sent request open at SIGTERM: the process still exits in time
+    let (code, _stream) = srv.status(STREAM, Duration::from_secs(5)).await;
+    assert_eq!(code, Some(200));
+    let (_, _slow) = srv
+        .status("GET /healthz HTTP/1.1\r\n", Duration::from_millis(100))
+        .await;
+    let t = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &srv.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = srv.child.wait().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
+    assert!(status.success(), "{status:?}");
+}

@@ -24,6 +24,9 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("body is larger than {0} bytes")]
     TooLarge(usize),
+    /// A cap is reached (503); the message says which and what to do instead.
+    #[error("{0}")]
+    Busy(String),
     #[error("Redis is unreachable; nothing was changed")]
     Redis(#[from] RedisCallError),
     #[error("internal error")]
@@ -40,7 +43,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Redis(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Redis(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -2,6 +2,7 @@
 //! and `GET /api/agent-office/nodes/stream`, which tells a page when to ask again.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -11,7 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::Stream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+use super::error::ApiError;
 
 use crate::collector::SnapshotRx;
 use crate::state::AppState;
@@ -32,8 +36,16 @@ pub fn router() -> Router<AppState> {
 async fn stream(
     State(rx): State<SnapshotRx>,
     State(closing): State<CancellationToken>,
-) -> impl IntoResponse {
-    let events = changes(rx, closing);
+    State(streams): State<Arc<Semaphore>>,
+) -> Response {
+    // At the cap a clear 503: the page falls back to polling, the rest of the API is untouched.
+    let Ok(slot) = streams.try_acquire_owned() else {
+        return ApiError::Busy(
+            "too many open push streams (MAX_STREAMS); poll /api/agent-office/nodes instead".into(),
+        )
+        .into_response();
+    };
+    let events = changes(rx, closing, slot);
     (
         // nginx would otherwise buffer the stream (deploy/nginx.conf also turns buffering off).
         [(
@@ -42,13 +54,16 @@ async fn stream(
         )],
         Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
     )
+        .into_response()
 }
 
+/// The stream holds `slot` (its MAX_STREAMS permit) until it ends.
 fn changes(
     rx: SnapshotRx,
     closing: CancellationToken,
+    slot: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold((rx, None::<u64>), move |(mut rx, sent)| {
+    futures::stream::unfold((rx, None::<u64>, slot), move |(mut rx, sent, slot)| {
         let closing = closing.clone();
         async move {
             loop {
@@ -59,7 +74,7 @@ fn changes(
                 if sent != Some(digest) {
                     let data = serde_json::json!({ "generated_at": at }).to_string();
                     let event = Event::default().event("changed").data(data);
-                    return Some((Ok(event), (rx, Some(digest))));
+                    return Some((Ok(event), (rx, Some(digest), slot)));
                 }
                 tokio::select! {
                     changed = rx.changed() => {
