@@ -239,8 +239,8 @@ async fn the_webhook_channel_gets_each_batch_as_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_lease_holder_records_and_the_outbox_stays_bounded() {
-    use server::alerts::store::{Store, OUTBOX};
+async fn only_the_lease_holder_records_once_and_the_outbox_stays_bounded() {
+    use server::alerts::store::{Committed, Store, OUTBOX};
     use server::alerts::{Alert, AlertKind, BatchRecord, Delivery, Memory};
 
     let redis = Redis::start().await;
@@ -281,10 +281,10 @@ async fn only_the_lease_holder_records_and_the_outbox_stays_bounded() {
     let memory = Memory::default();
     assert_eq!(
         store
-            .commit("b", &memory, Some((&record, &deliveries)))
+            .commit("b", 0, &memory, Some((&record, &deliveries)))
             .await
             .unwrap(),
-        None
+        Committed::NotLeader
     );
     let mut c = redis.conn().await;
     let len: usize = c.llen(OUTBOX).await.unwrap();
@@ -292,10 +292,13 @@ async fn only_the_lease_holder_records_and_the_outbox_stays_bounded() {
 
     assert_eq!(
         store
-            .commit("a", &memory, Some((&record, &deliveries)))
+            .commit("a", 0, &memory, Some((&record, &deliveries)))
             .await
             .unwrap(),
-        Some(2)
+        Committed::Done {
+            generation: 1,
+            dropped: 2
+        }
     );
     let kept: Vec<String> = c.lrange(OUTBOX, 0, -1).await.unwrap();
     assert_eq!(kept.len(), 3);
@@ -303,6 +306,36 @@ async fn only_the_lease_holder_records_and_the_outbox_stays_bounded() {
         kept[0].contains("part 2") && kept[2].contains("part 4"),
         "the newest are kept: {kept:?}"
     );
-    assert_eq!(store.load_memory().await.unwrap(), Some(memory));
-    assert_eq!(store.recent().await.unwrap(), vec![record]);
+    assert_eq!(
+        store.load_memory().await.unwrap(),
+        (Some(memory.clone()), 1)
+    );
+    assert_eq!(store.recent().await.unwrap(), vec![record.clone()]);
+
+    // The same commit again (its reply was lost, the evaluator retries from what it read):
+    // refused, nothing sent twice.
+    let _: () = c.del(OUTBOX).await.unwrap();
+    assert_eq!(
+        store
+            .commit("a", 0, &memory, Some((&record, &deliveries)))
+            .await
+            .unwrap(),
+        Committed::Moved
+    );
+    let len: usize = c.llen(OUTBOX).await.unwrap();
+    assert_eq!(len, 0, "a retried commit that had landed enqueues nothing");
+
+    // A key of the wrong type fails the commit before anything is written: memory unchanged.
+    let _: () = c.set(OUTBOX, "not a list").await.unwrap();
+    let mut moved = memory.clone();
+    moved.workers.insert("w".into(), Default::default());
+    assert!(store
+        .commit("a", 1, &moved, Some((&record, &deliveries)))
+        .await
+        .is_err());
+    assert_eq!(
+        store.load_memory().await.unwrap(),
+        (Some(memory), 1),
+        "a failed commit leaves the memory as it was"
+    );
 }

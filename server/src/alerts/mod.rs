@@ -26,12 +26,14 @@ pub use shared::alerts::{Alert, AlertKind, AlertsView, BatchRecord};
 use crate::collector::SnapshotRx;
 use crate::metrics::Metrics;
 use crate::redis_conn::connect;
-use store::Store;
+use store::{Committed, Store};
 
 /// Alerts decided while Redis was unreachable wait here (they cannot reach the outbox). Capped.
 const BLIND_QUEUE_CAP: usize = 100;
 /// Longest wait between two tries of a transient failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// At shutdown, how long the lease waits for a send in flight (above the HTTP timeout).
+const SETTLE_BEFORE_RELEASE: Duration = Duration::from_secs(12);
 
 pub type AlertsRx = watch::Receiver<Arc<AlertsView>>;
 
@@ -49,6 +51,9 @@ struct Shared {
     me: Arc<str>,
     leader: Arc<AtomicBool>,
     blind: Arc<Mutex<VecDeque<Delivery>>>,
+    /// Held by the sender from taking a delivery until it is settled in Redis, so a shutdown
+    /// gives the lease up only once no send is in flight (a new leader would send it again).
+    sending: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Shared {
@@ -97,6 +102,7 @@ pub fn spawn(
         metrics,
         leader: Arc::new(AtomicBool::new(false)),
         blind: Arc::new(Mutex::new(VecDeque::new())),
+        sending: Arc::new(tokio::sync::Mutex::new(())),
     };
     tracing::info!(channels = ?names, instance = %shared.me, "alerts on");
     tasks.spawn(evaluator(shared.clone(), nodes, view_tx, stop.clone()));
@@ -121,7 +127,10 @@ async fn evaluator(
         dead_letter_threshold: cfg.dead_letter_threshold,
     };
     let mut store: Option<Store> = None;
-    let mut memory: Option<Memory> = None;
+    // The rule memory and the generation it was stored at; None: read it from Redis first.
+    let mut memory: Option<(Memory, u64)> = None;
+    // The last commit's outcome is unknown (or the memory moved): read it before judging.
+    let mut reload = false;
     let mut lease_tick = tokio::time::interval(cfg.lease / 3);
     let mut eval_tick = tokio::time::interval(cfg.interval);
     let mut view_tick = tokio::time::interval(Duration::from_secs(2));
@@ -162,7 +171,27 @@ async fn evaluator(
             }
             _ = eval_tick.tick() => {
                 if !shared.leader.load(Ordering::SeqCst) { continue; }
-                let Some(prev) = memory.clone() else { continue };
+                if reload && shared.store(&mut store).await.is_some() {
+                    // After a commit whose outcome is unknown, what Redis holds is the truth.
+                    // Unreadable now (Redis away): go on from what we had, which the blind
+                    // path needs; the next commit's generation check catches a landed one.
+                    if let Some(s) = store.as_mut() {
+                        match s.load_memory().await {
+                            Ok((m, generation)) => {
+                                let mut m = m.unwrap_or_default();
+                                // Whether Redis was reachable is this leader's own view, told
+                                // while blind and never recorded: keep it.
+                                if let Some((had, _)) = &memory {
+                                    m.redis_ok = had.redis_ok;
+                                }
+                                memory = Some((m, generation));
+                                reload = false;
+                            }
+                            Err(_) => store = None,
+                        }
+                    }
+                }
+                let Some((prev, generation)) = memory.clone() else { continue };
                 let snap = nodes.borrow().snapshot.clone();
                 let (next, alerts) = evaluate(&prev, &snap, rules);
                 if !snap.redis_ok {
@@ -174,15 +203,15 @@ async fn evaluator(
                             if blind.len() < BLIND_QUEUE_CAP { blind.push_back(d); }
                         }
                     }
-                    memory = Some(next);
+                    memory = Some((next, generation));
                     continue;
                 }
                 if shared.store(&mut store).await.is_none() { continue; }
                 let Some(s) = store.as_mut() else { continue };
                 let made = (!alerts.is_empty()).then(|| batch(&shared, &alerts));
-                let result = s.commit(&shared.me, &next, made.as_ref().map(|(r, d)| (r, d.as_slice()))).await;
+                let result = s.commit(&shared.me, generation, &next, made.as_ref().map(|(r, d)| (r, d.as_slice()))).await;
                 match result {
-                    Ok(Some(dropped)) => {
+                    Ok(Committed::Done { generation, dropped }) => {
                         if !alerts.is_empty() {
                             tracing::info!(alerts = alerts.len(), "alerts queued");
                         }
@@ -191,17 +220,23 @@ async fn evaluator(
                             let labels = crate::metrics::ChannelLabels { channel: "outbox".into() };
                             shared.metrics.alerts_failed.get_or_create(&labels).inc_by(dropped as u64);
                         }
-                        memory = Some(next);
+                        memory = Some((next, generation));
                     }
-                    Ok(None) => {
+                    Ok(Committed::NotLeader) => {
                         shared.leader.store(false, Ordering::SeqCst);
                         shared.metrics.alerts_leader.set(0);
                         memory = None;
                     }
-                    // Not recorded: the same transitions are found again next time.
+                    Ok(Committed::Moved) => {
+                        tracing::info!("alert memory moved since it was read (an earlier commit did land); reading it again");
+                        reload = true;
+                    }
+                    // Unknown whether it was recorded (a reply lost): read the memory again
+                    // before the next evaluation, so a commit that did land is not repeated.
                     Err(e) => {
-                        tracing::warn!(error = %e, "could not record alerts; retrying next interval");
+                        tracing::warn!(error = %e, "could not record alerts; reading the memory again next interval");
                         store = None;
+                        reload = true;
                     }
                 }
             }
@@ -216,22 +251,27 @@ async fn evaluator(
         }
     }
     if shared.leader.load(Ordering::SeqCst) {
-        if let Some(s) = store.as_mut() {
+        // A send in flight settles first (bounded by the HTTP timeout): released earlier, the
+        // next leader would re-queue and send it again.
+        let settled = tokio::time::timeout(SETTLE_BEFORE_RELEASE, shared.sending.lock()).await;
+        if settled.is_err() {
+            tracing::warn!("a send was still in flight at shutdown; the lease is left to expire");
+        } else if let Some(s) = store.as_mut() {
             let _ = s.release_lease(&shared.me).await;
         }
     }
 }
 
 /// On becoming the leader: the stored memory, and deliveries a previous leader left half-done.
-async fn take_over(s: &mut Store) -> Result<Memory, crate::redis_conn::RedisCallError> {
-    let memory = s.load_memory().await?;
+async fn take_over(s: &mut Store) -> Result<(Memory, u64), crate::redis_conn::RedisCallError> {
+    let (memory, generation) = s.load_memory().await?;
     let requeued = s.requeue_unfinished().await?;
     tracing::info!(
         requeued,
         fresh = memory.is_none(),
         "this replica now sends alerts"
     );
-    Ok(memory.unwrap_or_default())
+    Ok((memory.unwrap_or_default(), generation))
 }
 
 /// One cycle's alerts as a batch record and its deliveries: one message per channel, split
@@ -281,7 +321,26 @@ async fn sender(shared: Shared, stop: CancellationToken) {
     };
     let mut store: Option<Store> = None;
     let idle = Duration::from_millis(500);
+    // A delivery sent but not yet settled in Redis (its `finish` failed): settled before
+    // anything else is taken, so it neither sticks in flight nor goes out twice.
+    let mut unsettled: Option<(Vec<u8>, Delivery, String)> = None;
     while !stop.is_cancelled() {
+        if let Some((raw, d, state)) = unsettled.take() {
+            let _sending = shared.sending.lock().await;
+            let done = match shared.store(&mut store).await.and(store.as_mut()) {
+                Some(s) => {
+                    s.finish(&raw).await.is_ok()
+                        && s.set_delivery(&d.batch, &d.channel, &state).await.is_ok()
+                }
+                None => false,
+            };
+            if !done {
+                store = None;
+                unsettled = Some((raw, d, state));
+                sleep_or_stop(idle, &stop).await;
+            }
+            continue;
+        }
         let blind = shared
             .blind
             .lock()
@@ -296,6 +355,7 @@ async fn sender(shared: Shared, stop: CancellationToken) {
             continue;
         }
         let Some(s) = store.as_mut() else { continue };
+        let sending = shared.sending.lock().await;
         let raw = match s.take().await {
             Ok(Some(raw)) => raw,
             Ok(None) => {
@@ -318,14 +378,17 @@ async fn sender(shared: Shared, stop: CancellationToken) {
                 continue;
             }
         };
-        // None: stopped mid-retry; the entry stays in flight for the next leader.
+        // None: stopped or lost the lease mid-retry (not delivered); the entry stays in
+        // flight for the next leader, which re-queues it.
         if let Some((d, state)) = outcome {
             if s.finish(&raw).await.is_err()
                 || s.set_delivery(&d.batch, &d.channel, &state).await.is_err()
             {
                 store = None;
+                unsettled = Some((raw, d, state));
             }
         }
+        drop(sending);
     }
 }
 
@@ -361,6 +424,10 @@ async fn deliver(
                 return Some(format!("failed: {reason}"));
             }
             Err(DeliveryError::Retry { after, reason }) => {
+                if !shared.leader.load(Ordering::SeqCst) {
+                    // The lease is gone: the new leader re-queues this and sends it.
+                    return None;
+                }
                 shared.metrics.alerts_retried.get_or_create(&labels).inc();
                 let wait = after.unwrap_or(backoff);
                 tracing::info!(channel = %d.channel, %reason, ?wait, "alert delivery will be retried");

@@ -20,6 +20,9 @@ pub const OUTBOX: &str = "agent-office:alerts:outbox";
 pub const SENDING: &str = "agent-office:alerts:sending";
 pub const RECENT: &str = "agent-office:alerts:recent";
 pub const BATCHES: &str = "agent-office:alerts:batches";
+/// Bumped by every commit: a commit names the generation its memory was read at, so a retry
+/// of a commit that did happen (its reply lost) is refused instead of sent twice.
+pub const GENERATION: &str = "agent-office:alerts:generation";
 /// How many batches the recent list keeps.
 pub const RECENT_CAP: usize = 100;
 /// How many undelivered messages the outbox keeps. Beyond it (a channel down for days) the
@@ -32,9 +35,23 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// KEYS: leader, memory, outbox, recent, batches, generation. ARGV: me, memory, batch record
+/// (or ''), batch id, recent cap, outbox cap, the generation the memory was read at, then the
+/// deliveries. Returns 0 (not the leader), -1 (the memory moved since it was read: a commit
+/// whose reply was lost did happen, or another leader wrote), else 1 + messages dropped.
+/// Every key's type is checked before anything is written, and the memory goes last, so a
+/// failing step leaves the memory as it was and the same transitions are found again.
 const COMMIT: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
+if (redis.call('GET', KEYS[6]) or '0') ~= ARGV[7] then return -1 end
+for i, want in ipairs({'string', 'list', 'list', 'hash', 'string'}) do
+  local k = ({KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]})[i]
+  local t = redis.call('TYPE', k)['ok']
+  if t ~= 'none' and t ~= want then
+    return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a ' .. want)
+  end
+end
+local dropped = 0
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[5], ARGV[4], ARGV[3])
   redis.call('LPUSH', KEYS[4], ARGV[4])
@@ -42,14 +59,16 @@ if ARGV[3] ~= '' then
     redis.call('HDEL', KEYS[5], id)
   end
   redis.call('LTRIM', KEYS[4], 0, ARGV[5] - 1)
-  for i = 7, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+  for i = 8, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
   local over = redis.call('LLEN', KEYS[3]) - tonumber(ARGV[6])
   if over > 0 then
     redis.call('LTRIM', KEYS[3], over, -1)
-    return 1 + over
+    dropped = over
   end
 end
-return 1";
+redis.call('INCR', KEYS[6])
+redis.call('SET', KEYS[2], ARGV[2])
+return 1 + dropped";
 
 const SET_DELIVERY: &str = r"
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -58,6 +77,18 @@ local batch = cjson.decode(raw)
 batch['delivery'][ARGV[2]] = ARGV[3]
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(batch))
 return 1";
+
+/// What a commit did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committed {
+    /// Recorded; the memory is now at `generation`; the outbox cap dropped `dropped` messages.
+    Done { generation: u64, dropped: usize },
+    /// We no longer hold the lease: nothing written.
+    NotLeader,
+    /// The memory moved since we read it (an earlier commit of ours whose reply was lost did
+    /// happen, or another leader wrote): nothing written; read it again.
+    Moved,
+}
 
 pub struct Store {
     pub conn: MultiplexedConnection,
@@ -98,35 +129,40 @@ impl Store {
         self.call::<i64>(&release).await.map(|_| ())
     }
 
-    /// The stored memory; `None` on a brand-new Redis. Unreadable memory is logged and reset.
-    pub async fn load_memory(&mut self) -> Result<Option<Memory>, RedisCallError> {
-        let raw: Option<String> = self.call(redis::cmd("GET").arg(MEMORY)).await?;
-        Ok(raw.and_then(|r| match serde_json::from_str(&r) {
+    /// The stored memory (`None` on a brand-new Redis; unreadable memory is logged and reset)
+    /// and the generation it was written at, read together.
+    pub async fn load_memory(&mut self) -> Result<(Option<Memory>, u64), RedisCallError> {
+        let (raw, generation): (Option<String>, Option<u64>) = self
+            .call(redis::cmd("MGET").arg(MEMORY).arg(GENERATION))
+            .await?;
+        let memory = raw.and_then(|r| match serde_json::from_str(&r) {
             Ok(m) => Some(m),
             Err(e) => {
                 tracing::warn!(error = %e, "stored alert memory is unreadable; starting afresh");
                 None
             }
-        }))
+        });
+        Ok((memory, generation.unwrap_or(0)))
     }
 
     /// Records a new memory and, when there are alerts, the batch and its deliveries — only if
-    /// we still hold the lease. `None`: not the leader, nothing written; otherwise how many old
-    /// messages the outbox cap dropped.
+    /// we still hold the lease and the memory is still the one read at `generation`.
     pub async fn commit(
         &mut self,
         me: &str,
+        generation: u64,
         memory: &Memory,
         batch: Option<(&BatchRecord, &[Delivery])>,
-    ) -> Result<Option<usize>, RedisCallError> {
+    ) -> Result<Committed, RedisCallError> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(COMMIT)
-            .arg(5)
+            .arg(6)
             .arg(LEADER)
             .arg(MEMORY)
             .arg(OUTBOX)
             .arg(RECENT)
             .arg(BATCHES)
+            .arg(GENERATION)
             .arg(me)
             .arg(json(memory));
         match batch {
@@ -134,17 +170,29 @@ impl Store {
                 cmd.arg(json(record))
                     .arg(&record.id)
                     .arg(RECENT_CAP)
-                    .arg(self.outbox_cap);
+                    .arg(self.outbox_cap)
+                    .arg(generation.to_string());
                 for d in deliveries {
                     cmd.arg(json(d));
                 }
             }
             None => {
-                cmd.arg("").arg("").arg(RECENT_CAP).arg(self.outbox_cap);
+                cmd.arg("")
+                    .arg("")
+                    .arg(RECENT_CAP)
+                    .arg(self.outbox_cap)
+                    .arg(generation.to_string());
             }
         }
         let answer = self.call::<i64>(&cmd).await?;
-        Ok((answer >= 1).then(|| usize::try_from(answer - 1).unwrap_or(0)))
+        Ok(match answer {
+            0 => Committed::NotLeader,
+            -1 => Committed::Moved,
+            n => Committed::Done {
+                generation: generation + 1,
+                dropped: usize::try_from(n - 1).unwrap_or(0),
+            },
+        })
     }
 
     /// Moves deliveries a dead leader left half-done back to the head of the outbox.
