@@ -120,6 +120,18 @@ pipelines:
     assert_eq!(p["error_count"], 2);
     assert_eq!(p["processed_count"], 0);
     assert_eq!(llen(&mut c, "dead_letter:queue:hang").await, 1);
+    // the server's nodes view agrees: the worker is alive, degraded by its dead letter
+    let server = common::Server::start(common::Server::fast_config(&redis.url())).await;
+    let snap = server
+        .wait_for("the beat after the dead letter", |s| {
+            s.workers
+                .iter()
+                .any(|w| w.name == "hang" && w.alive && w.jobs_failed == 1)
+        })
+        .await;
+    let w = snap.workers.iter().find(|w| w.name == "hang").unwrap();
+    assert_eq!(w.dead_letter, 1);
+    assert_eq!(w.status(), shared::LinkStatus::Degraded);
     let left = std::process::Command::new("pgrep")
         .args(["-f", &marker])
         .output()

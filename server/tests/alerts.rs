@@ -339,3 +339,44 @@ async fn only_the_lease_holder_records_once_and_the_outbox_stays_bounded() {
         "a failed commit leaves the memory as it was"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lease_mid_retry_stops_and_the_message_goes_out_once() {
+    let redis = Redis::start().await;
+    let tg = FakeTelegram::start().await;
+    let mut c = redis.conn().await;
+    idle_render(&mut c, &["image-render"]).await;
+    let a = Server::start(alerting_config(&redis.url(), tg.channel())).await;
+    leader_of(&[&a]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Telegram is busy for a while: each attempt is told to come back in a second.
+    let busy = r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}"#;
+    tg.script
+        .lock()
+        .unwrap()
+        .extend((0..4).map(|_| (429, busy.to_string())));
+    let _: () = c.del("worker:image-render:heartbeat").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tg.seen.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no attempt made");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another replica holds the lease for 3 s: the first must stop sending, then on taking
+    // the lease back re-queue its half-done delivery — and the text still goes out once.
+    let _: () = redis::cmd("SET")
+        .arg(server::alerts::store::LEADER)
+        .arg("another-replica")
+        .arg("PX")
+        .arg(3000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    tg.expect_once("🔴 [image-render] worker down").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let n = tg
+        .delivered()
+        .iter()
+        .filter(|t| t.contains("[image-render] worker down"))
+        .count();
+    assert_eq!(n, 1, "{:?}", tg.delivered());
+}
