@@ -101,6 +101,33 @@ def wrk(url):
     return rps, lat
 
 
+def machine_line():
+    """`# machine: ...` — the machine and Redis a bench ran on, printed first."""
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    return f"# machine: {os.cpu_count()} cores, {cpu}; redis {version}"
+
+
+def start_redis(port, tmp):
+    """A private redis-server without persistence; returns its process once it answers."""
+    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
+    wait("redis", lambda: redis_info(port, "redis_version"))
+    return p
+
+
+def stop_all(procs, tmp):
+    """SIGTERM (after SIGCONT, in case a bench froze one) in reverse start order, then cleans up."""
+    for p in reversed(procs):
+        p.send_signal(signal.SIGCONT)
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def scenario(n, m):
     tmp = tempfile.mkdtemp(prefix="ao-bench-")
     rport, hport = free_port(), free_port()
@@ -181,8 +208,7 @@ def main():
     picked = SCENARIOS
     if len(sys.argv) > 1:
         picked = [tuple(int(x) for x in a.split(":")) for a in sys.argv[1:]]
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"# machine: {os.cpu_count()} cores, {cpu}; redis {subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}")
+    print(machine_line())
     for n, m in picked:
         r = scenario(n, m)
         print(json.dumps(r))

@@ -12,7 +12,7 @@ Prints, each beside a same-run reference and the ratio:
 import json, os, re, signal, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import BIN, ROOT, free_port, redis_info, resp, wait  # noqa: E402
+from bench import BIN, ROOT, machine_line, start_redis, stop_all, free_port, redis_info, resp, wait  # noqa: E402
 from bench_control import Resp, http, pipe  # noqa: E402
 
 AGENT_BIN = os.path.join(ROOT, "target", "release", "pipeline-agent")
@@ -85,16 +85,12 @@ def main():
     for b in (BIN, AGENT_BIN):
         if not os.path.exists(b):
             raise SystemExit(f"{b} missing: run scripts/bench-agent.sh (it builds first)")
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"# machine: {os.cpu_count()} cores, {cpu}; redis "
-          f"{subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}")
+    print(machine_line())
     tmp = tempfile.mkdtemp(prefix="ao-bench-agent-")
     rport = free_port()
     procs = []
     try:
-        procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                                       "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL))
-        wait("redis", lambda: redis_info(rport, "redis_version"))
+        procs.append(start_redis(rport, tmp))
 
         # 1. Throughput at three concurrencies, agent vs the Python loop.
         for conc in (1, 8, 32):
@@ -181,13 +177,7 @@ def main():
                           "reference_post_answer_ms_p50": round(sorted(ledger)[len(ledger) // 2], 1),
                           "ratio": round(lat[len(lat) // 2] / max(sorted(ledger)[len(ledger) // 2], 0.001), 1)}))
     finally:
-        for p in procs:
-            try:
-                p.send_signal(signal.SIGTERM)
-                p.wait(timeout=30)
-            except Exception:
-                p.kill()
-        subprocess.run(["rm", "-rf", tmp])
+        stop_all(procs, tmp)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ Prints, each beside a same-run reference and the ratio:
 import json, os, signal, socket, subprocess, sys, tempfile, threading, time, shutil, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import BIN, ROOT, free_port, heartbeat, metric, redis_info, resp, wait  # noqa: E402
+from bench import BIN, ROOT, machine_line, start_redis, stop_all, free_port, heartbeat, metric, redis_info, resp, wait  # noqa: E402
 
 OPERATOR = "bench-operator-token-0123456789"
 AGENT = "bench-agent-token-0123456789"
@@ -137,16 +137,12 @@ def main():
         raise SystemExit(f"{BIN} missing: run scripts/bench-control.sh (it builds first)")
     agents = int(os.environ.get("AGENTS", "10000"))
     workers = int(os.environ.get("WORKERS", "10000"))
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"# machine: {os.cpu_count()} cores, {cpu}; redis "
-          f"{subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}")
+    print(machine_line())
     tmp = tempfile.mkdtemp(prefix="ao-bench-ctl-")
     rport, hport = free_port(), free_port()
     procs = []
     try:
-        procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                                       "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL))
-        wait("redis", lambda: redis_info(rport, "redis_version"))
+        procs.append(start_redis(rport, tmp))
         names = [f"bench-{i:05d}" for i in range(workers)]
         cmds = []
         for i, n in enumerate(names):
@@ -240,14 +236,7 @@ def main():
                           "reference_refused_post_ms_p50 (HTTP floor)": round(floor_p50, 2),
                           "ratio": round(lat[25] / floor_p50, 1)}))
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGCONT)
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_all(procs, tmp)
 
 
 if __name__ == "__main__":

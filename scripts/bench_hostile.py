@@ -9,7 +9,7 @@
 import json, os, resource, signal, socket, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import BIN, ROOT, free_port, heartbeat, metric, redis_info, wait, wrk  # noqa: E402
+from bench import BIN, ROOT, machine_line, start_redis, stop_all, free_port, heartbeat, metric, redis_info, wait, wrk  # noqa: E402
 from bench_control import Resp, http  # noqa: E402
 
 WORKERS = ["music-render", "video-render", "image-render", "insta-render", "task-watcher", "ai_trade"]
@@ -28,16 +28,12 @@ def main():
         raise SystemExit(f"{BIN} missing: run scripts/bench-hostile.sh (it builds first)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"# machine: {os.cpu_count()} cores, {cpu}; redis "
-          f"{subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}")
+    print(machine_line())
     tmp = tempfile.mkdtemp(prefix="ao-bench-hostile-")
     rport, hport = free_port(), free_port()
     procs = []
     try:
-        procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                                       "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL))
-        wait("redis", lambda: redis_info(rport, "redis_version"))
+        procs.append(start_redis(rport, tmp))
         r = Resp(rport)
         for w in WORKERS:
             r.call("SET", f"worker:{w}:heartbeat", heartbeat(w), "EX", 3600)
@@ -82,13 +78,7 @@ def main():
         for s in held:
             s.close()
     finally:
-        for p in procs:
-            try:
-                p.send_signal(signal.SIGTERM)
-                p.wait(timeout=30)
-            except Exception:
-                p.kill()
-        subprocess.run(["rm", "-rf", tmp])
+        stop_all(procs, tmp)
 
 
 if __name__ == "__main__":
