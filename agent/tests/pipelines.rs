@@ -143,39 +143,22 @@ pipelines:
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_lets_jobs_in_hand_finish_or_gives_them_back() {
-    let redis = Redis::start().await;
+/// Starts an agent whose jobs take `job_s`, gives it `jobs`, SIGTERMs it with two in hand,
+/// and returns what is left on the queue (sorted) once it exited 0.
+async fn sigterm_with_two_in_hand(
+    redis: &Redis,
+    grace: &str,
+    job_s: &str,
+    jobs: &[String],
+) -> Vec<String> {
     let mut c = redis.conn().await;
-    // short jobs finish within the grace
     let mut agent = AgentProcess::start(
-        r#"
-agent: { shutdown_grace: 5s }
-pipelines:
-  - { id: slow, queue: slow, handler: ["sleep", "1"], concurrency: 2 }
-"#,
-        &redis_env(&redis),
+        &format!(
+            "agent: {{ shutdown_grace: {grace} }}\npipelines:\n  - {{ id: slow, queue: slow, handler: [\"sleep\", \"{job_s}\"], concurrency: 2 }}\n"
+        ),
+        &redis_env(redis),
     );
-    lpush(&mut c, "queue:slow", &jobs("s", 2)).await;
-    agent
-        .wait("/pipelines/slow", Duration::from_secs(10), |v| {
-            v["in_flight"] == 2
-        })
-        .await;
-    assert_eq!(agent.terminate(Duration::from_secs(10)), Some(0));
-    assert_eq!(llen(&mut c, "processing:queue:slow:agent-1").await, 0);
-    assert_eq!(llen(&mut c, "queue:slow").await, 0, "both finished");
-
-    // long jobs are given back when the grace is over
-    let mut agent = AgentProcess::start(
-        r#"
-agent: { shutdown_grace: 500ms }
-pipelines:
-  - { id: slow, queue: slow, handler: ["sleep", "60"], concurrency: 2 }
-"#,
-        &redis_env(&redis),
-    );
-    lpush(&mut c, "queue:slow", &jobs("l", 3)).await;
+    lpush(&mut c, "queue:slow", jobs).await;
     agent
         .wait("/pipelines/slow", Duration::from_secs(10), |v| {
             v["in_flight"] == 2
@@ -185,7 +168,18 @@ pipelines:
     assert_eq!(llen(&mut c, "processing:queue:slow:agent-1").await, 0);
     let mut q: Vec<String> = c.lrange("queue:slow", 0, -1).await.unwrap();
     q.sort();
-    assert_eq!(q, ["l-0", "l-1", "l-2"], "nothing lost, nothing doubled");
+    q
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_jobs_in_hand_finish_or_gives_them_back() {
+    let redis = Redis::start().await;
+    // short jobs finish within the grace
+    let left = sigterm_with_two_in_hand(&redis, "5s", "1", &jobs("s", 2)).await;
+    assert!(left.is_empty(), "both finished: {left:?}");
+    // long jobs are given back when the grace is over
+    let left = sigterm_with_two_in_hand(&redis, "500ms", "60", &jobs("l", 3)).await;
+    assert_eq!(left, ["l-0", "l-1", "l-2"], "nothing lost, nothing doubled");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ use tokio::time::{Instant, Sleep};
 /// Descriptors kept back from the connection cap: Redis connections, files, the listener.
 const RESERVED_FDS: u64 = 64;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default, Args)]
@@ -35,6 +36,10 @@ pub struct LimitArgs {
     /// send a keep-alive every 15 s).
     #[arg(long, env = "IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub idle_timeout: Option<Duration>,
+    /// A new connection must have sent its first request's headers within this (default
+    /// 10s), however slowly it trickles bytes.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Option<Duration>,
     /// Longest a graceful shutdown waits for open requests (default 10s).
     #[arg(long, env = "SHUTDOWN_DEADLINE", value_parser = humantime::parse_duration)]
     pub shutdown_deadline: Option<Duration>,
@@ -45,6 +50,7 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_streams: usize,
     pub idle_timeout: Duration,
+    pub header_read_timeout: Duration,
     pub shutdown_deadline: Duration,
 }
 
@@ -56,6 +62,7 @@ impl Limits {
             max_connections,
             max_streams: (max_connections / 2).max(1),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
         }
     }
@@ -69,6 +76,7 @@ impl Limits {
                 .max_streams
                 .unwrap_or_else(|| (max_connections / 2).max(1)),
             idle_timeout: args.idle_timeout.unwrap_or(d.idle_timeout),
+            header_read_timeout: args.header_read_timeout.unwrap_or(d.header_read_timeout),
             shutdown_deadline: args.shutdown_deadline.unwrap_or(d.shutdown_deadline),
         };
         anyhow::ensure!(
@@ -83,6 +91,10 @@ impl Limits {
         anyhow::ensure!(
             limits.idle_timeout >= Duration::from_secs(1),
             "IDLE_TIMEOUT must be at least 1s"
+        );
+        anyhow::ensure!(
+            limits.header_read_timeout >= Duration::from_millis(100),
+            "HEADER_READ_TIMEOUT must be at least 100ms"
         );
         if limits.idle_timeout < Duration::from_secs(20) {
             tracing::warn!(
@@ -151,6 +163,7 @@ pub struct LimitedListener {
     inner: TcpListener,
     slots: Arc<Semaphore>,
     idle: Duration,
+    headers: Duration,
 }
 
 impl LimitedListener {
@@ -159,6 +172,7 @@ impl LimitedListener {
             inner,
             slots: Arc::new(Semaphore::new(limits.max_connections)),
             idle: limits.idle_timeout,
+            headers: limits.header_read_timeout,
         }
     }
 }
@@ -178,7 +192,10 @@ impl axum::serve::Listener for LimitedListener {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
-                    return (LimitedIo::new(stream, permit, self.idle), addr);
+                    return (
+                        LimitedIo::new(stream, permit, self.idle, self.headers),
+                        addr,
+                    );
                 }
                 Err(e) => {
                     // EMFILE and friends: wait for descriptors to free up, never spin.
@@ -194,26 +211,60 @@ impl axum::serve::Listener for LimitedListener {
     }
 }
 
-/// A connection holding its slot until it is dropped, closed when idle too long.
+/// A connection holding its slot until it is dropped, closed when idle too long, or when its
+/// first request's headers have not all arrived by the header deadline (a slowloris client
+/// that trickles a byte at a time is never idle, but it is late).
 pub struct LimitedIo {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
     idle: Duration,
+    /// Until the first `\r\n\r\n` is read; `None` after.
+    headers_by: Option<Instant>,
+    /// The last bytes read, to find a `\r\n\r\n` split across reads.
+    tail: [u8; 3],
     timer: Pin<Box<Sleep>>,
 }
 
 impl LimitedIo {
-    fn new(stream: TcpStream, slot: OwnedSemaphorePermit, idle: Duration) -> Self {
+    fn new(
+        stream: TcpStream,
+        slot: OwnedSemaphorePermit,
+        idle: Duration,
+        headers: Duration,
+    ) -> Self {
+        let headers_by = Instant::now() + headers;
         Self {
             stream,
             _slot: slot,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            headers_by: Some(headers_by),
+            tail: [0; 3],
+            timer: Box::pin(tokio::time::sleep_until(
+                headers_by.min(Instant::now() + idle),
+            )),
         }
     }
 
     fn touch(&mut self) {
-        self.timer.as_mut().reset(Instant::now() + self.idle);
+        let mut at = Instant::now() + self.idle;
+        if let Some(h) = self.headers_by {
+            at = at.min(h);
+        }
+        self.timer.as_mut().reset(at);
+    }
+
+    /// Watches the bytes read for the end of the first request's headers.
+    fn saw(&mut self, bytes: &[u8]) {
+        if self.headers_by.is_none() || bytes.is_empty() {
+            return;
+        }
+        let mut window = self.tail.to_vec();
+        window.extend_from_slice(bytes);
+        if window.windows(4).any(|w| w == b"\r\n\r\n") {
+            self.headers_by = None;
+        }
+        let n = window.len();
+        self.tail.copy_from_slice(&window[n - 3..]);
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
@@ -222,7 +273,10 @@ impl LimitedIo {
 }
 
 fn idle_error() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "connection idle too long")
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "connection idle too long, or its headers too slow",
+    )
 }
 
 impl AsyncRead for LimitedIo {
@@ -235,7 +289,12 @@ impl AsyncRead for LimitedIo {
         match Pin::new(&mut self.stream).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 if buf.filled().len() > before {
+                    let fresh = buf.filled()[before..].to_vec();
+                    self.saw(&fresh);
                     self.touch();
+                    if self.headers_by.is_some_and(|h| Instant::now() >= h) {
+                        return Poll::Ready(Err(idle_error()));
+                    }
                 }
                 Poll::Ready(r)
             }
@@ -285,6 +344,23 @@ mod tests {
         assert_eq!(l.max_streams, 96);
         assert_eq!(Limits::for_nofile(1_048_576).max_connections, 16_384);
         assert_eq!(Limits::for_nofile(10).max_connections, 16);
+    }
+
+    #[tokio::test]
+    async fn the_end_of_the_headers_is_found_across_reads() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let slot = Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap();
+        let secs = Duration::from_secs;
+        let mut io = LimitedIo::new(client, slot, secs(60), secs(10));
+        io.saw(b"GET / HTTP/1.1\r\nHost: x\r");
+        assert!(io.headers_by.is_some());
+        io.saw(b"\n\r");
+        assert!(io.headers_by.is_some());
+        io.saw(b"\n");
+        assert!(io.headers_by.is_none(), "split over three reads");
     }
 
     #[test]

@@ -322,9 +322,38 @@ async fn a_silent_client_is_dropped_and_cannot_hold_shutdown_past_its_deadline()
     let mut srv = Limited::start(
         &redis.url(),
         1024,
-        &[("IDLE_TIMEOUT", "2s"), ("SHUTDOWN_DEADLINE", "1s")],
+        &[
+            ("IDLE_TIMEOUT", "2s"),
+            ("SHUTDOWN_DEADLINE", "1s"),
+            ("HEADER_READ_TIMEOUT", "1s"),
+        ],
     )
     .await;
+    // a slowloris client is never idle (a header line every 300 ms) but it is late: cut at
+    // the header deadline
+    let (_, mut trickle) = srv
+        .status("GET /healthz HTTP/1.1\r\n", Duration::from_millis(10))
+        .await;
+    let t = Instant::now();
+    let cut = loop {
+        use tokio::io::AsyncWriteExt;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if trickle.write_all(b"X-Slow: y\r\n").await.is_err()
+            || t.elapsed() > Duration::from_secs(6)
+        {
+            break t.elapsed();
+        }
+        let mut probe = [0u8; 1];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(1), trickle.read(&mut probe)).await
+        {
+            break t.elapsed();
+        }
+    };
+    assert!(
+        cut < Duration::from_secs(3),
+        "a trickling client held on for {cut:?}"
+    );
     // half a request, then silence: closed after the idle timeout
     let (code, mut s) = srv
         .status("GET /healthz HTTP/1.1\r\n", Duration::from_millis(100))
