@@ -250,3 +250,45 @@ pipelines:
     );
     assert_eq!(p["error_count"], 0, "not the job's fault");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_bounds_the_jobs_in_flight_across_pipelines() {
+    let redis = Redis::start().await;
+    let mut c = redis.conn().await;
+    let agent = AgentProcess::start(
+        r#"
+agent: { max_concurrent: 3 }
+pipelines:
+  - { id: a, queue: qa, handler: ["sleep", "0.3"], concurrency: 2 }
+  - { id: b, queue: qb, handler: ["sleep", "0.3"], concurrency: 2 }
+"#,
+        &redis_env(&redis),
+    );
+    lpush(&mut c, "queue:qa", &jobs("a", 8)).await;
+    lpush(&mut c, "queue:qb", &jobs("b", 8)).await;
+    let mut most = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = agent.get("/pipelines").await.unwrap_or_default();
+        let list = v["pipelines"].as_array().cloned().unwrap_or_default();
+        let in_flight: u64 = list
+            .iter()
+            .map(|p| p["in_flight"].as_u64().unwrap_or(0))
+            .sum();
+        let done: u64 = list
+            .iter()
+            .map(|p| p["processed_count"].as_u64().unwrap_or(0))
+            .sum();
+        most = most.max(in_flight);
+        assert!(
+            in_flight <= 3,
+            "{in_flight} jobs in flight with max_concurrent 3: {v}"
+        );
+        if done == 16 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not done: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(most, 3, "the bound is reached, not just respected");
+}
