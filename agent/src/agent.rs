@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use shared::heartbeat::Heartbeat;
@@ -52,7 +52,7 @@ pub struct Agent {
     pub beat_now: Notify,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means another thread panicked mid-update of plain data.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -226,9 +226,4 @@ async fn write_beats(agent: &Agent, beats: &[(String, String)]) -> redis::RedisR
             .ignore();
     }
     pipe.query_async(&mut c).await
-}
-
-/// Now in UTC ISO-8601, seconds.
-pub fn now_iso() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }

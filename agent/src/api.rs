@@ -91,9 +91,7 @@ fn view(p: &Pipeline) -> PipelineView {
         id: p.config.id.clone(),
         name: p.config.name().to_string(),
         status: p.status().as_str(),
-        started_at: p
-            .started_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        started_at: shared::nodes::format_ts(p.started_at),
         processed_count: s.processed.load(Relaxed),
         error_count: s.errors.load(Relaxed),
         dead_lettered_count: s.dead_lettered.load(Relaxed),

@@ -197,8 +197,6 @@ fn default_kind() -> String {
 /// The most jobs one pipeline may run at once, and its longest handler timeout.
 pub const MAX_CONCURRENCY: u32 = 256;
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-/// A queue name's longest length (it becomes part of four Redis keys).
-const MAX_QUEUE_NAME: usize = 200;
 
 impl PipelineConfig {
     pub fn name(&self) -> &str {
@@ -253,18 +251,18 @@ impl PipelineConfig {
     }
 }
 
-/// Queue names become Redis keys: printable, no spaces, bounded.
+/// Queue names become Redis keys, and the server only shows processing lists whose queue
+/// name keeps its rule (`shared::keys::is_valid_name`): the same rule here.
 fn queue_name(field: &str, q: &str) -> Result<(), ConfigError> {
-    let ok = !q.is_empty()
-        && q.len() <= MAX_QUEUE_NAME
-        && q.chars()
-            .all(|c| c.is_ascii_graphic() && c != '*' && c != '?');
-    if ok {
+    if shared::keys::is_valid_name(q) {
         Ok(())
     } else {
         Err(field_err(
             field,
-            format!("must be 1..={MAX_QUEUE_NAME} printable characters without spaces, * or ?"),
+            format!(
+                "must be 1..={} ASCII letters, digits and . _ - : @ / {{ }}",
+                shared::keys::MAX_NAME_LEN
+            ),
         ))
     }
 }

@@ -186,7 +186,7 @@ mod tests {
     async fn a_timeout_kills_the_whole_group() {
         let marker = format!("pa-test-{}", std::process::id());
         // the handler starts a child that ignores nothing and sleeps; both must die
-        let script = format!("sleep 300 & exec -a {marker} sleep 300");
+        let script = format!("(exec -a {marker} sleep 300) & exec -a {marker} sleep 300");
         let r = go(&["bash", "-c", &script], b"", 300).await;
         assert_eq!(r, Outcome::TimedOut);
         let left = std::process::Command::new("pgrep")

@@ -12,7 +12,7 @@ use shared::control::{
     Registration,
 };
 
-use crate::agent::{now_iso, Agent, REDIS_TIMEOUT};
+use crate::agent::{Agent, REDIS_TIMEOUT};
 use crate::commands::Commands;
 use crate::mode::{uses_redis, uses_rest, Mode, ModeMachine, Timing};
 use crate::state::Applied;
@@ -192,7 +192,7 @@ impl Link {
         let pipelines = self.agent.all_pipelines();
         AgentHeartbeat {
             agent_id: self.agent.id.clone(),
-            timestamp: now_iso(),
+            timestamp: shared::nodes::format_ts(chrono::Utc::now()),
             cpu_usage: cpu,
             memory_usage: mem,
             pipelines: pipelines.iter().map(|p| p.config.id.clone()).collect(),

@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
+use shared::nodes::format_ts;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::Agent;
+use crate::agent::{lock, Agent};
 use crate::config::PipelineConfig;
 use crate::handler::{self, Outcome};
 use crate::queue::{self, Failed, QueueKeys};
@@ -54,11 +55,6 @@ pub struct Stats {
     pub restarts: AtomicU32,
     pub last_job_at: Mutex<Option<String>>,
     pub last_error: Mutex<Option<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock only means another thread panicked mid-update of plain data.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Stats {
@@ -382,8 +378,7 @@ async fn slot(agent: &Agent, p: &Pipeline, n: u32, run: &CancellationToken) -> R
                 settle(agent, p, &mut conn, &job, Step::Ack).await;
                 p.stats.processed.fetch_add(1, Ordering::Relaxed);
                 agent.metrics.processed(&p.config.id);
-                *lock(&p.stats.last_job_at) =
-                    Some(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));
+                *lock(&p.stats.last_job_at) = Some(format_ts(Utc::now()));
             }
             Outcome::Failed(_) | Outcome::TimedOut => {
                 if let Outcome::Failed(m) = &outcome {

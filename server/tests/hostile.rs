@@ -220,22 +220,13 @@ struct Limited {
 
 impl Limited {
     async fn start(redis_url: &str, nofile: u32, env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("bash")
+        let port = common::free_port();
+        let mut wrapper = std::process::Command::new("bash");
+        wrapper
             .arg("-c")
             .arg(format!("ulimit -n {nofile} && exec \"$0\""))
-            .arg(common::server_binary())
-            .env("REDIS_URL", redis_url)
-            .env("API_ONLY", "true")
-            .env("RUST_LOG", "warn")
-            .env("LEPTOS_OUTPUT_NAME", "agent-office")
-            .env("LEPTOS_SITE_ROOT", "target/site")
-            .env("LEPTOS_SITE_PKG_DIR", "pkg")
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .arg(common::server_binary());
+        let child = common::server_command(wrapper, redis_url, port)
             .envs(env.iter().copied())
             .spawn()
             .unwrap();

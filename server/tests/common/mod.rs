@@ -16,7 +16,7 @@ use server::config::Config;
 use shared::NodesSnapshot;
 use tokio::sync::oneshot;
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -421,6 +421,19 @@ pub fn server_binary() -> std::path::PathBuf {
     p
 }
 
+/// `cmd` (the binary, or a wrapper that execs it) set up the way the README deploys the
+/// server: configured only through the environment, API only, on `127.0.0.1:port`.
+pub fn server_command(mut cmd: Command, redis_url: &str, port: u16) -> Command {
+    cmd.env("REDIS_URL", redis_url)
+        .env("RUST_LOG", "warn")
+        .env("API_ONLY", "true")
+        .env("LEPTOS_OUTPUT_NAME", "agent-office")
+        .env("LEPTOS_SITE_ROOT", "target/site")
+        .env("LEPTOS_SITE_PKG_DIR", "pkg")
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"));
+    cmd
+}
+
 /// The real `agent-office` binary in its own process, configured only through env vars;
 /// `kill` ends it with SIGKILL (no lease release, no goodbye).
 pub struct ServerProcess {
@@ -431,8 +444,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     pub async fn start(redis_url: &str, tg: &FakeTelegram) -> Self {
         let port = free_port();
-        let child = Command::new(server_binary())
-            .env("REDIS_URL", redis_url)
+        let child = server_command(Command::new(server_binary()), redis_url, port)
             .env("COLLECT_INTERVAL", "100ms")
             .env("DISCOVER_INTERVAL", "200ms")
             .env("TELEGRAM_BOT_TOKEN", "123:test-token")
@@ -440,12 +452,6 @@ impl ServerProcess {
             .env("TELEGRAM_API_BASE", &tg.base)
             .env("ALERT_INTERVAL", "200ms")
             .env("ALERT_LEASE", "1s")
-            .env("RUST_LOG", "warn")
-            .env("API_ONLY", "true")
-            .env("LEPTOS_OUTPUT_NAME", "agent-office")
-            .env("LEPTOS_SITE_ROOT", "target/site")
-            .env("LEPTOS_SITE_PKG_DIR", "pkg")
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
