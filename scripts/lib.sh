@@ -9,6 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132.0.0
+ESBUILD_VERSION=0.25.12
 
 say() { printf '\033[1;36m==>\033[0m %s\n' "$*" >&2; }
 
@@ -23,47 +24,57 @@ ensure_apt() {
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The wasm target, cargo-leptos and the wasm-bindgen CLI that matches Cargo.lock.
+# The wasm32 target (the build itself is `cargo xtask build`: nothing else to install).
 ensure_rust_tools() {
   command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     say "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
+}
+
+# npm_version PKG: the version of .tools/node_modules/PKG, or nothing.
+npm_version() {
+  sed -n 's/^  "version": "\(.*\)",$/\1/p' "$TOOLS/node_modules/$1/package.json" 2>/dev/null
+}
+
+# wasm-opt (npm binaryen: Debian's is too old and breaks the bundle) and esbuild (minifies the
+# JS glue and the stylesheet), both prebuilt from npm into .tools.
+ensure_npm_tools() {
+  if [ "$(npm_version binaryen)" != "$BINARYEN_VERSION" ] || [ "$(npm_version esbuild)" != "$ESBUILD_VERSION" ]; then
+    say "installing wasm-opt and esbuild (npm binaryen@$BINARYEN_VERSION, esbuild@$ESBUILD_VERSION)"
+    mkdir -p "$TOOLS"
+    npm install --loglevel=error --no-audit --no-fund --save-exact --prefix "$TOOLS" \
+      "binaryen@$BINARYEN_VERSION" "esbuild@$ESBUILD_VERSION" >/dev/null
+    command -v wasm-opt >/dev/null && command -v esbuild >/dev/null \
+      || { echo "wasm-opt/esbuild did not install (npm, into $TOOLS)" >&2; exit 1; }
+  fi
+}
+
+# cargo-leptos and the wasm-bindgen CLI matching Cargo.lock: only for `cargo leptos watch`
+# (scripts/dev.sh); the release build does not need them.
+ensure_cargo_leptos() {
   if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
     # --debug: the tool only orchestrates builds; an optimised install takes 3x longer here.
-    say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 5 minutes, once)"
+    say "installing cargo-leptos $CARGO_LEPTOS_VERSION (5 to 12 minutes, once)"
     cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads --debug
   fi
   local want
   want="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/, ""); print; exit}' "$ROOT/Cargo.lock")"
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
     # Not --locked: its lockfile wants a webpki-roots the registry here does not have.
-    say "installing wasm-bindgen-cli $want (about 2 minutes, once)"
+    say "installing wasm-bindgen-cli $want (2 to 4 minutes, once)"
     cargo install wasm-bindgen-cli --version "$want"
   fi
 }
 
-# wasm-opt for release builds: npm's binaryen (Debian's is too old and breaks the bundle).
-ensure_wasm_opt() {
-  if [ "$(wasm-opt --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_VERSION%%.*}" ]; then
-    say "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
-    mkdir -p "$TOOLS"
-    npm install --loglevel=error --no-audit --no-fund --prefix "$TOOLS" "binaryen@$BINARYEN_VERSION" >/dev/null
-    wasm-opt --version >/dev/null 2>&1 || { echo "wasm-opt did not install (npm binaryen)" >&2; exit 1; }
-  fi
-}
-
+# The release site (target/site, content-hashed, with .gz copies), target/release/agent-office
+# and target/release/pipeline-agent: xtask/ does what `cargo leptos build --release` would.
 build_release() {
   ensure_rust_tools
-  ensure_wasm_opt
-  say "building (cargo leptos build --release)"
-  (cd "$ROOT" && cargo leptos build --release)
-  say "building pipeline-agent (cargo build --release -p pipeline-agent)"
-  (cd "$ROOT" && cargo build --release --locked -p pipeline-agent)
-  # Pre-compressed copies for a reverse proxy's gzip_static (deploy/nginx.conf).
-  find "$ROOT/target/site/pkg" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' \) \
-    -exec gzip -9 -k -f {} \;
+  ensure_npm_tools
+  say "building (cargo xtask build)"
+  (cd "$ROOT" && cargo xtask build)
 }
 
 # start_demo_agent NAME REDIS_PORT CONTROL_URL: one real pipeline-agent running the render

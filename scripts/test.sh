@@ -18,6 +18,9 @@ say "cargo test"
 cargo test --workspace --exclude frontend --locked
 
 build_release
+say "a second build with nothing changed rebuilds nothing"
+(cd "$ROOT" && cargo xtask build 2>&1) | tee /dev/stderr | grep -q "wasm unchanged since the last build" \
+  || { echo "the warm build re-ran wasm-bindgen/wasm-opt" >&2; exit 1; }
 say "end-to-end tests (Playwright, Chromium)"
 cd "$ROOT/end2end"
 if [ ! -d node_modules/@playwright/test ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -31,7 +31,7 @@ async function waitFor(what: string, ok: () => Promise<boolean>): Promise<void> 
 
 export default async function globalSetup(): Promise<() => Promise<void>> {
   const bin = path.join(root, 'target', 'release', 'agent-office');
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: run cargo leptos build --release first`);
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run scripts/run.sh or cargo xtask build first`);
   const redisPort = await freePort();
   const httpPort = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'ao-e2e-'));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use leptos::config::LeptosOptions;
 
-/// The `js`/`wasm`/`css` hashes cargo-leptos wrote beside the binary, if any.
+/// The `js`/`wasm`/`css` hashes the build (xtask or cargo-leptos) wrote beside the binary, if any.
 fn hashes(options: &LeptosOptions) -> Option<(PathBuf, HashMap<String, String>)> {
     let path = std::env::current_exe()
         .ok()?
@@ -54,7 +54,7 @@ pub fn check(options: &mut LeptosOptions) -> anyhow::Result<()> {
         let Some((path, h)) = &found else {
             anyhow::bail!(
                 "LEPTOS_HASH_FILES=true but there is no {} beside the binary: build with \
-                 `cargo leptos build --release` (or scripts/run.sh), or unset LEPTOS_HASH_FILES",
+                 `cargo xtask build` (or scripts/run.sh), or unset LEPTOS_HASH_FILES",
                 options.hash_file
             );
         };
@@ -87,7 +87,7 @@ pub fn check(options: &mut LeptosOptions) -> anyhow::Result<()> {
     }
     anyhow::bail!(
         "the page would link {} but {} holds no {}: check LEPTOS_SITE_ROOT, LEPTOS_SITE_PKG_DIR \
-         and LEPTOS_OUTPUT_NAME, or build the site first (`cargo leptos build --release`); \
+         and LEPTOS_OUTPUT_NAME, or build the site first (`cargo xtask build`); \
          API_ONLY=true serves the API and an unstyled page without a bundle",
         plain.join(", "),
         dir.display(),
