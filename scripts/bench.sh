@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark: builds the release server, then runs scripts/bench.py (arguments: N:M scenarios,
-# e.g. `scripts/bench.sh 6:0 10000:1000000`; default all four of BENCHMARKS.md).
+# Benchmark: builds the release server, then runs scripts/bench_floor.py (the collector against
+# the bare reads of the same keys, 6 to 100,000 workers) and scripts/bench.py (/nodes
+# throughput). Arguments: N:M scenarios for both, e.g. `scripts/bench.sh 10000:1000000`.
 source "$(dirname "$0")/lib.sh"
 ensure_apt redis-server redis-tools wrk python3
 build_release
+python3 "$ROOT/scripts/bench_floor.py" "$@"
 exec python3 "$ROOT/scripts/bench.py" "$@"

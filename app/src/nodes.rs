@@ -3,6 +3,7 @@
 
 use serde::de::DeserializeOwned;
 use shared::alerts::AlertsView;
+use shared::fleet::NodesQuery;
 use shared::NodesSnapshot;
 
 const NODES_URL: &str = "/api/agent-office/nodes";
@@ -10,23 +11,35 @@ const ALERTS_URL: &str = "/api/agent-office/alerts";
 #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
 const STREAM_URL: &str = "/api/agent-office/nodes/stream";
 
-/// The server's handle on its latest snapshot, provided as Leptos context for SSR.
+/// The server's handle on its latest snapshot, provided as Leptos context for SSR (shared, not
+/// copied: a page renders one window of a fleet that may hold 100,000 workers).
 #[cfg(feature = "ssr")]
 #[derive(Clone)]
-pub struct NodesSource(pub std::sync::Arc<dyn Fn() -> NodesSnapshot + Send + Sync>);
+pub struct NodesSource(pub std::sync::Arc<dyn Fn() -> std::sync::Arc<NodesSnapshot> + Send + Sync>);
 
 /// The server's handle on its recent alerts, provided as Leptos context for SSR.
 #[cfg(feature = "ssr")]
 #[derive(Clone)]
 pub struct AlertsSource(pub std::sync::Arc<dyn Fn() -> AlertsView + Send + Sync>);
 
-/// The current snapshot. On the server this reads memory, never Redis.
-pub fn load_nodes() -> impl std::future::Future<Output = Result<NodesSnapshot, String>> {
+/// The current snapshot, filtered and paged by `query`. On the server this reads memory,
+/// never Redis.
+pub fn load_nodes(
+    query: NodesQuery,
+) -> impl std::future::Future<Output = Result<NodesSnapshot, String>> {
     #[cfg(feature = "ssr")]
-    let local = leptos::prelude::use_context::<NodesSource>().map(|s| (s.0)());
+    let local = leptos::prelude::use_context::<NodesSource>().map(|s| query.apply(&(s.0)()));
     #[cfg(not(feature = "ssr"))]
     let local = None;
-    load(local, NODES_URL)
+    load(local, nodes_url(&query))
+}
+
+/// `/api/agent-office/nodes` with the query's parameters.
+pub fn nodes_url(query: &NodesQuery) -> String {
+    match query.to_query_string() {
+        q if q.is_empty() => NODES_URL.to_string(),
+        q => format!("{NODES_URL}?{q}"),
+    }
 }
 
 /// The recent alerts.
@@ -35,17 +48,17 @@ pub fn load_alerts() -> impl std::future::Future<Output = Result<AlertsView, Str
     let local = leptos::prelude::use_context::<AlertsSource>().map(|s| (s.0)());
     #[cfg(not(feature = "ssr"))]
     let local = None;
-    load(local, ALERTS_URL)
+    load(local, ALERTS_URL.to_string())
 }
 
-async fn load<T: DeserializeOwned>(local: Option<T>, url: &'static str) -> Result<T, String> {
+async fn load<T: DeserializeOwned>(local: Option<T>, url: String) -> Result<T, String> {
     if let Some(value) = local {
         return Ok(value);
     }
     // The browser's fetch future is not Send; it only ever runs on the one browser thread.
     #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
     {
-        send_wrapper::SendWrapper::new(fetch_json(url, None)).await
+        send_wrapper::SendWrapper::new(fetch_json(&url, None)).await
     }
     #[cfg(not(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32")))]
     {
@@ -59,8 +72,8 @@ pub mod browser {
     use super::*;
     use web_sys::AbortSignal;
 
-    pub async fn nodes(signal: &AbortSignal) -> Result<NodesSnapshot, String> {
-        fetch_json(NODES_URL, Some(signal)).await
+    pub async fn nodes(signal: &AbortSignal, query: &NodesQuery) -> Result<NodesSnapshot, String> {
+        fetch_json(&nodes_url(query), Some(signal)).await
     }
 
     pub async fn alerts(signal: &AbortSignal) -> Result<AlertsView, String> {

@@ -53,7 +53,7 @@ pub async fn run(
     let (discovery, discovered) = Discovery::new(config.clone(), client.clone(), metrics.clone());
     let (collector, nodes, agents) =
         Collector::new(config.clone(), client.clone(), discovered, metrics.clone());
-    tasks.spawn(discovery.run(stop.clone()));
+    tasks.spawn(discovery.run(stop.clone(), nodes.clone()));
     tasks.spawn(collector.run(stop.clone()));
     let alerts = if config.alerts.channels.is_empty() {
         tracing::warn!(
@@ -189,7 +189,7 @@ fn control_source(ctl: Control) -> app::ControlSource {
 }
 
 fn nodes_source(nodes: SnapshotRx) -> app::NodesSource {
-    app::NodesSource(Arc::new(move || (*nodes.borrow().snapshot).clone()))
+    app::NodesSource(Arc::new(move || nodes.borrow().snapshot.clone()))
 }
 
 async fn count_requests(

@@ -13,12 +13,30 @@ pub enum RedisCallError {
     Redis(#[from] redis::RedisError),
 }
 
-/// Opens a multiplexed connection, giving up after `timeout`.
+/// Opens a multiplexed connection, giving up after `timeout`; each reply on it may take as
+/// long (redis-rs's own default, 500 ms, would otherwise cut longer calls short).
 pub async fn connect(
     client: &redis::Client,
     timeout: Duration,
 ) -> Result<MultiplexedConnection, RedisCallError> {
-    with_timeout(timeout, client.get_multiplexed_async_connection()).await
+    connect_with(client, timeout, timeout).await
+}
+
+/// Like [`connect`], with its own limit on how long one reply may take (the collector's
+/// pipeline grows with the fleet).
+pub async fn connect_with(
+    client: &redis::Client,
+    timeout: Duration,
+    reply_timeout: Duration,
+) -> Result<MultiplexedConnection, RedisCallError> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(reply_timeout));
+    with_timeout(
+        timeout,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
 }
 
 /// Runs one Redis call with a deadline.

@@ -162,6 +162,20 @@ pub fn parse_heartbeat_skewed(
     bytes: &[u8],
     now: DateTime<Utc>,
 ) -> Result<(Heartbeat, Option<i64>), HeartbeatError> {
+    let hb = decode_heartbeat(bytes)?;
+    let ahead = skew_s(&hb, now);
+    Ok((hb, ahead))
+}
+
+/// How far `hb.ts` is ahead of `now`, in seconds, when that is beyond [`MAX_CLOCK_SKEW_S`].
+pub fn skew_s(hb: &Heartbeat, now: DateTime<Utc>) -> Option<i64> {
+    let ahead = hb.ts - now;
+    (ahead > TimeDelta::seconds(MAX_CLOCK_SKEW_S)).then(|| ahead.num_seconds())
+}
+
+/// Everything [`parse_heartbeat`] checks that does not depend on the clock: the same bytes
+/// always decode the same way, so a reader may keep the result while the bytes stay the same.
+pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, HeartbeatError> {
     if bytes.len() > MAX_HEARTBEAT_BYTES {
         return Err(HeartbeatError::TooLarge { len: bytes.len() });
     }
@@ -185,9 +199,7 @@ pub fn parse_heartbeat_skewed(
     let ts = DateTime::parse_from_rfc3339(&wire.ts)
         .map_err(|_| HeartbeatError::BadTimestamp(truncate(&wire.ts)))?
         .with_timezone(&Utc);
-    let ahead = ts - now;
-    let skewed = (ahead > TimeDelta::seconds(MAX_CLOCK_SKEW_S)).then(|| ahead.num_seconds());
-    let hb = Heartbeat {
+    Ok(Heartbeat {
         name: wire.name,
         kind,
         state: wire.state,
@@ -196,8 +208,7 @@ pub fn parse_heartbeat_skewed(
         jobs_done: wire.jobs_done,
         jobs_failed: wire.jobs_failed,
         mode: wire.mode,
-    };
-    Ok((hb, skewed))
+    })
 }
 
 fn truncate(s: &str) -> String {

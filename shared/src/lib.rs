@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod control;
+pub mod fleet;
 pub mod heartbeat;
 pub mod keys;
 pub mod nodes;

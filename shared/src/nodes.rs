@@ -1,7 +1,8 @@
 //! Contract 2: the body of `GET /api/agent-office/nodes` (SPEC §4).
 //!
-//! Field names are fixed; fields may be added. Added here: `stale_since`, and per worker
-//! `registered`, `mode` and `error` (why a heartbeat could not be read).
+//! Field names are fixed; fields may be added. Added here: `stale_since`, `summary`, `page`
+//! (see [`crate::fleet`]), and per worker `registered`, `mode`, `error` (why a heartbeat could
+//! not be read) and `queue`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,12 @@ pub struct NodesSnapshot {
     pub stale_since: Option<String>,
     pub workers: Vec<WorkerView>,
     pub links: Vec<Link>,
+    /// Counts over the whole fleet by status, kind and group (in every answer, filtered or not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<crate::fleet::Summary>,
+    /// Only in a filtered or paged answer: how many workers matched and which window this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<crate::fleet::Page>,
 }
 
 impl NodesSnapshot {
@@ -35,6 +42,8 @@ impl NodesSnapshot {
             stale_since: None,
             workers: Vec::new(),
             links: Vec::new(),
+            summary: None,
+            page: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 use shared::alerts::AlertsView;
+use shared::fleet::{NodesQuery, Order, GROUP_ABOVE};
 use shared::NodesSnapshot;
 
 use crate::nodes::{load_alerts, load_nodes};
@@ -11,9 +12,49 @@ use crate::nodes::{load_alerts, load_nodes};
 #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
 const REFRESH_MS: u32 = 3_000;
 
+/// Cards per page; a fleet up to the 3D view's grouping threshold fits on one.
+pub const PAGE: usize = GROUP_ABOVE;
+
+/// What the page asks for: a name prefix, a group opened from the 3D view, and a page. Read
+/// from and written to the URL (`?q=&group=&page=`), so a search works without JavaScript
+/// too (the toolbar is a GET form) and a link shows the same window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    pub q: String,
+    pub group: Option<String>,
+    /// 0-based.
+    pub page: usize,
+}
+
+impl Window {
+    pub fn from_params(get: impl Fn(&str) -> Option<String>) -> Self {
+        Self {
+            q: get("q").unwrap_or_default(),
+            group: get("group").filter(|g| !g.is_empty()),
+            page: get("page")
+                .and_then(|p| p.parse::<usize>().ok())
+                .map_or(0, |p| p.saturating_sub(1)),
+        }
+    }
+
+    /// The API query: problems first, one page.
+    pub fn query(&self) -> NodesQuery {
+        NodesQuery {
+            q: Some(self.q.clone()).filter(|q| !q.is_empty()),
+            group: self.group.clone(),
+            order: Order::Problems,
+            limit: Some(PAGE),
+            offset: self.page * PAGE,
+            ..NodesQuery::default()
+        }
+    }
+}
+
 /// What the page shows, kept fresh.
 #[derive(Clone, Copy)]
 pub struct InfraData {
+    /// The window of the fleet asked for; polling follows it.
+    pub window: RwSignal<Window>,
     /// The server's snapshot at render time (awaited by the page's `Suspense`).
     pub first: Resource<Result<NodesSnapshot, String>>,
     pub first_alerts: Resource<Result<AlertsView, String>>,
@@ -36,8 +77,12 @@ impl InfraData {
 
 /// Loads the first data and, in the browser, starts polling until the page goes.
 pub fn use_infra_data() -> InfraData {
+    let params = leptos_router::hooks::use_query_map();
+    let window = RwSignal::new(params.with_untracked(|p| Window::from_params(|k| p.get(k))));
+    let first_query = window.get_untracked().query();
     let data = InfraData {
-        first: Resource::new(|| (), |_| load_nodes()),
+        window,
+        first: Resource::new(|| (), move |_| load_nodes(first_query.clone())),
         first_alerts: Resource::new(|| (), |_| load_alerts()),
         live: RwSignal::new(None),
         live_alerts: RwSignal::new(None),
@@ -46,7 +91,7 @@ pub fn use_infra_data() -> InfraData {
     // Browser only: a workspace-wide native build turns both features on, and the server must
     // never start the polling loop.
     #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
-    Effect::new(move |_| poll(data.live, data.live_alerts, data.poll_failed));
+    Effect::new(move |_| poll(data.window, data.live, data.live_alerts, data.poll_failed));
     data
 }
 
@@ -56,6 +101,7 @@ pub fn use_infra_data() -> InfraData {
 /// server restarting) the timer alone keeps the page fresh.
 #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
 fn poll(
+    window: RwSignal<Window>,
     live: RwSignal<Option<NodesSnapshot>>,
     live_alerts: RwSignal<Option<AlertsView>>,
     failed: RwSignal<bool>,
@@ -71,6 +117,14 @@ fn poll(
     // Aborted on cleanup: cancels the request in flight and tells the loop to end.
     let signal = abort.signal();
     let (push, mut changes) = futures::channel::mpsc::unbounded::<()>();
+    // A new search, page or group is fetched at once, not at the next tick.
+    let asked = push.clone();
+    Effect::new(move |first: Option<()>| {
+        window.track();
+        if first.is_some() {
+            let _ = asked.unbounded_send(());
+        }
+    });
     let stream = browser::ChangeStream::open(push);
     // JS objects are not Send; cleanup runs on the same browser thread.
     let held = send_wrapper::SendWrapper::new((abort, stream));
@@ -91,7 +145,8 @@ fn poll(
             if signal.aborted() {
                 break;
             }
-            match browser::nodes(&signal).await {
+            let query = window.get_untracked().query();
+            match browser::nodes(&signal, &query).await {
                 Ok(snap) => {
                     live.try_set(Some(snap));
                     failed.try_set(false);

@@ -4,6 +4,7 @@
 mod alerts;
 mod cards;
 mod data;
+mod fleet_tools;
 
 use leptos::prelude::*;
 
@@ -13,6 +14,7 @@ use crate::view_mode::View;
 use alerts::RecentAlerts;
 use cards::Nodes;
 use data::use_infra_data;
+use fleet_tools::{FleetTools, GroupList};
 
 #[component]
 pub fn InfraPage() -> impl IntoView {
@@ -54,6 +56,24 @@ pub fn InfraPage() -> impl IntoView {
     };
     let current = data.current();
     let show_3d = move || view.get() == View::Pipeline && gl_failed.get().is_none();
+    let window = data.window;
+    // A big fleet is drawn as groups until one is opened.
+    let grouped = move || {
+        let open = window.with(|w| w.group.is_some());
+        current.with(|s| {
+            s.as_ref()
+                .is_some_and(|s| crate::pipeline::groups::is_grouped(s, open))
+        })
+    };
+    let drawn = Signal::derive(move || {
+        current.get().map(|s| {
+            if grouped() {
+                crate::pipeline::groups::as_groups(&s)
+            } else {
+                s
+            }
+        })
+    });
 
     view! {
         <header class="top">
@@ -98,14 +118,21 @@ pub fn InfraPage() -> impl IntoView {
                 })
         }}
         <Show when=show_3d>
-            <PipelineView snap=current failed=gl_failed/>
+            <PipelineView snap=drawn failed=gl_failed/>
+            <Show when=grouped>
+                {move || current.get().map(|snap| view! { <GroupList window snap/> })}
+            </Show>
         </Show>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
                 let first = first.get();
                 let cards_hidden = Signal::derive(show_3d);
                 match live.get().or_else(|| first.clone().and_then(Result::ok)) {
-                    Some(snap) => view! { <Nodes snap poll_failed cards_hidden/> }.into_any(),
+                    Some(snap) => view! {
+                        <FleetTools window snap=snap.clone()/>
+                        <Nodes snap poll_failed cards_hidden/>
+                    }
+                    .into_any(),
                     None => {
                         let why = first.and_then(Result::err).unwrap_or_default();
                         view! { <p class="error">"No data yet. " {why}</p> }.into_any()

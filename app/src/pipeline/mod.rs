@@ -4,6 +4,7 @@
 //! browser build.
 
 pub mod declutter;
+pub mod groups;
 pub mod label;
 pub mod latest;
 pub mod layout;

@@ -190,6 +190,8 @@ impl Scene {
             stale_since: None,
             workers: Vec::new(),
             links: Vec::new(),
+            summary: None,
+            page: None,
         };
         let cube = Unit::of(CpuMesh::cube(), true);
         let mut scene = Self {

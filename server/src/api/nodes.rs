@@ -5,19 +5,21 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
 use futures::Stream;
+use shared::fleet::NodesQuery;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 
-use crate::collector::SnapshotRx;
+use crate::collector::{gzip as gzip_body, Published, SnapshotRx};
 use crate::state::AppState;
 
 /// A comment line this often keeps proxies from closing a quiet stream.
@@ -89,21 +91,59 @@ fn changes(
     })
 }
 
-async fn nodes(State(rx): State<SnapshotRx>, headers: HeaderMap) -> Response {
+/// The whole snapshot (Contract 2), or with query parameters (`status`, `kind`, `q`, `group`,
+/// `order`, `limit`, `offset`; see `shared::fleet`) the matching workers with a `page` block.
+/// Every answer carries the fleet's `summary`.
+async fn nodes(
+    State(rx): State<SnapshotRx>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let published = rx.borrow().clone();
     let gzip = headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(accepts_gzip);
-    let mut response = if gzip {
-        let mut r = published.gzip.clone().into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        r
+    let body = if params.is_empty() {
+        whole(published, gzip).await?
     } else {
-        published.json.clone().into_response()
+        let query = NodesQuery::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| ApiError::field("query", e.to_string()))?;
+        // Filtering and serialising up to a whole fleet is CPU work: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            // Strings, numbers and bools: serialising cannot fail.
+            let json = serde_json::to_vec(&query.apply(&published.snapshot)).unwrap_or_default();
+            if gzip {
+                Bytes::from(gzip_body(&json))
+            } else {
+                Bytes::from(json)
+            }
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("filtering /nodes: {e}")))?
     };
+    Ok(respond(body, gzip))
+}
+
+/// The pre-made body of the whole snapshot; the first request of a cycle makes it.
+async fn whole(published: Arc<Published>, gzip: bool) -> Result<Bytes, ApiError> {
+    let pick = move |p: &Published| if gzip { p.gzip() } else { p.json() };
+    if published.is_encoded() {
+        return Ok(pick(&published));
+    }
+    tokio::task::spawn_blocking(move || pick(&published))
+        .await
+        .map_err(|e| ApiError::Internal(format!("encoding /nodes: {e}")))
+}
+
+fn respond(body: Bytes, gzip: bool) -> Response {
+    let mut response = body.into_response();
+    if gzip {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -1,5 +1,7 @@
 //! Discovery: finds unregistered workers' heartbeat keys and the per-consumer processing lists
-//! with an incremental SCAN on a slow cadence, off the collector's path.
+//! with an incremental SCAN on a slow cadence, off the collector's path. Its SCAN calls run in
+//! the gap right after a collector cycle (see [`Pacer`]): a SCAN holds Redis's one thread for a
+//! millisecond or more, and one landing inside a cycle's pipeline delays the whole cycle.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use shared::keys;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::Discovered;
+use super::{Discovered, SnapshotRx};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::redis_conn::{connect, with_timeout, RedisCallError};
@@ -18,8 +20,9 @@ use crate::redis_conn::{connect, with_timeout, RedisCallError};
 /// Keys SCAN looks at per call: large enough that 1M keys take ~200 calls, small enough that a
 /// call holds Redis for about a millisecond.
 const SCAN_COUNT: usize = 5_000;
-/// A cap on discovered workers, so a flood of stray keys cannot exhaust memory.
-const MAX_DISCOVERED: usize = 50_000;
+/// A cap on discovered workers, so a flood of stray keys cannot exhaust memory (a name costs
+/// about 100 bytes here; fleets of 100,000 workers are meant to work).
+const MAX_DISCOVERED: usize = 200_000;
 
 pub struct Discovery {
     config: Arc<Config>,
@@ -55,12 +58,15 @@ impl Discovery {
         (discovery, rx)
     }
 
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Runs until shutdown; `cycles` is the collector's channel, whose every publish marks the
+    /// end of a cycle.
+    pub async fn run(mut self, shutdown: CancellationToken, cycles: SnapshotRx) {
+        let mut pacer = Pacer::new(cycles, self.config.collect_interval / 2);
         loop {
             let started = Instant::now();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                result = self.pass() => match result {
+                result = self.pass(&mut pacer) => match result {
                     Ok(found) => {
                         self.metrics.discovery_pass_seconds.set(started.elapsed().as_secs_f64());
                         self.publish(found);
@@ -79,14 +85,17 @@ impl Discovery {
         }
     }
 
-    async fn pass(&mut self) -> Result<Discovered, RedisCallError> {
+    async fn pass(&mut self, pacer: &mut Pacer) -> Result<Discovered, RedisCallError> {
         let timeout = self.config.redis_timeout;
         if self.conn.is_none() {
             self.conn = Some(connect(&self.client, timeout).await?);
         }
         let conn = self.conn.as_mut().ok_or(RedisCallError::Timeout(timeout))?;
-        let (beats, full_b) = scan(conn, "worker:*:heartbeat", timeout, MAX_DISCOVERED).await?;
-        let (lists, full_l) = scan(conn, "processing:queue:*", timeout, MAX_DISCOVERED).await?;
+        pacer.start().await;
+        let (beats, full_b) =
+            scan(conn, pacer, "worker:*:heartbeat", timeout, MAX_DISCOVERED).await?;
+        let (lists, full_l) =
+            scan(conn, pacer, "processing:queue:*", timeout, MAX_DISCOVERED).await?;
         if (full_b || full_l) != self.capped {
             self.capped = full_b || full_l;
             if self.capped {
@@ -144,6 +153,7 @@ fn remember(
 /// at the cap.
 async fn scan(
     conn: &mut MultiplexedConnection,
+    pacer: &mut Pacer,
     pattern: &str,
     timeout: Duration,
     cap: usize,
@@ -151,6 +161,7 @@ async fn scan(
     let mut cursor: u64 = 0;
     let mut out = Vec::new();
     loop {
+        pacer.turn().await;
         let mut cmd = redis::cmd("SCAN");
         cmd.arg(cursor)
             .arg("MATCH")
@@ -168,6 +179,40 @@ async fn scan(
             return Ok((out, false));
         }
         cursor = next;
+    }
+}
+
+/// Keeps SCAN calls in the gaps between collector cycles: a slice of calls starts when a cycle
+/// has just ended and lasts at most `budget` (half the collect interval), then waits for the
+/// next cycle's end. Without a collector (its channel closed) calls simply run back to back.
+pub struct Pacer {
+    cycles: SnapshotRx,
+    budget: Duration,
+    slice_started: Instant,
+}
+
+impl Pacer {
+    pub fn new(cycles: SnapshotRx, budget: Duration) -> Self {
+        Self {
+            cycles,
+            budget,
+            slice_started: Instant::now(),
+        }
+    }
+
+    /// Waits for a cycle to end and starts a slice.
+    async fn start(&mut self) {
+        self.cycles.borrow_and_update();
+        // An error means the collector is gone: nothing left to keep out of the way of.
+        let _ = self.cycles.changed().await;
+        self.slice_started = Instant::now();
+    }
+
+    /// Before each call: within the slice's budget go on, else wait for the next cycle's end.
+    async fn turn(&mut self) {
+        if self.slice_started.elapsed() >= self.budget {
+            self.start().await;
+        }
     }
 }
 

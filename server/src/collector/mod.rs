@@ -3,6 +3,7 @@
 //! Request handlers only ever read that channel.
 
 mod agents;
+mod beats;
 mod discovery;
 mod plan;
 mod published;
@@ -18,13 +19,19 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use agents::{AgentEntry, AgentsPlan, AgentsRx, AgentsSnapshot};
+pub use beats::HeartbeatCache;
 pub use discovery::Discovery;
-pub use plan::{build_snapshot, Discovered, LastBeats, Plan, Reading, ReplyError};
-pub use published::Published;
+pub use plan::{build_snapshot, snapshot_with, Discovered, LastBeats, Plan, Reading, ReplyError};
+pub use published::{gzip, Published};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::redis_conn::{connect, with_timeout, RedisCallError};
+use crate::redis_conn::{connect_with, with_timeout, RedisCallError};
+
+/// The deadline of a cycle's pipeline grows with its size: Redis answers about a microsecond a
+/// command, so five is a Redis in trouble (100,000 workers: ~400,000 commands, 2 s), and below
+/// that size `REDIS_TIMEOUT` holds.
+const PER_COMMAND: std::time::Duration = std::time::Duration::from_micros(5);
 
 /// The receiving end handlers read.
 pub type SnapshotRx = watch::Receiver<Arc<Published>>;
@@ -49,6 +56,7 @@ pub struct Collector {
     metrics: Arc<Metrics>,
     last_good: Option<NodesSnapshot>,
     last_beats: LastBeats,
+    beats: HeartbeatCache,
     started_at: DateTime<Utc>,
 }
 
@@ -78,6 +86,7 @@ impl Collector {
             metrics,
             last_good: None,
             last_beats: LastBeats::default(),
+            beats: HeartbeatCache::default(),
             started_at,
         };
         (collector, rx, agents_rx)
@@ -99,6 +108,7 @@ impl Collector {
         let start = Instant::now();
         if self.discovered.has_changed().unwrap_or(false) {
             self.plan = Plan::new(&self.config.workers, &self.discovered.borrow_and_update());
+            self.beats.clear();
         }
         let now = Utc::now();
         let snapshot = match self.read(now).await {
@@ -107,7 +117,8 @@ impl Collector {
                     tracing::info!(workers = self.plan.workers.len(), "reading Redis");
                 }
                 self.metrics.redis_up.set(1);
-                let mut snap = build_snapshot(&self.plan, &reading, now);
+                self.beats.update(&reading.heartbeats);
+                let mut snap = snapshot_with(&self.plan, &reading, &self.beats, now);
                 self.last_beats.apply(&mut snap, now);
                 self.last_good = Some(snap.clone());
                 self.agents_tx
@@ -142,10 +153,13 @@ impl Collector {
     /// Workers and agents in one round trip: both pipelines go out on the one multiplexed
     /// connection before either reply is awaited.
     async fn read(&mut self, now: DateTime<Utc>) -> Result<(Reading, Vec<AgentEntry>), CycleError> {
-        let timeout = self.config.redis_timeout;
+        let connect_timeout = self.config.redis_timeout;
+        let timeout = connect_timeout.max(PER_COMMAND * self.plan.command_count() as u32);
         let mut round_trips = 0;
         if self.conn.is_none() {
-            self.conn = Some(connect(&self.client, timeout).await?);
+            // Its replies may take the longest deadline a plan can need; each call has its own.
+            let reply = connect_timeout.max(PER_COMMAND * 2_000_000);
+            self.conn = Some(connect_with(&self.client, connect_timeout, reply).await?);
             round_trips += 1;
         }
         let conn = self.conn.as_mut().ok_or(RedisCallError::Timeout(timeout))?;

@@ -10,12 +10,14 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use redis::Value;
 use shared::heartbeat::{
-    parse_heartbeat_skewed, WorkerKind, ALIVE_WINDOW_S, MAX_CLOCK_SKEW_S, MAX_HEARTBEAT_BYTES,
+    skew_s, WorkerKind, ALIVE_WINDOW_S, MAX_CLOCK_SKEW_S, MAX_HEARTBEAT_BYTES,
 };
 use shared::keys;
 use shared::nodes::{derive_links, format_ts, paused_reason, NodesSnapshot, WorkerView};
 
 use shared::registry::WorkerSpec;
+
+use super::beats::HeartbeatCache;
 
 /// Keys found by the background discovery SCAN.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -149,6 +151,11 @@ impl Plan {
         pipe
     }
 
+    /// How many commands the pipeline sends.
+    pub fn command_count(&self) -> usize {
+        self.reply_count()
+    }
+
     fn reply_count(&self) -> usize {
         1 + self.workers.len() + 2 * self.queues.len() + self.processing.len()
     }
@@ -219,8 +226,14 @@ impl LastBeats {
         for w in &mut snap.workers {
             match (w.alive, w.last_beat_age_s) {
                 (true, Some(age)) => {
-                    self.0
-                        .insert(w.name.clone(), now - chrono::Duration::seconds(age));
+                    let ts = now - chrono::Duration::seconds(age);
+                    // No new String for a worker already known (nearly all, every cycle).
+                    match self.0.get_mut(&w.name) {
+                        Some(at) => *at = ts,
+                        None => {
+                            self.0.insert(w.name.clone(), ts);
+                        }
+                    }
                 }
                 (false, None) => {
                     if let Some(ts) = self.0.get(&w.name) {
@@ -238,16 +251,29 @@ impl LastBeats {
     }
 }
 
-/// Turns one cycle's reading into the Contract-2 snapshot.
+/// Turns one cycle's reading into the Contract-2 snapshot, decoding every heartbeat.
 pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> NodesSnapshot {
+    let mut beats = HeartbeatCache::default();
+    beats.update(&reading.heartbeats);
+    snapshot_with(plan, reading, &beats, now)
+}
+
+/// The snapshot from a reading whose heartbeats `beats` already holds decoded.
+pub fn snapshot_with(
+    plan: &Plan,
+    reading: &Reading,
+    beats: &HeartbeatCache,
+    now: DateTime<Utc>,
+) -> NodesSnapshot {
     let count = |v: &[u64], q: Option<usize>| q.and_then(|i| v.get(i).copied()).unwrap_or(0);
     let workers: Vec<WorkerView> = plan
         .workers
         .iter()
         .enumerate()
         .map(|(i, pw)| {
-            let raw = reading.heartbeats.get(i).and_then(|v| v.as_deref());
-            let parsed = raw.map(|b| parse_heartbeat_skewed(b, now));
+            let parsed = beats
+                .get(i)
+                .map(|r| r.as_ref().map(|hb| (hb, skew_s(hb, now))));
             let mut view = WorkerView {
                 queue_depth: count(&reading.queue_len, pw.queue),
                 dead_letter: count(&reading.dead_len, pw.queue),
@@ -261,12 +287,12 @@ pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> Nod
                     // A fast clock, not a dead worker: alive while the key (with its TTL) lives.
                     view.kind = pw.kind.unwrap_or(hb.kind);
                     view.alive = true;
-                    view.state = hb.state;
-                    view.mode = hb.mode;
+                    view.state = hb.state.clone();
+                    view.mode = hb.mode.clone();
                     view.last_beat_age_s = Some(0);
                     view.jobs_done = hb.jobs_done;
                     view.jobs_failed = hb.jobs_failed;
-                    view.last_job_at = hb.last_job_at;
+                    view.last_job_at = hb.last_job_at.clone();
                     view.error = Some(format!(
                         "heartbeat ts is {ahead_s}s in the future, beyond the {MAX_CLOCK_SKEW_S}s allowed clock skew: check the clock of the host that writes it"
                     ));
@@ -285,8 +311,8 @@ pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> Nod
                         ));
                     } else {
                         view.alive = true;
-                        view.state = hb.state;
-                        view.mode = hb.mode;
+                        view.state = hb.state.clone();
+                        view.mode = hb.mode.clone();
                         if hb.name != pw.name {
                             view.error = Some(format!(
                                 "heartbeat names {:?}, not {:?}: check which worker writes this key",
@@ -309,6 +335,8 @@ pub fn build_snapshot(plan: &Plan, reading: &Reading, now: DateTime<Utc>) -> Nod
         generated_at: format_ts(now),
         stale_since: None,
         links: derive_links(&workers),
+        summary: Some(shared::fleet::summarize(&workers)),
+        page: None,
         workers,
     }
 }

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""The collector against the floor (BENCHMARKS.md "Collector at the floor").
+
+Each scenario: a fresh redis-server with N workers, nine in ten beating (each heartbeat is
+rewritten every 10 s, a tenth of the fleet per second, as a real fleet does) and one in ten
+down (a stale beat left without a TTL); every worker has a queue, a dead-letter list and two
+processing lists; plus M unrelated keys. The release server runs with default settings.
+
+Per round (three rounds): the mean collector cycle over 10 s (`agent_office_collector_cycle_
+seconds`), then the floor with the server and the beater paused — the same keys read bare by
+`redis-cli --pipe`, median of 5:
+  - floor (MGET): one MGET of every heartbeat key + LLEN of every list (the issue's floor);
+  - floor (same commands): what the collector sends, a bounded GETRANGE per heartbeat + the LLENs.
+Printed: the median of the rounds and the ratios, how often the snapshot refreshes, the
+server's RSS and CPU, and the size of the whole /nodes body.
+"""
+import json, os, signal, socket, subprocess, sys, tempfile, threading, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import (BIN, ROOT, free_port, http_get, machine_line, metric, resp, rss_kib,  # noqa: E402
+                   stop_all, wait)
+
+SCENARIOS = [(6, 0), (6, 1_000_000), (1_000, 0), (1_000, 1_000_000), (10_000, 0), (10_000, 1_000_000),
+             (100_000, 0), (100_000, 1_000_000)]
+ROUNDS = 3
+LIMIT = 8192  # MAX_HEARTBEAT_BYTES
+
+
+def names_for(n):
+    return (["music-render", "video-render", "image-render", "insta-render", "task-watcher", "ai_trade"]
+            if n == 6 else [f"bench-{i // 100:04d}-{i % 100:02d}" for i in range(n)])
+
+
+def beat(name, age_s=0):
+    ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - age_s))
+    return json.dumps({"name": name, "kind": "render", "state": "idle", "ts": ts,
+                       "last_job_at": None, "jobs_done": 1, "jobs_failed": 0})
+
+
+def send(port, cmds):
+    """Sends RESP commands over one socket and reads every reply (a pipeline)."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall("".join(cmds).encode())
+        f = s.makefile("rb")
+        for _ in cmds:
+            line = f.readline()
+            if line[:1] == b"$" and int(line[1:]) >= 0:
+                f.read(int(line[1:]) + 2)
+
+
+def fill(port, names):
+    cmds = []
+    for i, n in enumerate(names):
+        if i % 10 == 9:
+            # Down: a beat two hours old on a key someone left without a TTL.
+            cmds.append(resp("SET", f"worker:{n}:heartbeat", beat(n, age_s=7200)))
+        else:
+            cmds.append(resp("SET", f"worker:{n}:heartbeat", beat(n), "EX", 45))
+        cmds.append(resp("RPUSH", f"queue:{n}", "job"))
+        cmds.append(resp("RPUSH", f"dead_letter:queue:{n}", "job") if i % 50 == 0 else resp("DEL", f"dead_letter:queue:{n}"))
+        cmds.append(resp("RPUSH", f"processing:queue:{n}:c1", "job"))
+        cmds.append(resp("RPUSH", f"processing:queue:{n}:c2", "job"))
+    subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input="".join(cmds).encode(), check=True,
+                   capture_output=True)
+
+
+class Beater(threading.Thread):
+    """Rewrites a tenth of the beating workers' heartbeats every second (a 10 s beat)."""
+
+    def __init__(self, port, names):
+        super().__init__(daemon=True)
+        self.port, self.names = port, [n for i, n in enumerate(names) if i % 10 != 9]
+        self.run_flag, self.stop_flag = threading.Event(), threading.Event()
+        self.run_flag.set()
+
+    def run(self):
+        tick = 0
+        while not self.stop_flag.is_set():
+            if self.run_flag.is_set():
+                part = [n for j, n in enumerate(self.names) if j % 10 == tick % 10]
+                send(self.port, [resp("SET", f"worker:{n}:heartbeat", beat(n), "EX", 45) for n in part])
+                tick += 1
+            time.sleep(1)
+
+
+def pipe_s(port, cmds):
+    t = time.perf_counter()
+    subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=cmds, check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def floors(port, names):
+    lists = []
+    for n in names:
+        lists += [resp("LLEN", f"queue:{n}"), resp("LLEN", f"dead_letter:queue:{n}"),
+                  resp("LLEN", f"processing:queue:{n}:c1"), resp("LLEN", f"processing:queue:{n}:c2")]
+    mget = "".join([resp("GET", "queue:paused"), resp("MGET", *[f"worker:{n}:heartbeat" for n in names])] + lists).encode()
+    same = "".join([resp("GET", "queue:paused")] + [resp("GETRANGE", f"worker:{n}:heartbeat", 0, LIMIT) for n in names]
+                   + lists).encode()
+    a = sorted(pipe_s(port, mget) * 1000 for _ in range(5))[2]
+    b = sorted(pipe_s(port, same) * 1000 for _ in range(5))[2]
+    return a, b
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cycle_window(base, seconds):
+    c0 = metric(base, "agent_office_collector_cycle_seconds_count")
+    s0 = metric(base, "agent_office_collector_cycle_seconds_sum")
+    time.sleep(seconds)
+    c1 = metric(base, "agent_office_collector_cycle_seconds_count")
+    s1 = metric(base, "agent_office_collector_cycle_seconds_sum")
+    return (s1 - s0) / max(c1 - c0, 1) * 1000, (c1 - c0) / seconds
+
+
+def scenario(n, m):
+    tmp = tempfile.mkdtemp(prefix="ao-floor-")
+    rport, hport = free_port(), free_port()
+    procs = []
+    try:
+        procs.append(subprocess.Popen(
+            ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", tmp, "--enable-debug-command", "local"], stdout=subprocess.DEVNULL))
+        wait("redis", lambda: subprocess.run(["redis-cli", "-p", str(rport), "PING"], capture_output=True).returncode == 0)
+        if m:
+            subprocess.run(["redis-cli", "-p", str(rport), "DEBUG", "POPULATE", str(m), "noise"], check=True,
+                           capture_output=True)
+        names = names_for(n)
+        fill(rport, names)
+        beater = Beater(rport, names)
+        beater.start()
+        # As the README deploys it: the same LEPTOS_* settings scripts/lib.sh exports.
+        env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{rport}", RUST_LOG="warn",
+                   LEPTOS_OUTPUT_NAME="agent-office", LEPTOS_SITE_ROOT=os.path.join(ROOT, "target", "site"),
+                   LEPTOS_SITE_PKG_DIR="pkg", LEPTOS_ENV="PROD", LEPTOS_HASH_FILES="true",
+                   LEPTOS_SITE_ADDR=f"127.0.0.1:{hport}")
+        server = subprocess.Popen([BIN], env=env)
+        procs.append(server)
+        base = f"http://127.0.0.1:{hport}"
+        want = len(names) if n != 6 else 6
+        wait("every worker listed", lambda: json.loads(http_get(f"{base}/api/agent-office/nodes?limit=1", gzip=False))
+             ["summary"]["total"] >= want, timeout=300)
+        time.sleep(6)  # a full discovery pass with its processing lists, then steady state
+        rounds = []
+        for _ in range(ROUNDS):
+            cpu0, t0 = cpu_s(server.pid), time.time()
+            cycle, per_s = cycle_window(base, 10)
+            cpu = (cpu_s(server.pid) - cpu0) / (time.time() - t0) * 100
+            server.send_signal(signal.SIGSTOP)
+            beater.run_flag.clear()
+            time.sleep(1.2)  # let a beater write in flight finish
+            mget, same = floors(rport, names)
+            beater.run_flag.set()
+            server.send_signal(signal.SIGCONT)
+            rounds.append((cycle, mget, same, per_s, cpu))
+            time.sleep(2)
+        body = http_get(f"{base}/api/agent-office/nodes")
+        mem = rss_kib(server.pid)
+        beater.stop_flag.set()
+        med = lambda i: sorted(r[i] for r in rounds)[ROUNDS // 2]  # noqa: E731
+        ratio_mget = sorted(r[0] / r[1] for r in rounds)[ROUNDS // 2]
+        ratio_same = sorted(r[0] / r[2] for r in rounds)[ROUNDS // 2]
+        return {
+            "workers": n, "unrelated_keys": m,
+            "cycle_ms": round(med(0), 2), "floor_mget_ms": round(med(1), 2), "ratio_to_mget": round(ratio_mget, 2),
+            "floor_same_commands_ms": round(med(2), 2), "ratio_to_same": round(ratio_same, 2),
+            "rounds": [[round(x, 1) for x in r[:3]] for r in rounds],
+            "snapshots_per_s": round(med(3), 2), "server_cpu_percent": round(med(4), 1),
+            "server_rss_mib": round(mem["VmRSS"] / 1024, 1), "server_peak_rss_mib": round(mem["VmHWM"] / 1024, 1),
+            "whole_nodes_gzip_kib": round(len(body) / 1024, 1),
+        }
+    finally:
+        stop_all(procs, tmp)
+
+
+def main():
+    if not os.path.exists(BIN):
+        raise SystemExit(f"{BIN} missing: run scripts/bench.sh (it builds first)")
+    picked = SCENARIOS
+    if len(sys.argv) > 1:
+        picked = [tuple(int(x) for x in a.split(":")) for a in sys.argv[1:]]
+    print(machine_line())
+    for n, m in picked:
+        print(json.dumps(scenario(n, m)))
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
