@@ -61,7 +61,7 @@ test.beforeAll(async () => {
   const httpPort = await freePort();
   dir = mkdtempSync(path.join(tmpdir(), 'ao-fleet-'));
   children.push(spawn('redis-server', ['--port', `${redisPort}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' }));
-  await until('redis-server', async () => execFileSync('redis-cli', ['-p', `${redisPort}`, 'PING'], { encoding: 'utf8' }).trim() === 'PONG');
+  await until('redis-server', async () => execFileSync('redis-cli', ['-p', `${redisPort}`, 'PING'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() === 'PONG');
   populate(redisPort);
   children.push(
     spawn(path.join(root, 'target', 'release', 'agent-office'), [], {
@@ -89,15 +89,16 @@ test.beforeAll(async () => {
 });
 
 test.afterAll(async () => {
-  for (const child of children.reverse()) child.kill('SIGTERM');
+  // The server first, then its Redis.
+  for (const child of children.splice(0).reverse()) child.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
 });
 
 test('the cards show problems first, page by page, and search by name', async ({ page }) => {
   await page.goto(`${base}/infra?view=2d`);
   const cards = page.locator('article.card');
-  await expect(cards).toHaveCount(200);
-  await expect(page.locator('.fleet-tools .range')).toHaveText('1–200 of 2,006 workers, problems first');
+  await expect(cards).toHaveCount(500);
+  await expect(page.locator('.fleet-tools .range')).toHaveText('1–500 of 2,006 workers, problems first');
   // 40 fleet workers and the registry's six (no heartbeat here) are down: they lead.
   for (const status of await cards.evaluateAll((els) => els.slice(0, 46).map((e) => e.getAttribute('data-status')))) {
     expect(status).toBe('down');
@@ -105,8 +106,8 @@ test('the cards show problems first, page by page, and search by name', async ({
   await expect(cards.nth(46)).toHaveAttribute('data-status', 'degraded');
 
   await page.getByRole('link', { name: 'next ›' }).click();
-  await expect(page.locator('.fleet-tools .range')).toHaveText('201–400 of 2,006 workers, problems first');
-  await expect(cards).toHaveCount(200);
+  await expect(page.locator('.fleet-tools .range')).toHaveText('501–1,000 of 2,006 workers, problems first');
+  await expect(cards).toHaveCount(500);
   await expect(cards.first()).toHaveAttribute('data-status', 'healthy');
 
   await page.getByRole('searchbox', { name: 'Search workers by name' }).fill('render-ap-04');
@@ -134,6 +135,6 @@ test('the 3D view draws groups and opens one', async ({ page, javaScriptEnabled 
   await expect(hudLabel(page, 'render-us-0007')).toHaveCount(1);
   await expect(hudLabel(page, 'render-eu (500)')).toHaveCount(0);
   await page.getByRole('button', { name: '2D cards' }).click();
-  await expect(page.locator('.fleet-tools .range')).toHaveText('1–200 of 500 workers, problems first');
+  await expect(page.locator('.fleet-tools .range')).toHaveText('1–500 of 500 workers, problems first');
   await expect(page.locator('article.card').first()).toHaveAttribute('data-worker', 'render-us-0007');
 });

@@ -1,3 +1,5 @@
+// Leptos's nested view types (the /infra page) go deeper than the default limit in the release wasm build.
+#![recursion_limit = "256"]
 //! The WASM entry point: hydrates the page the server rendered.
 
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -12,8 +12,10 @@ use crate::nodes::{load_alerts, load_nodes};
 #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
 const REFRESH_MS: u32 = 3_000;
 
-/// Cards per page; a fleet up to the 3D view's grouping threshold fits on one.
-pub const PAGE: usize = GROUP_ABOVE;
+/// Cards per page: a fleet the 3D view draws worker by worker (up to [`GROUP_ABOVE`]) always
+/// fits on one page, with room for the workers discovery still remembers.
+pub const PAGE: usize = 500;
+const _: () = assert!(PAGE >= GROUP_ABOVE);
 
 /// What the page asks for: a name prefix, a group opened from the 3D view, and a page. Read
 /// from and written to the URL (`?q=&group=&page=`), so a search works without JavaScript

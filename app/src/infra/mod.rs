@@ -70,7 +70,7 @@ pub fn InfraPage() -> impl IntoView {
             if grouped() {
                 crate::pipeline::groups::as_groups(&s)
             } else {
-                s
+                crate::pipeline::groups::capped(s)
             }
         })
     });

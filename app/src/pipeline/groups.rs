@@ -34,6 +34,24 @@ pub fn as_groups(snap: &NodesSnapshot) -> NodesSnapshot {
     }
 }
 
+/// At most [`GROUP_ABOVE`] workers (the first ones: an answer comes problems first) and their
+/// links: an opened group larger than that is drawn by its worst part.
+pub fn capped(mut snap: NodesSnapshot) -> NodesSnapshot {
+    if snap.workers.len() > GROUP_ABOVE {
+        snap.workers.truncate(GROUP_ABOVE);
+        let names: std::collections::HashSet<&str> =
+            snap.workers.iter().map(|w| w.name.as_str()).collect();
+        let links = snap
+            .links
+            .iter()
+            .filter(|l| names.contains(l.from.as_str()) || names.contains(l.to.as_str()))
+            .cloned()
+            .collect();
+        snap.links = links;
+    }
+    snap
+}
+
 fn stand_in(g: &GroupSummary) -> WorkerView {
     let mut w = WorkerView {
         alive: g.status != LinkStatus::Down,
@@ -77,6 +95,14 @@ mod tests {
         assert!(!is_grouped(&fleet(GROUP_ABOVE), false));
         assert!(is_grouped(&fleet(GROUP_ABOVE + 1), false));
         assert!(!is_grouped(&fleet(GROUP_ABOVE + 1), true));
+    }
+
+    #[test]
+    fn an_open_group_draws_at_most_the_threshold() {
+        let snap = capped(fleet(GROUP_ABOVE + 50));
+        assert_eq!(snap.workers.len(), GROUP_ABOVE);
+        assert_eq!(snap.links.len(), GROUP_ABOVE);
+        assert_eq!(capped(fleet(10)).workers.len(), 10);
     }
 
     #[test]
