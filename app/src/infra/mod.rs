@@ -119,9 +119,12 @@ pub fn InfraPage() -> impl IntoView {
         }}
         <Show when=show_3d>
             <PipelineView snap=drawn failed=gl_failed/>
-            <Show when=grouped>
-                {move || current.get().map(|snap| view! { <GroupList window snap/> })}
-            </Show>
+            {move || {
+                grouped()
+                    .then(|| current.get())
+                    .flatten()
+                    .map(|snap| view! { <GroupList window snap/> }.into_any())
+            }}
         </Show>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
