@@ -229,8 +229,20 @@ impl CutProxy {
     }
 }
 
+/// LLEN, retried for up to 10 s: the chaos test reads while it restarts Redis and loads it with
+/// three agents, and one slow reply (redis-rs gives up after 500 ms) is not a lost job.
 pub async fn llen(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
-    redis::cmd("LLEN").arg(key).query_async(conn).await.unwrap()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match redis::cmd("LLEN").arg(key).query_async(conn).await {
+            Ok(n) => return n,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("LLEN {key}: {e}; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("LLEN {key}: {e}"),
+        }
+    }
 }
 
 pub async fn lpush(conn: &mut redis::aio::MultiplexedConnection, key: &str, jobs: &[String]) {
