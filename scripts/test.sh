@@ -19,7 +19,9 @@ cargo test --workspace --exclude frontend --locked
 
 build_release
 say "a second build with nothing changed rebuilds nothing"
-(cd "$ROOT" && cargo xtask build 2>&1) | tee /dev/stderr | grep -q "wasm unchanged since the last build" \
+warm="$(cd "$ROOT" && cargo xtask build 2>&1)"
+printf '%s\n' "$warm" >&2
+grep -q "wasm unchanged since the last build" <<<"$warm" \
   || { echo "the warm build re-ran wasm-bindgen/wasm-opt" >&2; exit 1; }
 say "end-to-end tests (Playwright, Chromium)"
 cd "$ROOT/end2end"
