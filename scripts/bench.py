@@ -108,12 +108,22 @@ def machine_line():
     return f"# machine: {os.cpu_count()} cores, {cpu}; redis {version}"
 
 
-def start_redis(port, tmp):
-    """A private redis-server without persistence; returns its process once it answers."""
+def start_redis(port, tmp, debug=False):
+    """A private redis-server without persistence (`debug`: with DEBUG POPULATE allowed);
+    returns its process once it answers."""
     p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
+                          "--appendonly", "no", "--dir", tmp]
+                         + (["--enable-debug-command", "local"] if debug else []), stdout=subprocess.DEVNULL)
     wait("redis", lambda: redis_info(port, "redis_version"))
     return p
+
+
+def server_env(rport, hport, **extra):
+    """The release server's environment as the README deploys it (scripts/lib.sh's LEPTOS_*)."""
+    return dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{rport}", RUST_LOG="warn",
+                LEPTOS_OUTPUT_NAME="agent-office", LEPTOS_SITE_ROOT=os.path.join(ROOT, "target", "site"),
+                LEPTOS_SITE_PKG_DIR="pkg", LEPTOS_ENV="PROD", LEPTOS_HASH_FILES="true",
+                LEPTOS_SITE_ADDR=f"127.0.0.1:{hport}", **extra)
 
 
 def stop_all(procs, tmp):
@@ -133,19 +143,14 @@ def scenario(n, m):
     rport, hport = free_port(), free_port()
     procs = []
     try:
-        procs.append(subprocess.Popen(
-            ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", tmp, "--enable-debug-command", "local"], stdout=subprocess.DEVNULL))
-        wait("redis", lambda: redis_info(rport, "redis_version"))
+        procs.append(start_redis(rport, tmp, debug=True))
         if m:
             subprocess.run(["redis-cli", "-p", str(rport), "DEBUG", "POPULATE", str(m), "noise"], check=True,
                            capture_output=True)
         names = (["music-render", "video-render", "image-render", "insta-render"] if n == 6
                  else [f"bench-{i:05d}" for i in range(n)])
         fill(rport, names)
-        env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{rport}", RUST_LOG="warn",
-                   LEPTOS_OUTPUT_NAME="agent-office", LEPTOS_SITE_ROOT=os.path.join(ROOT, "target", "site"),
-                   LEPTOS_SITE_PKG_DIR="pkg", LEPTOS_ENV="PROD", LEPTOS_HASH_FILES="true", LEPTOS_SITE_ADDR=f"127.0.0.1:{hport}")
+        env = server_env(rport, hport)
         t0 = time.time()
         server = subprocess.Popen([BIN], env=env)
         procs.append(server)

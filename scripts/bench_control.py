@@ -14,7 +14,7 @@ Prints, each beside a same-run reference and the ratio:
 import json, os, signal, socket, subprocess, sys, tempfile, threading, time, shutil, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import BIN, ROOT, machine_line, start_redis, stop_all, free_port, heartbeat, metric, redis_info, resp, wait  # noqa: E402
+from bench import BIN, machine_line, server_env, start_redis, stop_all, free_port, heartbeat, metric, redis_info, resp, wait  # noqa: E402
 
 OPERATOR = "bench-operator-token-0123456789"
 AGENT = "bench-agent-token-0123456789"
@@ -154,11 +154,7 @@ def main():
             cmds.append(resp("SET", f"agent-office:{{ctl}}:beat:agent-{i:05d}", agent_beat(i), "EX", 3600))
         cmds.append(resp("INCR", "agent-office:{ctl}:agents:version"))
         pipe(rport, cmds)
-        env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{rport}", RUST_LOG="warn",
-                   OPERATOR_TOKEN=OPERATOR, AGENT_TOKEN=AGENT,
-                   LEPTOS_OUTPUT_NAME="agent-office", LEPTOS_SITE_ROOT=os.path.join(ROOT, "target", "site"),
-                   LEPTOS_SITE_PKG_DIR="pkg", LEPTOS_ENV="PROD", LEPTOS_HASH_FILES="true",
-                   LEPTOS_SITE_ADDR=f"127.0.0.1:{hport}")
+        env = server_env(rport, hport, OPERATOR_TOKEN=OPERATOR, AGENT_TOKEN=AGENT)
         server = subprocess.Popen([BIN], env=env)
         procs.append(server)
         base = f"http://127.0.0.1:{hport}"

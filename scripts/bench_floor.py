@@ -17,8 +17,8 @@ server's RSS and CPU, and the size of the whole /nodes body.
 import json, os, signal, socket, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import (BIN, ROOT, free_port, http_get, machine_line, metric, resp, rss_kib,  # noqa: E402
-                   stop_all, wait)
+from bench import (BIN, free_port, http_get, machine_line, metric, resp, rss_kib,  # noqa: E402
+                   server_env, start_redis, stop_all, wait)
 
 SCENARIOS = [(6, 0), (6, 1_000_000), (1_000, 0), (1_000, 1_000_000), (10_000, 0), (10_000, 1_000_000),
              (100_000, 0), (100_000, 1_000_000)]
@@ -122,10 +122,7 @@ def scenario(n, m):
     rport, hport = free_port(), free_port()
     procs = []
     try:
-        procs.append(subprocess.Popen(
-            ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", tmp, "--enable-debug-command", "local"], stdout=subprocess.DEVNULL))
-        wait("redis", lambda: subprocess.run(["redis-cli", "-p", str(rport), "PING"], capture_output=True).returncode == 0)
+        procs.append(start_redis(rport, tmp, debug=True))
         if m:
             subprocess.run(["redis-cli", "-p", str(rport), "DEBUG", "POPULATE", str(m), "noise"], check=True,
                            capture_output=True)
@@ -133,11 +130,7 @@ def scenario(n, m):
         fill(rport, names)
         beater = Beater(rport, names)
         beater.start()
-        # As the README deploys it: the same LEPTOS_* settings scripts/lib.sh exports.
-        env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{rport}", RUST_LOG="warn",
-                   LEPTOS_OUTPUT_NAME="agent-office", LEPTOS_SITE_ROOT=os.path.join(ROOT, "target", "site"),
-                   LEPTOS_SITE_PKG_DIR="pkg", LEPTOS_ENV="PROD", LEPTOS_HASH_FILES="true",
-                   LEPTOS_SITE_ADDR=f"127.0.0.1:{hport}")
+        env = server_env(rport, hport)
         server = subprocess.Popen([BIN], env=env)
         procs.append(server)
         base = f"http://127.0.0.1:{hport}"

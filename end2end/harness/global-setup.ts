@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { redisCli } from './redis';
 import { AGENT_TOKEN, OPERATOR_TOKEN } from './agent';
+import { serverEnv } from './server';
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -55,20 +56,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     const server = (port: number, tokens: Record<string, string>) =>
       spawn(bin, [], {
         stdio: ['ignore', 'inherit', 'inherit'],
-        env: {
-          ...process.env,
-          ...tokens,
-          REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-          COLLECT_INTERVAL: '250ms',
-          DISCOVER_INTERVAL: '500ms',
-          RUST_LOG: 'warn',
-          LEPTOS_OUTPUT_NAME: 'agent-office',
-          LEPTOS_SITE_ROOT: path.join(root, 'target', 'site'),
-          LEPTOS_SITE_PKG_DIR: 'pkg',
-          LEPTOS_ENV: 'PROD',
-          LEPTOS_HASH_FILES: 'true',
-          LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
-        },
+        env: serverEnv(redisPort, port, tokens),
       });
     children.push(server(httpPort, { OPERATOR_TOKEN, AGENT_TOKEN }));
     process.env.AO_BASE_URL = `http://127.0.0.1:${httpPort}`;

@@ -8,8 +8,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { hudLabel, waitForFrames } from '../harness/pipeline';
+import { serverBin, serverEnv } from '../harness/server';
 
-const root = path.resolve(__dirname, '..', '..');
 const GROUPS = ['render-eu', 'render-us', 'render-ap', 'ingest'];
 const PER_GROUP = 500;
 let base = '';
@@ -64,22 +64,7 @@ test.beforeAll(async () => {
   await until('redis-server', async () => execFileSync('redis-cli', ['-p', `${redisPort}`, 'PING'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() === 'PONG');
   populate(redisPort);
   children.push(
-    spawn(path.join(root, 'target', 'release', 'agent-office'), [], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: {
-        ...process.env,
-        REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-        COLLECT_INTERVAL: '250ms',
-        DISCOVER_INTERVAL: '500ms',
-        RUST_LOG: 'warn',
-        LEPTOS_OUTPUT_NAME: 'agent-office',
-        LEPTOS_SITE_ROOT: path.join(root, 'target', 'site'),
-        LEPTOS_SITE_PKG_DIR: 'pkg',
-        LEPTOS_ENV: 'PROD',
-        LEPTOS_HASH_FILES: 'true',
-        LEPTOS_SITE_ADDR: `127.0.0.1:${httpPort}`,
-      },
-    }),
+    spawn(serverBin, [], { stdio: ['ignore', 'inherit', 'inherit'], env: serverEnv(redisPort, httpPort) }),
   );
   base = `http://127.0.0.1:${httpPort}`;
   await until('all 2,006 workers', async () => {
