@@ -2,24 +2,13 @@
 // publishes their addresses to the tests through the environment.
 import { spawn, ChildProcess } from 'node:child_process';
 import { mkdtempSync, existsSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { redisCli } from './redis';
 import { AGENT_TOKEN, OPERATOR_TOKEN } from './agent';
-import { serverEnv } from './server';
+import { freePort, serverEnv } from './server';
 
 const root = path.resolve(__dirname, '..', '..');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 async function waitFor(what: string, ok: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 20_000;

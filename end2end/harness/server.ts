@@ -1,4 +1,5 @@
 // How the tests run the release server: the environment scripts/lib.sh gives it.
+import { createServer } from 'node:net';
 import path from 'node:path';
 
 export const root = path.resolve(__dirname, '..', '..');
@@ -20,4 +21,15 @@ export function serverEnv(redisPort: number, httpPort: number, extra: Record<str
     LEPTOS_HASH_FILES: 'true',
     LEPTOS_SITE_ADDR: `127.0.0.1:${httpPort}`,
   };
+}
+
+/** A TCP port nobody listens on. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
 }

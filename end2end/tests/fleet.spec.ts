@@ -4,27 +4,16 @@
 import { test, expect } from '@playwright/test';
 import { spawn, execFileSync, ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { hudLabel, waitForFrames } from '../harness/pipeline';
-import { serverBin, serverEnv } from '../harness/server';
+import { freePort, serverBin, serverEnv } from '../harness/server';
 
 const GROUPS = ['render-eu', 'render-us', 'render-ap', 'ingest'];
 const PER_GROUP = 500;
 let base = '';
 let dir = '';
 const children: ChildProcess[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 function resp(...args: string[]): string {
   return `*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('');

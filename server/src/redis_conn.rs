@@ -19,19 +19,19 @@ pub async fn connect(
     client: &redis::Client,
     timeout: Duration,
 ) -> Result<MultiplexedConnection, RedisCallError> {
-    connect_with(client, timeout, timeout).await
+    connect_with(client, timeout, Some(timeout)).await
 }
 
-/// Like [`connect`], with its own limit on how long one reply may take (the collector's
-/// pipeline grows with the fleet).
+/// Like [`connect`], with its own limit on how long one reply may take; `None` for a caller
+/// that gives every call its own deadline ([`with_timeout`]; the collector's grows with the fleet).
 pub async fn connect_with(
     client: &redis::Client,
     timeout: Duration,
-    reply_timeout: Duration,
+    reply_timeout: Option<Duration>,
 ) -> Result<MultiplexedConnection, RedisCallError> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(reply_timeout));
+        .set_response_timeout(reply_timeout);
     with_timeout(
         timeout,
         client.get_multiplexed_async_connection_with_config(&config),

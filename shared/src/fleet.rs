@@ -62,17 +62,6 @@ pub fn group_of(name: &str) -> &str {
     }
 }
 
-/// How bad a status is, worst first: the order of "problems first".
-pub fn severity(status: LinkStatus) -> u8 {
-    match status {
-        LinkStatus::Down => 0,
-        LinkStatus::Degraded => 1,
-        LinkStatus::Paused => 2,
-        LinkStatus::Unknown => 3,
-        LinkStatus::Healthy => 4,
-    }
-}
-
 /// The summary of a fleet, in one pass.
 pub fn summarize(workers: &[WorkerView]) -> Summary {
     let mut s = Summary {
@@ -96,7 +85,7 @@ pub fn summarize(workers: &[WorkerView]) -> Summary {
             });
         g.count += 1;
         g.alive += u64::from(w.alive);
-        if severity(status) < severity(g.status) {
+        if status.severity() > g.status.severity() {
             g.status = status;
         }
         *g.by_status.entry(status.as_str().to_string()).or_default() += 1;
@@ -115,7 +104,7 @@ pub fn summarize(workers: &[WorkerView]) -> Summary {
         for g in rest {
             other.count += g.count;
             other.alive += g.alive;
-            if severity(g.status) < severity(other.status) {
+            if g.status.severity() > other.status.severity() {
                 other.status = g.status;
             }
             for (k, v) in g.by_status {
@@ -268,8 +257,9 @@ impl NodesQuery {
         match self.order {
             Order::Fleet => {}
             Order::Problems => picked.sort_by(|a, b| {
-                severity(a.status())
-                    .cmp(&severity(b.status()))
+                b.status()
+                    .severity()
+                    .cmp(&a.status().severity())
                     .then_with(|| a.name.cmp(&b.name))
             }),
             Order::Name => picked.sort_by(|a, b| a.name.cmp(&b.name)),
@@ -281,14 +271,7 @@ impl NodesQuery {
             .take(self.limit.unwrap_or(usize::MAX))
             .cloned()
             .collect();
-        let names: std::collections::HashSet<&str> =
-            window.iter().map(|w| w.name.as_str()).collect();
-        let links: Vec<Link> = snap
-            .links
-            .iter()
-            .filter(|l| names.contains(l.from.as_str()) || names.contains(l.to.as_str()))
-            .cloned()
-            .collect();
+        let links = links_of(&snap.links, &window);
         NodesSnapshot {
             redis_ok: snap.redis_ok,
             paused: snap.paused,
@@ -309,6 +292,16 @@ impl NodesQuery {
             }),
         }
     }
+}
+
+/// The links that start or end at one of `workers`.
+pub fn links_of(links: &[Link], workers: &[WorkerView]) -> Vec<Link> {
+    let names: std::collections::HashSet<&str> = workers.iter().map(|w| w.name.as_str()).collect();
+    links
+        .iter()
+        .filter(|l| names.contains(l.from.as_str()) || names.contains(l.to.as_str()))
+        .cloned()
+        .collect()
 }
 
 fn words(value: &str) -> impl Iterator<Item = &str> {
@@ -333,8 +326,8 @@ fn number(name: &str, value: &str) -> Result<usize, QueryError> {
         .map_err(|_| QueryError(format!("{name} must be a whole number, not {value:?}")))
 }
 
-/// Percent-encodes everything but unreserved characters.
-fn encode(s: &str) -> String {
+/// Percent-encodes everything but unreserved characters (a query-string value).
+pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -371,7 +364,7 @@ mod tests {
         NodesSnapshot {
             links: derive_links(&workers),
             workers,
-            ..NodesSnapshot::empty(chrono::Utc::now())
+            ..NodesSnapshot::empty(chrono::DateTime::UNIX_EPOCH)
         }
     }
 

@@ -50,6 +50,18 @@ impl LinkStatus {
         }
     }
 
+    /// How bad it is, worst highest (down 4, degraded 3, paused 2, unknown 1, healthy 0): the
+    /// order of "problems first" on the cards, of the HUD labels that win, of a group's colour.
+    pub fn severity(self) -> u8 {
+        match self {
+            Self::Down => 4,
+            Self::Degraded => 3,
+            Self::Paused => 2,
+            Self::Unknown => 1,
+            Self::Healthy => 0,
+        }
+    }
+
     /// The word used in CSS classes and in the JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -102,6 +114,15 @@ impl StateLabel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn problems_outrank_health() {
+        use LinkStatus::*;
+        assert!(Down.severity() > Degraded.severity());
+        assert!(Degraded.severity() > Paused.severity());
+        assert!(Paused.severity() > Unknown.severity());
+        assert!(Degraded.severity() > Healthy.severity());
+    }
     use crate::heartbeat::WorkerKind;
 
     fn view(alive: bool, state: &str) -> WorkerView {

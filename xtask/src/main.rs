@@ -55,6 +55,9 @@ fn say(msg: &str) {
 fn build(root: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let p = Project::load(&root.join("Cargo.toml"))?;
+    if p.hash_files && p.style_file.is_none() {
+        bail!("hash-files needs a style-file: Leptos's hash.txt lists js, wasm and css");
+    }
     let tools = front::tools_identity()?;
 
     say(
@@ -171,9 +174,6 @@ fn build_site(
     site::prune(&pkg, &keep)?;
     for file in &keep {
         site::gzip_copy(&pkg.join(file))?;
-    }
-    if p.hash_files && !hashes.contains_key("css") {
-        bail!("hash-files needs a style-file: Leptos's hash.txt lists js, wasm and css");
     }
     Ok(p.hash_files.then_some(hashes))
 }

@@ -4,7 +4,7 @@
 //! in place and the poll fetches it at once.
 
 use leptos::prelude::*;
-use shared::fleet::OTHER_GROUP;
+use shared::fleet::{encode, OTHER_GROUP};
 use shared::NodesSnapshot;
 
 use super::data::{Window, PAGE};
@@ -26,17 +26,6 @@ fn href(w: &Window) -> String {
     } else {
         format!("/infra?{}", parts.join("&"))
     }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// "201–400 of 2,006", or what there is to say when nothing matched.

@@ -3,7 +3,7 @@
 //! `"<group> (<count>)"` whose status is the group's worst, so the tube's colour and motion
 //! say what the worst of its workers would.
 
-use shared::fleet::{GroupSummary, GROUP_ABOVE};
+use shared::fleet::{links_of, GroupSummary, GROUP_ABOVE};
 use shared::nodes::derive_links;
 use shared::status::LinkStatus;
 use shared::{NodesSnapshot, WorkerKind, WorkerView};
@@ -39,15 +39,7 @@ pub fn as_groups(snap: &NodesSnapshot) -> NodesSnapshot {
 pub fn capped(mut snap: NodesSnapshot) -> NodesSnapshot {
     if snap.workers.len() > GROUP_ABOVE {
         snap.workers.truncate(GROUP_ABOVE);
-        let names: std::collections::HashSet<&str> =
-            snap.workers.iter().map(|w| w.name.as_str()).collect();
-        let links = snap
-            .links
-            .iter()
-            .filter(|l| names.contains(l.from.as_str()) || names.contains(l.to.as_str()))
-            .cloned()
-            .collect();
-        snap.links = links;
+        snap.links = links_of(&snap.links, &snap.workers);
     }
     snap
 }

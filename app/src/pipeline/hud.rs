@@ -145,7 +145,7 @@ impl Hud {
             if let Some(b) = &l.badge {
                 b.set_text_content(Some(&format!("❌ {}", w.dead_letter)));
             }
-            l.priority = label::priority(status);
+            l.priority = status.severity();
             let _ = l.el.set_attribute("data-status", status.as_str());
             set_style(&l.el, "--status", status.colour());
         }

@@ -42,17 +42,6 @@ pub fn lines(w: &WorkerView, compact: bool) -> Vec<Line> {
     ]
 }
 
-/// Which labels win when they would overlap: problems first.
-pub fn priority(status: LinkStatus) -> u8 {
-    match status {
-        LinkStatus::Down => 4,
-        LinkStatus::Degraded => 3,
-        LinkStatus::Paused => 2,
-        LinkStatus::Unknown => 1,
-        LinkStatus::Healthy => 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,11 +94,5 @@ mod tests {
             lines(&w(false, "down", 0, None), true)[0][0].1,
             "⚠ insta-render no heartbeat"
         );
-    }
-
-    #[test]
-    fn problems_outrank_health() {
-        assert!(priority(LinkStatus::Down) > priority(LinkStatus::Degraded));
-        assert!(priority(LinkStatus::Degraded) > priority(LinkStatus::Healthy));
     }
 }

@@ -157,9 +157,8 @@ impl Collector {
         let timeout = connect_timeout.max(PER_COMMAND * self.plan.command_count() as u32);
         let mut round_trips = 0;
         if self.conn.is_none() {
-            // Its replies may take the longest deadline a plan can need; each call has its own.
-            let reply = connect_timeout.max(PER_COMMAND * 2_000_000);
-            self.conn = Some(connect_with(&self.client, connect_timeout, reply).await?);
+            // No per-reply limit on the connection: each pipeline below has its own deadline.
+            self.conn = Some(connect_with(&self.client, connect_timeout, None).await?);
             round_trips += 1;
         }
         let conn = self.conn.as_mut().ok_or(RedisCallError::Timeout(timeout))?;
