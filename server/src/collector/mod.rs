@@ -54,7 +54,8 @@ pub struct Collector {
     agents: AgentsPlan,
     agents_tx: watch::Sender<Arc<AgentsSnapshot>>,
     metrics: Arc<Metrics>,
-    last_good: Option<NodesSnapshot>,
+    /// The last snapshot read from Redis, shared with what was published (never copied).
+    last_good: Option<Arc<NodesSnapshot>>,
     last_beats: LastBeats,
     beats: HeartbeatCache,
     started_at: DateTime<Utc>,
@@ -120,6 +121,7 @@ impl Collector {
                 self.beats.update(&reading.heartbeats);
                 let mut snap = snapshot_with(&self.plan, &reading, &self.beats, now);
                 self.last_beats.apply(&mut snap, now);
+                let snap = Arc::new(snap);
                 self.last_good = Some(snap.clone());
                 self.agents_tx
                     .send_replace(Arc::new(AgentsSnapshot::new(true, now, agents)));
@@ -136,7 +138,7 @@ impl Collector {
                 let last = self.agents_tx.borrow().entries.clone();
                 self.agents_tx
                     .send_replace(Arc::new(AgentsSnapshot::new(false, now, last)));
-                self.stale(now)
+                Arc::new(self.stale(now))
             }
         };
         let alive = snapshot.workers.iter().filter(|w| w.alive).count();
@@ -190,7 +192,7 @@ impl Collector {
                 redis_ok: false,
                 generated_at: format_ts(now),
                 stale_since: Some(good.generated_at.clone()),
-                ..good.clone()
+                ..(**good).clone()
             },
             None => not_yet_read(&self.plan, self.started_at),
         }

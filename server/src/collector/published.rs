@@ -25,10 +25,11 @@ struct Body {
 }
 
 impl Published {
-    pub fn new(snapshot: NodesSnapshot) -> Self {
+    pub fn new(snapshot: impl Into<Arc<NodesSnapshot>>) -> Self {
+        let snapshot = snapshot.into();
         Self {
             digest: snapshot.digest(),
-            snapshot: Arc::new(snapshot),
+            snapshot,
             body: OnceLock::new(),
         }
     }
