@@ -340,3 +340,52 @@ async fn answers_gzip_metrics_and_the_server_rendered_page() {
         .unwrap();
     assert_eq!(alerts["enabled"], false);
 }
+
+/// The collector reads workers on a connection of its own: the URL's password (with or
+/// without a user name) and database number must reach it as they reach every other task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_user_and_database_in_the_url_are_used() {
+    let redis = Redis::start().await;
+    let mut c = redis.conn().await;
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "ops", "on", ">0ps-pw", "~*", "&*", "+@all"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "requirepass", "s3cret"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let in_db3 = format!("redis://:s3cret@127.0.0.1:{}/3", redis.port);
+    let mut c3 = redis::Client::open(in_db3.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    common::idle_render(&mut c3, &["image-render"]).await;
+    let _: () = c3.rpush("queue:image-render", &["a", "b"]).await.unwrap();
+
+    for url in [
+        in_db3.clone(),
+        format!("redis://ops:0ps-pw@127.0.0.1:{}/3", redis.port),
+    ] {
+        let server = Server::start(Server::fast_config(&url)).await;
+        let snap = server
+            .wait_for("image-render read from database 3", |s| {
+                s.redis_ok
+                    && s.workers
+                        .iter()
+                        .any(|w| w.name == "image-render" && w.alive && w.queue_depth == 2)
+            })
+            .await;
+        assert!(snap.workers.iter().all(|w| w.name != "ghost"));
+    }
+
+    // A wrong password is Redis unreachable, said plainly, never a panic or a silent empty fleet.
+    let wrong = format!("redis://:nope@127.0.0.1:{}/3", redis.port);
+    let server = Server::start(Server::fast_config(&wrong)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let snap = server.nodes().await;
+    assert!(!snap.redis_ok, "{snap:?}");
+}

@@ -27,7 +27,7 @@ impl HeartbeatCache {
 
     /// Brings every slot up to this cycle's raw values (`None`: no heartbeat). A value whose
     /// bytes differ in any way is decoded again; a value that disappeared empties its slot.
-    pub fn update(&mut self, raw: &[Option<Vec<u8>>]) {
+    pub fn update(&mut self, raw: &[Option<&[u8]>]) {
         self.entries.resize_with(raw.len(), || None);
         self.entries.truncate(raw.len());
         let mut decoded = 0;
@@ -38,7 +38,7 @@ impl HeartbeatCache {
                 (_, Some(v)) => {
                     decoded += 1;
                     *slot = Some(Entry {
-                        raw: v.clone(),
+                        raw: v.to_vec(),
                         decoded: decode_heartbeat(v),
                     });
                 }
@@ -57,6 +57,10 @@ impl HeartbeatCache {
 mod tests {
     use super::*;
 
+    fn refs(raw: &[Option<Vec<u8>>]) -> Vec<Option<&[u8]>> {
+        raw.iter().map(|v| v.as_deref()).collect()
+    }
+
     fn beat(name: &str, state: &str) -> Vec<u8> {
         format!(
             r#"{{"name":"{name}","kind":"render","state":"{state}","ts":"2026-11-23T11:59:55Z","last_job_at":null,"jobs_done":1,"jobs_failed":0}}"#
@@ -73,9 +77,9 @@ mod tests {
     fn unchanged_bytes_are_not_decoded_again() {
         let mut c = HeartbeatCache::default();
         let raw = vec![Some(beat("a", "idle")), Some(beat("b", "busy")), None];
-        c.update(&raw);
+        c.update(&refs(&raw));
         assert_eq!(c.decoded_last, 2);
-        c.update(&raw);
+        c.update(&refs(&raw));
         assert_eq!(c.decoded_last, 0, "same bytes, nothing decoded");
         assert_eq!(state(&c, 0).as_deref(), Some("idle"));
         assert_eq!(state(&c, 1).as_deref(), Some("busy"));
@@ -86,28 +90,28 @@ mod tests {
     fn a_changed_byte_is_never_missed() {
         let mut c = HeartbeatCache::default();
         let mut raw = vec![Some(beat("a", "idle"))];
-        c.update(&raw);
+        c.update(&refs(&raw));
         // Same length, one byte different: the state word `idle` → `idlf` is invalid.
         let v = raw[0].as_mut().unwrap();
         let at = v.windows(4).position(|w| w == b"idle").unwrap();
         v[at + 3] = b'f';
-        c.update(&raw);
+        c.update(&refs(&raw));
         assert_eq!(c.decoded_last, 1);
         assert_eq!(state(&c, 0).as_deref(), Some("error"));
         raw[0] = Some(beat("a", "busy"));
-        c.update(&raw);
+        c.update(&refs(&raw));
         assert_eq!(state(&c, 0).as_deref(), Some("busy"));
     }
 
     #[test]
     fn a_key_that_disappears_is_gone_in_the_same_cycle() {
         let mut c = HeartbeatCache::default();
-        c.update(&[Some(beat("a", "idle")), Some(beat("b", "idle"))]);
-        c.update(&[None, Some(beat("b", "idle"))]);
+        c.update(&refs(&[Some(beat("a", "idle")), Some(beat("b", "idle"))]));
+        c.update(&refs(&[None, Some(beat("b", "idle"))]));
         assert_eq!(state(&c, 0), None);
         assert_eq!(state(&c, 1).as_deref(), Some("idle"));
         // It comes back: decoded again, not served from a stale slot.
-        c.update(&[Some(beat("a", "busy")), Some(beat("b", "idle"))]);
+        c.update(&refs(&[Some(beat("a", "busy")), Some(beat("b", "idle"))]));
         assert_eq!(c.decoded_last, 1);
         assert_eq!(state(&c, 0).as_deref(), Some("busy"));
     }
@@ -115,11 +119,11 @@ mod tests {
     #[test]
     fn a_smaller_plan_drops_the_slots_past_its_end() {
         let mut c = HeartbeatCache::default();
-        c.update(&[Some(beat("a", "idle")), Some(beat("b", "idle"))]);
-        c.update(&[Some(beat("a", "idle"))]);
+        c.update(&refs(&[Some(beat("a", "idle")), Some(beat("b", "idle"))]));
+        c.update(&refs(&[Some(beat("a", "idle"))]));
         assert_eq!(c.get(1), None);
         c.clear();
-        c.update(&[Some(beat("a", "idle"))]);
+        c.update(&refs(&[Some(beat("a", "idle"))]));
         assert_eq!(c.decoded_last, 1, "cleared: decoded again");
     }
 }

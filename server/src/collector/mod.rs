@@ -7,6 +7,7 @@ mod beats;
 mod discovery;
 mod plan;
 mod published;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +28,7 @@ pub use published::{gzip, Published};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::redis_conn::{connect_with, with_timeout, RedisCallError};
+use wire::{Replies, WireConn, WireError};
 
 /// The deadline of a cycle's pipeline grows with its size: Redis answers about a microsecond a
 /// command, so five is a Redis in trouble (100,000 workers: ~400,000 commands, 2 s), and below
@@ -40,6 +42,8 @@ pub type SnapshotRx = watch::Receiver<Arc<Published>>;
 enum CycleError {
     #[error(transparent)]
     Call(#[from] RedisCallError),
+    #[error(transparent)]
+    Wire(#[from] WireError),
     #[error("unexpected reply: {0}")]
     Reply(#[from] ReplyError),
 }
@@ -47,7 +51,11 @@ enum CycleError {
 pub struct Collector {
     config: Arc<Config>,
     client: redis::Client,
+    /// The agents' reads (redis-rs).
     conn: Option<MultiplexedConnection>,
+    /// The workers' reads: the plan's packed commands, replies parsed in place.
+    wire: Option<WireConn>,
+    replies: Replies,
     discovered: watch::Receiver<Arc<Discovered>>,
     plan: Plan,
     tx: watch::Sender<Arc<Published>>,
@@ -79,6 +87,8 @@ impl Collector {
             config,
             client,
             conn: None,
+            wire: None,
+            replies: Replies::default(),
             discovered,
             plan,
             tx,
@@ -112,7 +122,15 @@ impl Collector {
             self.beats.clear();
         }
         let now = Utc::now();
-        let snapshot = match self.read(now).await {
+        let read = match self.read(now).await {
+            Ok(agents) => self
+                .plan
+                .read(self.replies.iter())
+                .map(|reading| (reading, agents))
+                .map_err(CycleError::from),
+            Err(e) => Err(e),
+        };
+        let snapshot = match read {
             Ok((reading, agents)) => {
                 if self.last_good.is_none() || self.metrics.redis_up.get() == 0 {
                     tracing::info!(workers = self.plan.workers.len(), "reading Redis");
@@ -134,6 +152,7 @@ impl Collector {
                 self.metrics.redis_up.set(0);
                 self.metrics.redis_error("collector");
                 self.conn = None;
+                self.wire = None;
                 // The last agents read, marked stale; ages keep counting.
                 let last = self.agents_tx.borrow().entries.clone();
                 self.agents_tx
@@ -152,37 +171,64 @@ impl Collector {
             .observe(start.elapsed().as_secs_f64());
     }
 
-    /// Workers and agents in one round trip: both pipelines go out on the one multiplexed
-    /// connection before either reply is awaited.
-    async fn read(&mut self, now: DateTime<Utc>) -> Result<(Reading, Vec<AgentEntry>), CycleError> {
+    /// Workers and agents in one round trip: the workers' commands go out on the collector's
+    /// own connection while the agents' pipeline goes out on the multiplexed one, and both
+    /// replies are awaited together. The workers' replies are left in `self.replies`.
+    async fn read(&mut self, now: DateTime<Utc>) -> Result<Vec<AgentEntry>, CycleError> {
         let connect_timeout = self.config.redis_timeout;
-        let timeout = connect_timeout.max(PER_COMMAND * self.plan.command_count() as u32);
+        let count = self.plan.command_count();
+        let timeout = wire::deadline(connect_timeout, PER_COMMAND, count);
         let mut round_trips = 0;
-        if self.conn.is_none() {
-            // No per-reply limit on the connection: each pipeline below has its own deadline.
-            self.conn = Some(connect_with(&self.client, connect_timeout, None).await?);
+        if self.conn.is_none() || self.wire.is_none() {
+            // No per-reply limit on the connection: each call below has its own deadline.
+            let info = self.client.get_connection_info();
+            let (conn, wire) = tokio::try_join!(
+                async {
+                    Ok::<_, CycleError>(connect_with(&self.client, connect_timeout, None).await?)
+                },
+                async {
+                    tokio::time::timeout(connect_timeout, WireConn::connect(info))
+                        .await
+                        .map_err(|_| RedisCallError::Timeout(connect_timeout))?
+                        .map_err(CycleError::from)
+                },
+            )?;
+            self.conn = Some(conn);
+            self.wire = Some(wire);
             round_trips += 1;
         }
-        let conn = self.conn.as_mut().ok_or(RedisCallError::Timeout(timeout))?;
-        let mut agents_conn = conn.clone();
-        let pipe = self.plan.pipeline();
+        let (Some(conn), Some(wire)) = (self.conn.as_mut(), self.wire.as_mut()) else {
+            return Err(RedisCallError::Timeout(timeout).into());
+        };
         let agents_pipe = self.agents.pipeline();
-        let (workers, agents) = with_timeout(timeout, async {
-            tokio::try_join!(
-                pipe.query_async::<Vec<redis::Value>>(conn),
-                agents_pipe.query_async::<Vec<redis::Value>>(&mut agents_conn)
+        let workers = async {
+            tokio::time::timeout(
+                timeout,
+                wire.exchange(
+                    self.plan.packed(),
+                    count,
+                    Plan::MAX_REPLY_BYTES,
+                    &mut self.replies,
+                ),
             )
-        })
-        .await?;
+            .await
+            .map_err(|_| RedisCallError::Timeout(timeout))?
+            .map_err(CycleError::from)
+        };
+        let agents = async {
+            Ok::<_, CycleError>(
+                with_timeout(timeout, agents_pipe.query_async::<Vec<redis::Value>>(conn)).await?,
+            )
+        };
+        let ((), agents) = tokio::try_join!(workers, agents)?;
         round_trips += 1;
         self.metrics.round_trips.set(round_trips);
-        let reading = self.plan.read(workers)?;
         let agents = self.agents.read(agents)?;
         self.metrics.agents_total.set(agents.len() as i64);
         self.metrics
             .agents_online
             .set(agents.iter().filter(|a| a.at(now).online).count() as i64);
-        Ok((reading, agents))
+        Ok(agents)
     }
 
     /// What to serve while Redis is away: the last good data, marked stale since it was read.

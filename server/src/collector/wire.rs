@@ -1,0 +1,341 @@
+//! The collector's own Redis connection: the cycle's commands encoded once per plan (RESP), sent
+//! in one write while the replies are parsed as they arrive, into one reused buffer.
+//!
+//! At 100,000 workers a cycle is 500,000 commands. Through redis-rs each cycle kept half a
+//! million `Cmd`s alive, packed them again, and parsed every reply into its own `Value`: about
+//! half a core and a few hundred MB. Here a reply is a slot pointing into the bytes read, and a
+//! reply larger than the cycle asks for (every read is a bounded `GETRANGE` or an `LLEN`) is
+//! refused, so nothing a writer puts in Redis can make a cycle move more bytes than planned.
+
+use std::time::Duration;
+
+use redis::ConnectionAddr;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Appends one command in RESP (an array of bulk strings) to `out`.
+pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.push(b'*');
+    out.extend_from_slice(args.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        out.push(b'$');
+        out.extend_from_slice(a.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// One reply, borrowed from the bytes read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply<'a> {
+    Nil,
+    Int(i64),
+    /// A bulk or simple string.
+    Bytes(&'a [u8]),
+    /// `-ERR …`, `-WRONGTYPE …`: a per-key oddity, not a failed cycle.
+    Error(&'a [u8]),
+    /// An array (no command of a cycle answers one).
+    Array,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("Redis connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("Redis closed the connection")]
+    Closed,
+    #[error("Redis sent a reply that is not RESP: {0}")]
+    Protocol(&'static str),
+    #[error("Redis sent a {0}-byte reply where at most {1} were asked for")]
+    TooLarge(usize, usize),
+    #[error("Redis refused the connection set-up: {0}")]
+    Refused(String),
+    #[error("{0} is not supported by the collector's connection")]
+    Unsupported(&'static str),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Nil,
+    Int(i64),
+    Bytes(usize, usize),
+    Error(usize, usize),
+    Array,
+}
+
+/// The replies of one exchange: the bytes as read and where each reply lies in them.
+#[derive(Debug, Default)]
+pub struct Replies {
+    buf: Vec<u8>,
+    slots: Vec<Slot>,
+}
+
+impl Replies {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Reply<'_>> + '_ {
+        self.slots.iter().map(|s| match *s {
+            Slot::Nil => Reply::Nil,
+            Slot::Int(n) => Reply::Int(n),
+            Slot::Bytes(a, b) => Reply::Bytes(&self.buf[a..b]),
+            Slot::Error(a, b) => Reply::Error(&self.buf[a..b]),
+            Slot::Array => Reply::Array,
+        })
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.slots.clear();
+    }
+}
+
+/// Parses one reply at `buf[pos..]`: `Ok(None)` when it is not complete yet, else the reply and
+/// the position after it. Bulk strings longer than `max_bulk` are refused.
+fn parse(buf: &[u8], pos: usize, max_bulk: usize) -> Result<Option<(Slot, usize)>, WireError> {
+    let Some(kind) = buf.get(pos) else {
+        return Ok(None);
+    };
+    let Some(eol) = find_crlf(buf, pos + 1) else {
+        return Ok(None);
+    };
+    let line = &buf[pos + 1..eol];
+    let next = eol + 2;
+    match kind {
+        b'+' => Ok(Some((Slot::Bytes(pos + 1, eol), next))),
+        b'-' => Ok(Some((Slot::Error(pos + 1, eol), next))),
+        b':' => Ok(Some((Slot::Int(number(line)?), next))),
+        b'$' => {
+            let n = number(line)?;
+            if n < 0 {
+                return Ok(Some((Slot::Nil, next)));
+            }
+            let n = usize::try_from(n).map_err(|_| WireError::Protocol("bulk length"))?;
+            if n > max_bulk {
+                return Err(WireError::TooLarge(n, max_bulk));
+            }
+            if buf.len() < next + n + 2 {
+                return Ok(None);
+            }
+            if &buf[next + n..next + n + 2] != b"\r\n" {
+                return Err(WireError::Protocol("bulk string without CRLF"));
+            }
+            Ok(Some((Slot::Bytes(next, next + n), next + n + 2)))
+        }
+        b'*' => {
+            let n = number(line)?;
+            if n < 0 {
+                return Ok(Some((Slot::Nil, next)));
+            }
+            // Skipped element by element (none is expected; a nested one is still read whole).
+            let mut at = next;
+            for _ in 0..n {
+                match parse(buf, at, max_bulk)? {
+                    Some((_, after)) => at = after,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some((Slot::Array, at)))
+        }
+        _ => Err(WireError::Protocol("unknown reply type")),
+    }
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    let rest = buf.get(from..)?;
+    let i = rest.iter().position(|&b| b == b'\r')?;
+    (rest.get(i + 1) == Some(&b'\n')).then_some(from + i)
+}
+
+fn number(line: &[u8]) -> Result<i64, WireError> {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(WireError::Protocol("not a number"))
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A plain connection (TCP or Unix socket) with the URL's AUTH and SELECT done.
+pub struct WireConn {
+    stream: Box<dyn Io>,
+}
+
+impl WireConn {
+    pub async fn connect(info: &redis::ConnectionInfo) -> Result<Self, WireError> {
+        let stream: Box<dyn Io> = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => {
+                let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                s.set_nodelay(true)?;
+                Box::new(s)
+            }
+            #[cfg(unix)]
+            ConnectionAddr::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+            _ => return Err(WireError::Unsupported("TLS")),
+        };
+        let mut conn = Self { stream };
+        let settings = info.redis_settings();
+        let mut setup = Vec::new();
+        let mut count = 0;
+        if let Some(password) = settings.password() {
+            match settings.username() {
+                Some(user) => encode(&mut setup, &[b"AUTH", user.as_bytes(), password.as_bytes()]),
+                None => encode(&mut setup, &[b"AUTH", password.as_bytes()]),
+            }
+            count += 1;
+        }
+        if settings.db() != 0 {
+            encode(
+                &mut setup,
+                &[b"SELECT", settings.db().to_string().as_bytes()],
+            );
+            count += 1;
+        }
+        if count > 0 {
+            let mut replies = Replies::default();
+            conn.exchange(&setup, count, 1024, &mut replies).await?;
+            let refused = replies.iter().find_map(|r| match r {
+                // Redis's own words (never the password: it does not echo it).
+                Reply::Error(e) => Some(String::from_utf8_lossy(e).into_owned()),
+                _ => None,
+            });
+            if let Some(e) = refused {
+                return Err(WireError::Refused(e));
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Writes `packed` (`count` commands) and reads their `count` replies into `replies`
+    /// (emptied first, its memory reused), parsing as the bytes arrive. The caller gives the
+    /// deadline; a connection whose exchange failed or timed out must be dropped (it may be
+    /// mid-reply).
+    pub async fn exchange(
+        &mut self,
+        packed: &[u8],
+        count: usize,
+        max_bulk: usize,
+        replies: &mut Replies,
+    ) -> Result<(), WireError> {
+        replies.clear();
+        let (mut rd, mut wr) = tokio::io::split(&mut self.stream);
+        let write = async {
+            wr.write_all(packed).await?;
+            wr.flush().await?;
+            Ok::<_, WireError>(())
+        };
+        let read = read_replies(&mut rd, replies, count, max_bulk);
+        tokio::try_join!(write, read)?;
+        Ok(())
+    }
+}
+
+async fn read_replies(
+    rd: &mut (impl AsyncRead + Unpin),
+    replies: &mut Replies,
+    count: usize,
+    max_bulk: usize,
+) -> Result<(), WireError> {
+    const CHUNK: usize = 64 * 1024;
+    replies.slots.reserve(count);
+    let mut pos = 0;
+    while replies.slots.len() < count {
+        match parse(&replies.buf, pos, max_bulk)? {
+            Some((slot, next)) => {
+                replies.slots.push(slot);
+                pos = next;
+            }
+            None => {
+                replies.buf.reserve(CHUNK);
+                if rd.read_buf(&mut replies.buf).await? == 0 {
+                    return Err(WireError::Closed);
+                }
+            }
+        }
+    }
+    if pos != replies.buf.len() {
+        return Err(WireError::Protocol("more replies than commands"));
+    }
+    Ok(())
+}
+
+/// How long an exchange of `count` commands may take: `base`, growing by `per_command`.
+pub fn deadline(base: Duration, per_command: Duration, count: usize) -> Duration {
+    base.max(per_command.saturating_mul(u32::try_from(count).unwrap_or(u32::MAX)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(bytes: &[u8], max_bulk: usize) -> Result<Vec<Slot>, WireError> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while let Some((s, next)) = parse(bytes, pos, max_bulk)? {
+            out.push(s);
+            pos = next;
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn encodes_commands_as_resp_arrays() {
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            &[b"GETRANGE", b"worker:a:heartbeat", b"0", b"8192"],
+        );
+        encode(&mut out, &[b"LLEN", b""]);
+        assert_eq!(
+            out,
+            b"*4\r\n$8\r\nGETRANGE\r\n$18\r\nworker:a:heartbeat\r\n$1\r\n0\r\n$4\r\n8192\r\n*2\r\n$4\r\nLLEN\r\n$0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn every_reply_type_is_read_and_incomplete_ones_wait() {
+        let stream = b"+OK\r\n-WRONGTYPE Operation\r\n:42\r\n$5\r\nhe\r\no\r\n$-1\r\n*2\r\n:1\r\n$1\r\nx\r\n$0\r\n\r\n";
+        let slots = parse_all(stream, 64).unwrap();
+        let replies = Replies {
+            buf: stream.to_vec(),
+            slots,
+        };
+        let got: Vec<_> = replies.iter().collect();
+        assert_eq!(
+            got,
+            [
+                Reply::Bytes(b"OK"),
+                Reply::Error(b"WRONGTYPE Operation"),
+                Reply::Int(42),
+                Reply::Bytes(b"he\r\no"),
+                Reply::Nil,
+                Reply::Array,
+                Reply::Bytes(b""),
+            ]
+        );
+        // Every cut of the stream parses what is whole and waits for the rest.
+        for cut in 0..stream.len() {
+            let part = parse_all(&stream[..cut], 64).unwrap();
+            assert!(part.len() < 7, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn oversized_and_malformed_replies_are_refused() {
+        assert!(matches!(
+            parse(b"$100000000\r\n", 0, 8193),
+            Err(WireError::TooLarge(100_000_000, 8193))
+        ));
+        assert!(parse(b"?what\r\n", 0, 10).is_err());
+        assert!(parse(b":12x\r\n", 0, 10).is_err());
+        assert!(parse(b"$2\r\nabcd\r\n", 0, 10).is_err());
+        assert!(parse(b"$-5\r\n", 0, 10).unwrap().is_some(), "a null bulk");
+    }
+
+    #[test]
+    fn the_deadline_grows_with_the_commands() {
+        let base = Duration::from_millis(500);
+        let per = Duration::from_micros(5);
+        assert_eq!(deadline(base, per, 10), base);
+        assert_eq!(deadline(base, per, 400_000), Duration::from_secs(2));
+    }
+}
