@@ -69,10 +69,9 @@ fn changes(
         let closing = closing.clone();
         async move {
             loop {
-                let (digest, at) = {
-                    let p = rx.borrow_and_update();
-                    (p.digest, p.snapshot.generated_at.clone())
-                };
+                // Out of the channel's lock first: the first stream to ask computes the digest.
+                let p = rx.borrow_and_update().clone();
+                let (digest, at) = (p.digest(), p.snapshot.generated_at.clone());
                 if sent != Some(digest) {
                     let data = serde_json::json!({ "generated_at": at }).to_string();
                     let event = Event::default().event("changed").data(data);

@@ -13,8 +13,8 @@ use shared::NodesSnapshot;
 #[derive(Debug)]
 pub struct Published {
     pub snapshot: Arc<NodesSnapshot>,
-    /// `NodesSnapshot::digest`, computed once per cycle for every open push stream.
-    pub digest: u64,
+    /// `NodesSnapshot::digest`, computed by the first push stream that asks (none open: never).
+    digest: OnceLock<u64>,
     body: OnceLock<Body>,
 }
 
@@ -26,10 +26,9 @@ struct Body {
 
 impl Published {
     pub fn new(snapshot: impl Into<Arc<NodesSnapshot>>) -> Self {
-        let snapshot = snapshot.into();
         Self {
-            digest: snapshot.digest(),
-            snapshot,
+            snapshot: snapshot.into(),
+            digest: OnceLock::new(),
             body: OnceLock::new(),
         }
     }
@@ -38,6 +37,11 @@ impl Published {
     /// return at once; otherwise the first call serialises and compresses, which blocks).
     pub fn is_encoded(&self) -> bool {
         self.body.get().is_some()
+    }
+
+    /// What the dashboard shows, as one number (see [`NodesSnapshot::digest`]).
+    pub fn digest(&self) -> u64 {
+        *self.digest.get_or_init(|| self.snapshot.digest())
     }
 
     pub fn json(&self) -> Bytes {
