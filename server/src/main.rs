@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Sink(sink)) => server::sink::run(sink.addr, server::shutdown_signal()).await,
         Some(Command::Serve) | None => {
+            server::limits::tune_allocator();
             // Before the defaults are read from it: the connection caps follow this limit.
             let nofile = server::limits::raise_nofile();
             let config = Config::from_args(&cli.serve)?;
