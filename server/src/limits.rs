@@ -336,16 +336,17 @@ impl AsyncWrite for LimitedIo {
 /// glibc's malloc serves a large block from the heap once a block that size has been freed
 /// (its mmap threshold rises with every free), so a big fleet's per-cycle buffers — the
 /// replies, the new snapshot, the `/nodes` JSON — end up spread over heap pages that are never
-/// given back. A fixed threshold keeps blocks of 256 KiB and more in their own mappings,
-/// returned to the system when freed: 100,000 workers, RSS 481–504 → 386 MiB at the same cycle
-/// time (BENCHMARKS.md). `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
+/// given back. A fixed threshold keeps blocks of 4 MiB and more in their own mappings, returned
+/// to the system when freed: 100,000 workers, RSS 481–504 → 382–397 MiB (BENCHMARKS.md). At
+/// 256 KiB the RSS was the same, but a 10,000-worker cycle paid for mapping its smaller buffers
+/// afresh each time. `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
         // SAFETY: mallopt only changes malloc's tuning; called once at start, before the
         // runtime's threads allocate much.
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
         }
     }
 }

@@ -365,14 +365,17 @@ mod tests {
         assert_eq!(fake.calls.lock().unwrap().len(), 1);
     }
 
+    /// Delivers in a task of its own, so the test can act while it waits.
+    fn spawn_delivery(w: &Arc<World>, fake: &Fake) -> tokio::task::JoinHandle<Option<String>> {
+        let (w, fake) = (w.clone(), fake.clone());
+        tokio::spawn(async move { w.retrying().deliver(&delivery(), |_, _| fake.send()).await })
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_lease_lost_while_waiting_never_sends_again() {
         let w = Arc::new(World::new());
         let fake = Fake::new(vec![retry(Some(30))]);
-        let task = {
-            let (w, fake) = (w.clone(), fake.clone());
-            tokio::spawn(async move { w.retrying().deliver(&delivery(), |_, _| fake.send()).await })
-        };
+        let task = spawn_delivery(&w, &fake);
         tokio::time::sleep(Duration::from_secs(10)).await;
         w.leader.store(false, Ordering::SeqCst);
         assert_eq!(task.await.unwrap(), None);
@@ -387,10 +390,7 @@ mod tests {
     async fn stop_ends_a_long_wait_at_once() {
         let w = Arc::new(World::new());
         let fake = Fake::new(vec![retry(Some(3600))]);
-        let task = {
-            let (w, fake) = (w.clone(), fake.clone());
-            tokio::spawn(async move { w.retrying().deliver(&delivery(), |_, _| fake.send()).await })
-        };
+        let task = spawn_delivery(&w, &fake);
         let started = Instant::now();
         tokio::time::sleep(Duration::from_secs(10)).await;
         w.stop.cancel();
