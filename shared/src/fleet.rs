@@ -72,8 +72,8 @@ pub fn summarize(workers: &[WorkerView]) -> Summary {
     for w in workers {
         let status = w.status();
         s.alive += u64::from(w.alive);
-        *s.by_status.entry(status.as_str().to_string()).or_default() += 1;
-        *s.by_kind.entry(w.kind.as_str().to_string()).or_default() += 1;
+        bump(&mut s.by_status, status.as_str());
+        bump(&mut s.by_kind, w.kind.as_str());
         let g = groups
             .entry(group_of(&w.name))
             .or_insert_with_key(|name| GroupSummary {
@@ -88,7 +88,7 @@ pub fn summarize(workers: &[WorkerView]) -> Summary {
         if status.severity() > g.status.severity() {
             g.status = status;
         }
-        *g.by_status.entry(status.as_str().to_string()).or_default() += 1;
+        bump(&mut g.by_status, status.as_str());
     }
     let mut groups: Vec<GroupSummary> = groups.into_values().collect();
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
@@ -115,6 +115,17 @@ pub fn summarize(workers: &[WorkerView]) -> Summary {
     }
     s.groups = groups;
     s
+}
+
+/// Counts one more under `key`, making the key's `String` only the first time (this runs for
+/// every worker of every cycle).
+fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
+        }
+    }
 }
 
 /// The order of a filtered answer.
