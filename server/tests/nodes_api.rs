@@ -371,7 +371,7 @@ async fn a_password_user_and_database_in_the_url_are_used() {
         format!("redis://ops:0ps-pw@127.0.0.1:{}/3", redis.port),
     ] {
         let server = Server::start(Server::fast_config(&url)).await;
-        let snap = server
+        server
             .wait_for("image-render read from database 3", |s| {
                 s.redis_ok
                     && s.workers
@@ -379,13 +379,21 @@ async fn a_password_user_and_database_in_the_url_are_used() {
                         .any(|w| w.name == "image-render" && w.alive && w.queue_depth == 2)
             })
             .await;
-        assert!(snap.workers.iter().all(|w| w.name != "ghost"));
     }
 
     // A wrong password is Redis unreachable, said plainly, never a panic or a silent empty fleet.
     let wrong = format!("redis://:nope@127.0.0.1:{}/3", redis.port);
     let server = Server::start(Server::fast_config(&wrong)).await;
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // Cycles that ran and failed, not the state before the first cycle.
+    let failed = r#"agent_office_redis_errors_total{task="collector"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.metric(failed).await < 2.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed collector cycle counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let snap = server.nodes().await;
     assert!(!snap.redis_ok, "{snap:?}");
 }
