@@ -11,7 +11,7 @@ seconds`), then the floor with the server and the beater paused — the same key
 `redis-cli --pipe`, median of 5:
   - floor (MGET): one MGET of every heartbeat key + LLEN of every list (the issue's floor);
   - floor (same commands): what the collector sends, a bounded GETRANGE per heartbeat + the LLENs.
-Printed: the median of the rounds and the ratios, how often the snapshot refreshes, the
+Printed: the median of the rounds and the ratios, the cycle's split into read / build / publish, how often the snapshot refreshes, the
 server's RSS and CPU, and the size of the whole /nodes body.
 """
 import json, os, signal, socket, subprocess, sys, tempfile, threading, time
@@ -108,13 +108,22 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+PHASES = ("read", "build", "publish")
+
+
 def cycle_window(base, seconds):
-    c0 = metric(base, "agent_office_collector_cycle_seconds_count")
-    s0 = metric(base, "agent_office_collector_cycle_seconds_sum")
+    """The mean cycle over `seconds`, cycles per second, and the mean cycle's split by phase."""
+    def sample():
+        phases = [metric(base, f'agent_office_collector_phase_seconds_total{{phase="{p}"}}') or 0.0
+                  for p in PHASES]
+        return (metric(base, "agent_office_collector_cycle_seconds_count"),
+                metric(base, "agent_office_collector_cycle_seconds_sum"), phases)
+    c0, s0, p0 = sample()
     time.sleep(seconds)
-    c1 = metric(base, "agent_office_collector_cycle_seconds_count")
-    s1 = metric(base, "agent_office_collector_cycle_seconds_sum")
-    return (s1 - s0) / max(c1 - c0, 1) * 1000, (c1 - c0) / seconds
+    c1, s1, p1 = sample()
+    cycles = max(c1 - c0, 1)
+    split = [(b - a) / cycles * 1000 for a, b in zip(p0, p1)]
+    return (s1 - s0) / cycles * 1000, (c1 - c0) / seconds, split
 
 
 def scenario(n, m):
@@ -141,7 +150,7 @@ def scenario(n, m):
         rounds = []
         for _ in range(ROUNDS):
             cpu0, t0 = cpu_s(server.pid), time.time()
-            cycle, per_s = cycle_window(base, 10)
+            cycle, per_s, split = cycle_window(base, 10)
             cpu = (cpu_s(server.pid) - cpu0) / (time.time() - t0) * 100
             server.send_signal(signal.SIGSTOP)
             beater.run_flag.clear()
@@ -149,7 +158,7 @@ def scenario(n, m):
             mget, same = floors(rport, names)
             beater.run_flag.set()
             server.send_signal(signal.SIGCONT)
-            rounds.append((cycle, mget, same, per_s, cpu))
+            rounds.append((cycle, mget, same, per_s, cpu, split))
             time.sleep(2)
         body = http_get(f"{base}/api/agent-office/nodes")
         mem = rss_kib(server.pid)
@@ -162,6 +171,10 @@ def scenario(n, m):
             "cycle_ms": round(med(0), 2), "floor_mget_ms": round(med(1), 2), "ratio_to_mget": round(ratio_mget, 2),
             "floor_same_commands_ms": round(med(2), 2), "ratio_to_same": round(ratio_same, 2),
             "rounds": [[round(x, 1) for x in r[:3]] for r in rounds],
+            # What the mean cycle is made of (ms): the round trip with its parse, the snapshot
+            # build, the publish — the part of the cycle above the floor is build + publish.
+            "cycle_split_ms": {p: round(sorted(r[5][i] for r in rounds)[ROUNDS // 2], 2)
+                               for i, p in enumerate(PHASES)},
             "snapshots_per_s": round(med(3), 2), "server_cpu_percent": round(med(4), 1),
             "server_rss_mib": round(mem["VmRSS"] / 1024, 1), "server_peak_rss_mib": round(mem["VmHWM"] / 1024, 1),
             "whole_nodes_gzip_kib": round(len(body) / 1024, 1),

@@ -10,6 +10,7 @@ pub mod heartbeat;
 pub mod keys;
 pub mod nodes;
 pub mod registry;
+pub mod reuse;
 pub mod status;
 
 pub use heartbeat::{parse_heartbeat, Heartbeat, HeartbeatError, WorkerKind};

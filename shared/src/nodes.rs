@@ -162,28 +162,46 @@ pub const NAS_STOCK: &str = "nas-stock";
 /// The links of SPEC §4: `nas → <render>` per render worker, `<trader> → nas-stock` per trader;
 /// watchers have none.
 pub fn derive_links(workers: &[WorkerView]) -> Vec<Link> {
-    workers
-        .iter()
-        .filter_map(|w| match w.kind {
-            WorkerKind::Render => Some(Link {
-                from: NAS.to_string(),
-                to: w.name.clone(),
-                kind: LinkKind::RedisQueue,
-                status: w.status(),
-            }),
-            WorkerKind::Trader => Some(Link {
-                from: w.name.clone(),
-                to: NAS_STOCK.to_string(),
-                kind: LinkKind::HttpPull,
-                status: if w.alive {
+    let mut links = Vec::new();
+    fill_links(&mut links, workers);
+    links
+}
+
+/// [`derive_links`] written over `links`, into the strings it already holds.
+pub fn fill_links(links: &mut Vec<Link>, workers: &[WorkerView]) {
+    let mut n = 0;
+    for w in workers {
+        let (from, to, kind, status) = match w.kind {
+            WorkerKind::Render => (NAS, w.name.as_str(), LinkKind::RedisQueue, w.status()),
+            WorkerKind::Trader => (
+                w.name.as_str(),
+                NAS_STOCK,
+                LinkKind::HttpPull,
+                if w.alive {
                     LinkStatus::Healthy
                 } else {
                     LinkStatus::Down
                 },
+            ),
+            WorkerKind::Watcher | WorkerKind::Unknown => continue,
+        };
+        match links.get_mut(n) {
+            Some(link) => {
+                crate::reuse::set(&mut link.from, from);
+                crate::reuse::set(&mut link.to, to);
+                link.kind = kind;
+                link.status = status;
+            }
+            None => links.push(Link {
+                from: from.to_owned(),
+                to: to.to_owned(),
+                kind,
+                status,
             }),
-            WorkerKind::Watcher | WorkerKind::Unknown => None,
-        })
-        .collect()
+        }
+        n += 1;
+    }
+    links.truncate(n);
 }
 
 /// `paused_reason` (SPEC §4): the watcher's mode, else `"trading"` while paused.
@@ -273,6 +291,25 @@ mod tests {
         );
         trader.alive = false;
         assert_eq!(derive_links(&[trader])[0].status, LinkStatus::Down);
+    }
+
+    #[test]
+    fn links_filled_over_old_ones_are_the_links_derived_afresh() {
+        let many: Vec<WorkerView> = (0..5)
+            .map(|i| worker(&format!("render-{i}"), WorkerKind::Render))
+            .collect();
+        let mut links = derive_links(&many);
+        let mut trader = worker("ai_trade", WorkerKind::Trader);
+        trader.alive = false;
+        let fewer = vec![
+            trader,
+            worker("task-watcher", WorkerKind::Watcher),
+            worker("x", WorkerKind::Render),
+        ];
+        fill_links(&mut links, &fewer);
+        assert_eq!(links, derive_links(&fewer));
+        fill_links(&mut links, &many);
+        assert_eq!(links, derive_links(&many), "and back to a longer list");
     }
 
     #[test]

@@ -70,8 +70,11 @@ fn changes(
         async move {
             loop {
                 // Out of the channel's lock first: the first stream to ask computes the digest.
-                let p = rx.borrow_and_update().clone();
-                let (digest, at) = (p.digest(), p.snapshot.generated_at.clone());
+                // The snapshot is let go before waiting, so the collector can fill it again.
+                let (digest, at) = {
+                    let p = rx.borrow_and_update().clone();
+                    (p.digest(), p.snapshot.generated_at.clone())
+                };
                 if sent != Some(digest) {
                     let data = serde_json::json!({ "generated_at": at }).to_string();
                     let event = Event::default().event("changed").data(data);

@@ -7,6 +7,7 @@ mod beats;
 mod discovery;
 mod plan;
 mod published;
+mod snapshot;
 mod wire;
 
 use std::sync::Arc;
@@ -22,8 +23,9 @@ use tokio_util::sync::CancellationToken;
 pub use agents::{AgentEntry, AgentsPlan, AgentsRx, AgentsSnapshot};
 pub use beats::HeartbeatCache;
 pub use discovery::Discovery;
-pub use plan::{build_snapshot, snapshot_with, Discovered, LastBeats, Plan, Reading, ReplyError};
+pub use plan::{Discovered, Plan, Reading, ReplyError};
 pub use published::{gzip, Published};
+pub use snapshot::{build_snapshot, fill_snapshot, snapshot_with, LastBeats};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -64,6 +66,9 @@ pub struct Collector {
     metrics: Arc<Metrics>,
     /// The last snapshot read from Redis, shared with what was published (never copied).
     last_good: Option<Arc<NodesSnapshot>>,
+    /// The snapshot published before the current one: the next cycle fills it in place if
+    /// nobody holds it any more (a reader still serialising it: a fresh one is built).
+    spare: Option<Arc<NodesSnapshot>>,
     last_beats: LastBeats,
     beats: HeartbeatCache,
     started_at: DateTime<Utc>,
@@ -96,6 +101,7 @@ impl Collector {
             agents_tx,
             metrics,
             last_good: None,
+            spare: None,
             last_beats: LastBeats::default(),
             beats: HeartbeatCache::default(),
             started_at,
@@ -130,6 +136,8 @@ impl Collector {
                 .map_err(CycleError::from),
             Err(e) => Err(e),
         };
+        let built = Instant::now();
+        self.metrics.phase("read", (built - start).as_secs_f64());
         let snapshot = match read {
             Ok((reading, agents)) => {
                 if self.last_good.is_none() || self.metrics.redis_up.get() == 0 {
@@ -137,7 +145,12 @@ impl Collector {
                 }
                 self.metrics.redis_up.set(1);
                 self.beats.update(&reading.heartbeats);
-                let mut snap = snapshot_with(&self.plan, &reading, &self.beats, now);
+                let mut snap = self
+                    .spare
+                    .take()
+                    .and_then(|spare| Arc::try_unwrap(spare).ok())
+                    .unwrap_or_else(|| NodesSnapshot::empty(now));
+                fill_snapshot(&mut snap, &self.plan, &reading, &self.beats, now);
                 self.last_beats.apply(&mut snap, now);
                 let snap = Arc::new(snap);
                 self.last_good = Some(snap.clone());
@@ -160,15 +173,23 @@ impl Collector {
                 Arc::new(self.stale(now))
             }
         };
+        let published = Instant::now();
+        self.metrics
+            .phase("build", (published - built).as_secs_f64());
         let alive = snapshot.workers.iter().filter(|w| w.alive).count();
         self.metrics.workers_alive.set(alive as i64);
         self.metrics
             .workers_total
             .set(snapshot.workers.len() as i64);
-        self.tx.send_replace(Arc::new(Published::new(snapshot)));
+        let previous = self.tx.send_replace(Arc::new(Published::new(snapshot)));
+        self.spare = Some(Arc::clone(&previous.snapshot));
+        drop(previous);
+        let end = Instant::now();
+        self.metrics
+            .phase("publish", (end - published).as_secs_f64());
         self.metrics
             .cycle_seconds
-            .observe(start.elapsed().as_secs_f64());
+            .observe((end - start).as_secs_f64());
     }
 
     /// Workers and agents in one round trip: the workers' commands go out on the collector's

@@ -1,4 +1,5 @@
-//! What one collector cycle reads, and how its replies become a snapshot — all pure.
+//! What one collector cycle reads, and how its replies are decoded — all pure (the snapshot
+//! they become: `snapshot.rs`).
 //!
 //! A [`Plan`] is rebuilt only when the registry or the discovered keys change. Each cycle sends
 //! [`Plan::packed`] as a single pipelined round trip: a bounded `GETRANGE` of `queue:paused`
@@ -7,16 +8,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Utc};
-use shared::heartbeat::{
-    skew_s, WorkerKind, ALIVE_WINDOW_S, MAX_CLOCK_SKEW_S, MAX_HEARTBEAT_BYTES,
-};
+use shared::heartbeat::{WorkerKind, MAX_HEARTBEAT_BYTES};
 use shared::keys;
-use shared::nodes::{derive_links, format_ts, paused_reason, NodesSnapshot, WorkerView};
-
 use shared::registry::WorkerSpec;
 
-use super::beats::HeartbeatCache;
 use super::wire::{encode, Reply};
 
 /// Keys found by the background discovery SCAN.
@@ -206,11 +201,6 @@ impl Plan {
     }
 }
 
-/// A name from a heartbeat, short and printable enough to quote in an error.
-fn clip(name: &str) -> String {
-    name.chars().filter(|c| !c.is_control()).take(64).collect()
-}
-
 fn bytes(v: Reply<'_>) -> Option<&[u8]> {
     match v {
         Reply::Bytes(b) => Some(b),
@@ -225,136 +215,11 @@ fn int(v: Reply<'_>) -> u64 {
     }
 }
 
-/// When each worker's last valid heartbeat was stamped, so a worker whose key has expired can
-/// still say "last beat Ns ago". Holds only the plan's workers.
-#[derive(Debug, Default)]
-pub struct LastBeats(std::collections::HashMap<String, DateTime<Utc>>);
-
-impl LastBeats {
-    /// Notes the beats of the alive workers, fills in the age of the down ones it saw before,
-    /// and forgets workers that left the plan.
-    pub fn apply(&mut self, snap: &mut NodesSnapshot, now: DateTime<Utc>) {
-        for w in &mut snap.workers {
-            match (w.alive, w.last_beat_age_s) {
-                (true, Some(age)) => {
-                    let ts = now - chrono::Duration::seconds(age);
-                    // No new String for a worker already known (nearly all, every cycle).
-                    match self.0.get_mut(&w.name) {
-                        Some(at) => *at = ts,
-                        None => {
-                            self.0.insert(w.name.clone(), ts);
-                        }
-                    }
-                }
-                (false, None) => {
-                    if let Some(ts) = self.0.get(&w.name) {
-                        w.last_beat_age_s = Some((now - *ts).num_seconds().max(0));
-                    }
-                }
-                _ => {}
-            }
-        }
-        if self.0.len() > snap.workers.len() {
-            let names: std::collections::HashSet<&str> =
-                snap.workers.iter().map(|w| w.name.as_str()).collect();
-            self.0.retain(|name, _| names.contains(name.as_str()));
-        }
-    }
-}
-
-/// Turns one cycle's reading into the Contract-2 snapshot, decoding every heartbeat.
-pub fn build_snapshot(plan: &Plan, reading: &Reading<'_>, now: DateTime<Utc>) -> NodesSnapshot {
-    let mut beats = HeartbeatCache::default();
-    beats.update(&reading.heartbeats);
-    snapshot_with(plan, reading, &beats, now)
-}
-
-/// The snapshot from a reading whose heartbeats `beats` already holds decoded.
-pub fn snapshot_with(
-    plan: &Plan,
-    reading: &Reading<'_>,
-    beats: &HeartbeatCache,
-    now: DateTime<Utc>,
-) -> NodesSnapshot {
-    let count = |v: &[u64], q: Option<usize>| q.and_then(|i| v.get(i).copied()).unwrap_or(0);
-    let workers: Vec<WorkerView> = plan
-        .workers
-        .iter()
-        .enumerate()
-        .map(|(i, pw)| {
-            let parsed = beats
-                .get(i)
-                .map(|r| r.as_ref().map(|hb| (hb, skew_s(hb, now))));
-            let mut view = WorkerView {
-                queue_depth: count(&reading.queue_len, pw.queue),
-                dead_letter: count(&reading.dead_len, pw.queue),
-                processing: count(&reading.processing_len, pw.queue),
-                registered: pw.registered,
-                queue: pw.queue.and_then(|i| plan.queues.get(i).cloned()),
-                ..WorkerView::down(pw.name.clone(), pw.kind.unwrap_or(WorkerKind::Unknown))
-            };
-            match parsed {
-                Some(Ok((hb, Some(ahead_s)))) => {
-                    // A fast clock, not a dead worker: alive while the key (with its TTL) lives.
-                    view.kind = pw.kind.unwrap_or(hb.kind);
-                    view.alive = true;
-                    view.state = hb.state.clone();
-                    view.mode = hb.mode.clone();
-                    view.last_beat_age_s = Some(0);
-                    view.jobs_done = hb.jobs_done;
-                    view.jobs_failed = hb.jobs_failed;
-                    view.last_job_at = hb.last_job_at.clone();
-                    view.error = Some(format!(
-                        "heartbeat ts is {ahead_s}s in the future, beyond the {MAX_CLOCK_SKEW_S}s allowed clock skew: check the clock of the host that writes it"
-                    ));
-                }
-                Some(Ok((hb, None))) => {
-                    let age = hb.age_s(now);
-                    view.kind = pw.kind.unwrap_or(hb.kind);
-                    view.last_beat_age_s = Some(age);
-                    view.jobs_done = hb.jobs_done;
-                    view.jobs_failed = hb.jobs_failed;
-                    view.last_job_at = hb.last_job_at.clone();
-                    if age > ALIVE_WINDOW_S {
-                        // Only a key without a TTL can hold a beat this old.
-                        view.error = Some(format!(
-                            "heartbeat is {age}s old, over the {ALIVE_WINDOW_S}s window (a key without a TTL?)"
-                        ));
-                    } else {
-                        view.alive = true;
-                        view.state = hb.state.clone();
-                        view.mode = hb.mode.clone();
-                        if hb.name != pw.name {
-                            view.error = Some(format!(
-                                "heartbeat names {:?}, not {:?}: check which worker writes this key",
-                                clip(&hb.name),
-                                pw.name
-                            ));
-                        }
-                    }
-                }
-                Some(Err(e)) => view.error = Some(e.to_string()),
-                None => {}
-            }
-            view
-        })
-        .collect();
-    NodesSnapshot {
-        redis_ok: true,
-        paused: reading.paused,
-        paused_reason: paused_reason(reading.paused, &workers),
-        generated_at: format_ts(now),
-        stale_since: None,
-        links: derive_links(&workers),
-        summary: Some(shared::fleet::summarize(&workers)),
-        page: None,
-        workers,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collector::build_snapshot;
+    use chrono::{DateTime, Utc};
     use shared::registry::default_fleet;
     use shared::status::LinkStatus;
 
@@ -586,39 +451,5 @@ mod tests {
         let reading = plan.read(as_replies(&one)).unwrap();
         let snap = build_snapshot(&plan, &reading, now());
         assert!(snap.paused && snap.workers.is_empty() && snap.links.is_empty());
-    }
-
-    #[test]
-    fn a_worker_that_went_down_keeps_its_last_beat_age() {
-        let t0 = now();
-        let mut beats = LastBeats::default();
-        let alive = WorkerView {
-            alive: true,
-            last_beat_age_s: Some(2),
-            state: "idle".into(),
-            ..WorkerView::down("r", WorkerKind::Render)
-        };
-        let mut snap = NodesSnapshot {
-            workers: vec![alive, WorkerView::down("never", WorkerKind::Render)],
-            ..NodesSnapshot::empty(t0)
-        };
-        beats.apply(&mut snap, t0);
-
-        let later = t0 + chrono::Duration::seconds(60);
-        let mut snap = NodesSnapshot {
-            workers: vec![
-                WorkerView::down("r", WorkerKind::Render),
-                WorkerView::down("never", WorkerKind::Render),
-            ],
-            ..NodesSnapshot::empty(later)
-        };
-        beats.apply(&mut snap, later);
-        assert_eq!(snap.workers[0].last_beat_age_s, Some(62));
-        assert_eq!(snap.workers[1].last_beat_age_s, None, "never seen: unknown");
-
-        // A worker that left the plan is forgotten.
-        let mut snap = NodesSnapshot::empty(later);
-        beats.apply(&mut snap, later);
-        assert!(beats.0.is_empty());
     }
 }
