@@ -11,7 +11,8 @@ CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132.0.0
 ESBUILD_VERSION=0.25.12
 
-say() { printf '\033[1;36m==>\033[0m %s\n' "$*" >&2; }
+# Each step's line says how long the script has run (mm:ss), so a log shows what took the time.
+say() { printf '\033[1;36m==>\033[0m [%02d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 # ensure_apt PKG...: installs the Debian packages that are missing.
 ensure_apt() {
