@@ -7,12 +7,13 @@ down (a stale beat left without a TTL); every worker has a queue, a dead-letter 
 processing lists; plus M unrelated keys. The release server runs with default settings.
 
 Per round (three rounds): the mean collector cycle over 10 s (`agent_office_collector_cycle_
-seconds`), then the floor with the server and the beater paused — the same keys read bare by
-`redis-cli --pipe`, median of 5:
+seconds`) and the floor with the server and the beater paused — the same keys read bare by
+`redis-cli --pipe`, the median of three samples taken just before the window and three just after:
   - floor (MGET): one MGET of every heartbeat key + LLEN of every list (the issue's floor);
   - floor (same commands): what the collector sends, a bounded GETRANGE per heartbeat + the LLENs.
-Printed: the median of the rounds and the ratios, the cycle's split into read / build / publish, how often the snapshot refreshes, the
-server's RSS and CPU, and the size of the whole /nodes body.
+Printed: the median of the rounds and the ratios, the cycle's split into read / build /
+publish, how often the snapshot refreshes, the server's RSS and CPU, and the size of the whole
+/nodes body.
 """
 import json, os, signal, socket, subprocess, sys, tempfile, threading, time
 
@@ -89,7 +90,8 @@ def pipe_s(port, cmds):
     return time.perf_counter() - t
 
 
-def floors(port, names):
+def floor_samples(port, names, samples=3):
+    """`samples` timings of each floor (ms): (MGET floor, same-commands floor)."""
     lists = []
     for n in names:
         lists += [resp("LLEN", f"queue:{n}"), resp("LLEN", f"dead_letter:queue:{n}"),
@@ -97,9 +99,12 @@ def floors(port, names):
     mget = "".join([resp("GET", "queue:paused"), resp("MGET", *[f"worker:{n}:heartbeat" for n in names])] + lists).encode()
     same = "".join([resp("GET", "queue:paused")] + [resp("GETRANGE", f"worker:{n}:heartbeat", 0, LIMIT) for n in names]
                    + lists).encode()
-    a = sorted(pipe_s(port, mget) * 1000 for _ in range(5))[2]
-    b = sorted(pipe_s(port, same) * 1000 for _ in range(5))[2]
-    return a, b
+    return [pipe_s(port, mget) * 1000 for _ in range(samples)], [pipe_s(port, same) * 1000 for _ in range(samples)]
+
+
+def median(xs):
+    xs = sorted(xs)
+    return (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
 
 
 def cpu_s(pid):
@@ -147,19 +152,29 @@ def scenario(n, m):
         wait("every worker listed", lambda: json.loads(http_get(f"{base}/api/agent-office/nodes?limit=1", gzip=False))
              ["summary"]["total"] >= want, timeout=300)
         time.sleep(6)  # a full discovery pass with its processing lists, then steady state
+        def paused_floors():
+            # Server and beater paused: Redis idle but for the floor's own reads.
+            server.send_signal(signal.SIGSTOP)
+            beater.run_flag.clear()
+            time.sleep(1.2)  # let a beater write in flight finish
+            f = floor_samples(rport, names)
+            beater.run_flag.set()
+            server.send_signal(signal.SIGCONT)
+            time.sleep(2)  # the cycle caught by the pause ends (timed out) before the next window
+            return f
+
+        # A round's floor is the median of the samples just before and just after its window, so
+        # a machine that changes speed in between moves both sides of the ratio alike.
         rounds = []
+        before = paused_floors()
         for _ in range(ROUNDS):
             cpu0, t0 = cpu_s(server.pid), time.time()
             cycle, per_s, split = cycle_window(base, 10)
             cpu = (cpu_s(server.pid) - cpu0) / (time.time() - t0) * 100
-            server.send_signal(signal.SIGSTOP)
-            beater.run_flag.clear()
-            time.sleep(1.2)  # let a beater write in flight finish
-            mget, same = floors(rport, names)
-            beater.run_flag.set()
-            server.send_signal(signal.SIGCONT)
+            after = paused_floors()
+            mget, same = median(before[0] + after[0]), median(before[1] + after[1])
             rounds.append((cycle, mget, same, per_s, cpu, split))
-            time.sleep(2)
+            before = after
         body = http_get(f"{base}/api/agent-office/nodes")
         mem = rss_kib(server.pid)
         beater.stop_flag.set()

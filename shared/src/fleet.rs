@@ -62,35 +62,42 @@ pub fn group_of(name: &str) -> &str {
     }
 }
 
-/// The summary of a fleet, in one pass.
+/// The summary of a fleet, in one pass. It runs over every worker every cycle, so it counts
+/// into arrays indexed by status and kind and looks a worker's group up only when it differs
+/// from the previous worker's (workers come sorted by name, so a group is one run); the maps
+/// of the contract are made once at the end.
 pub fn summarize(workers: &[WorkerView]) -> Summary {
-    let mut s = Summary {
-        total: workers.len() as u64,
-        ..Summary::default()
-    };
-    let mut groups: std::collections::HashMap<&str, GroupSummary> = Default::default();
+    let mut by_status = Counts::default();
+    let mut by_kind = [0u64; KINDS.len()];
+    let mut alive = 0;
+    let mut tallies: Vec<Tally<'_>> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = Default::default();
+    let mut last: Option<(&str, usize)> = None;
     for w in workers {
         let status = w.status();
-        s.alive += u64::from(w.alive);
-        bump(&mut s.by_status, status.as_str());
-        bump(&mut s.by_kind, w.kind.as_str());
-        let g = groups
-            .entry(group_of(&w.name))
-            .or_insert_with_key(|name| GroupSummary {
-                name: name.to_string(),
-                count: 0,
-                alive: 0,
-                status: LinkStatus::Healthy,
-                by_status: BTreeMap::new(),
-            });
-        g.count += 1;
-        g.alive += u64::from(w.alive);
-        if status.severity() > g.status.severity() {
-            g.status = status;
-        }
-        bump(&mut g.by_status, status.as_str());
+        alive += u64::from(w.alive);
+        by_status.bump(status);
+        by_kind[kind_index(w.kind)] += 1;
+        let group = group_of(&w.name);
+        let at = match last {
+            Some((name, at)) if name == group => at,
+            _ => *index.entry(group).or_insert_with(|| {
+                tallies.push(Tally {
+                    name: group,
+                    count: 0,
+                    alive: 0,
+                    by_status: Counts::default(),
+                });
+                tallies.len() - 1
+            }),
+        };
+        last = Some((group, at));
+        let t = &mut tallies[at];
+        t.count += 1;
+        t.alive += u64::from(w.alive);
+        t.by_status.bump(status);
     }
-    let mut groups: Vec<GroupSummary> = groups.into_values().collect();
+    let mut groups: Vec<GroupSummary> = tallies.iter().map(Tally::summary).collect();
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
     if groups.len() > MAX_GROUPS {
         let rest = groups.split_off(MAX_GROUPS - 1);
@@ -113,17 +120,88 @@ pub fn summarize(workers: &[WorkerView]) -> Summary {
         }
         groups.push(other);
     }
-    s.groups = groups;
-    s
+    Summary {
+        total: workers.len() as u64,
+        alive,
+        by_status: by_status.map(),
+        by_kind: KINDS
+            .iter()
+            .zip(by_kind)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k.as_str().to_string(), n))
+            .collect(),
+        groups,
+    }
 }
 
-/// Counts one more under `key`, making the key's `String` only the first time (this runs for
-/// every worker of every cycle).
-fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
-    match counts.get_mut(key) {
-        Some(n) => *n += 1,
-        None => {
-            counts.insert(key.to_string(), 1);
+const STATUSES: [LinkStatus; 5] = [
+    LinkStatus::Healthy,
+    LinkStatus::Unknown,
+    LinkStatus::Paused,
+    LinkStatus::Degraded,
+    LinkStatus::Down,
+];
+const KINDS: [WorkerKind; 4] = [
+    WorkerKind::Render,
+    WorkerKind::Watcher,
+    WorkerKind::Trader,
+    WorkerKind::Unknown,
+];
+
+fn kind_index(kind: WorkerKind) -> usize {
+    match kind {
+        WorkerKind::Render => 0,
+        WorkerKind::Watcher => 1,
+        WorkerKind::Trader => 2,
+        WorkerKind::Unknown => 3,
+    }
+}
+
+/// Workers by status, indexed by severity (each status has its own, 0 to 4).
+#[derive(Default)]
+struct Counts([u64; STATUSES.len()]);
+
+impl Counts {
+    fn bump(&mut self, status: LinkStatus) {
+        self.0[usize::from(status.severity())] += 1;
+    }
+
+    /// The worst status counted (healthy when none).
+    fn worst(&self) -> LinkStatus {
+        STATUSES
+            .iter()
+            .rev()
+            .find(|s| self.0[usize::from(s.severity())] > 0)
+            .copied()
+            .unwrap_or(LinkStatus::Healthy)
+    }
+
+    /// As the contract writes it: by status word, zero counts left out.
+    fn map(&self) -> BTreeMap<String, u64> {
+        STATUSES
+            .iter()
+            .map(|s| (s.as_str(), self.0[usize::from(s.severity())]))
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k.to_string(), n))
+            .collect()
+    }
+}
+
+struct Tally<'a> {
+    name: &'a str,
+    count: u64,
+    alive: u64,
+    by_status: Counts,
+}
+
+impl Tally<'_> {
+    fn summary(&self) -> GroupSummary {
+        GroupSummary {
+            name: self.name.to_string(),
+            count: self.count,
+            alive: self.alive,
+            status: self.by_status.worst(),
+            by_status: self.by_status.map(),
         }
     }
 }
@@ -422,6 +500,29 @@ mod tests {
         );
         assert_eq!(g("ingest").status, LinkStatus::Healthy);
         assert_eq!(s.groups.iter().map(|g| g.count).sum::<u64>(), s.total);
+    }
+
+    #[test]
+    fn a_group_split_over_the_list_is_counted_as_one() {
+        // Registered workers come first, discovered ones after: a group can come back later.
+        let mut workers = fleet().workers;
+        workers.push(worker("render-eu-03", true, "idle", 1));
+        workers.push(worker("zeta", true, "idle", 0));
+        workers.push(worker("render-eu-04", true, "idle", 0));
+        let s = summarize(&workers);
+        let eu = s.groups.iter().find(|g| g.name == "render-eu").unwrap();
+        assert_eq!((eu.count, eu.alive, eu.status), (4, 3, LinkStatus::Down));
+        assert_eq!(
+            eu.by_status,
+            BTreeMap::from([
+                ("degraded".to_string(), 1),
+                ("down".to_string(), 1),
+                ("healthy".to_string(), 2)
+            ])
+        );
+        assert_eq!(s.groups.len(), 4, "render-eu, render-us, ingest, zeta");
+        assert_eq!(s.groups.iter().map(|g| g.count).sum::<u64>(), s.total);
+        assert_eq!(s.by_kind.len(), 1, "zero counts are left out");
     }
 
     #[test]

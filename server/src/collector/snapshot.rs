@@ -210,38 +210,39 @@ fn clip(name: &str) -> String {
 }
 
 /// When each worker's last valid heartbeat was stamped, so a worker whose key has expired can
-/// still say "last beat Ns ago". Holds only the plan's workers.
+/// still say "last beat Ns ago". Kept in snapshot order (the plan's), so a cycle finds each
+/// worker by position; only after the plan changed are they matched by name, once. Holds only
+/// the plan's workers.
 #[derive(Debug, Default)]
-pub struct LastBeats(std::collections::HashMap<String, DateTime<Utc>>);
+pub struct LastBeats(Vec<(String, Option<DateTime<Utc>>)>);
 
 impl LastBeats {
     /// Notes the beats of the alive workers, fills in the age of the down ones it saw before,
     /// and forgets workers that left the plan.
     pub fn apply(&mut self, snap: &mut NodesSnapshot, now: DateTime<Utc>) {
-        for w in &mut snap.workers {
-            match (w.alive, w.last_beat_age_s) {
-                (true, Some(age)) => {
-                    let ts = now - chrono::Duration::seconds(age);
-                    // No new String for a worker already known (nearly all, every cycle).
-                    match self.0.get_mut(&w.name) {
-                        Some(at) => *at = ts,
-                        None => {
-                            self.0.insert(w.name.clone(), ts);
-                        }
-                    }
-                }
-                (false, None) => {
-                    if let Some(ts) = self.0.get(&w.name) {
-                        w.last_beat_age_s = Some((now - *ts).num_seconds().max(0));
-                    }
+        let aligned = self.0.len() == snap.workers.len()
+            && self
+                .0
+                .iter()
+                .zip(&snap.workers)
+                .all(|((name, _), w)| *name == w.name);
+        if !aligned {
+            let mut known: std::collections::HashMap<String, Option<DateTime<Utc>>> =
+                std::mem::take(&mut self.0).into_iter().collect();
+            self.0 = snap
+                .workers
+                .iter()
+                .map(|w| (w.name.clone(), known.remove(&w.name).flatten()))
+                .collect();
+        }
+        for (w, (_, at)) in snap.workers.iter_mut().zip(&mut self.0) {
+            match (w.alive, w.last_beat_age_s, *at) {
+                (true, Some(age), _) => *at = Some(now - chrono::Duration::seconds(age)),
+                (false, None, Some(ts)) => {
+                    w.last_beat_age_s = Some((now - ts).num_seconds().max(0));
                 }
                 _ => {}
             }
-        }
-        if self.0.len() > snap.workers.len() {
-            let names: std::collections::HashSet<&str> =
-                snap.workers.iter().map(|w| w.name.as_str()).collect();
-            self.0.retain(|name, _| names.contains(name.as_str()));
         }
     }
 }
@@ -367,6 +368,35 @@ mod tests {
         assert!(std::sync::Arc::try_unwrap(std::sync::Arc::clone(&old)).is_err());
         drop(reader);
         assert!(std::sync::Arc::try_unwrap(old).is_ok());
+    }
+
+    #[test]
+    fn a_worker_moved_by_a_new_plan_keeps_its_last_beat() {
+        let t0 = now();
+        let mut beats = LastBeats::default();
+        let alive = |name: &str| WorkerView {
+            alive: true,
+            last_beat_age_s: Some(1),
+            ..WorkerView::down(name, WorkerKind::Render)
+        };
+        let mut snap = NodesSnapshot {
+            workers: vec![alive("a"), alive("b")],
+            ..NodesSnapshot::empty(t0)
+        };
+        beats.apply(&mut snap, t0);
+        // The plan changed: a new worker first, "b" moved, "a" down (its key expired).
+        let later = t0 + chrono::Duration::seconds(30);
+        let mut snap = NodesSnapshot {
+            workers: vec![
+                WorkerView::down("new", WorkerKind::Render),
+                WorkerView::down("b", WorkerKind::Render),
+                WorkerView::down("a", WorkerKind::Render),
+            ],
+            ..NodesSnapshot::empty(later)
+        };
+        beats.apply(&mut snap, later);
+        let ages: Vec<_> = snap.workers.iter().map(|w| w.last_beat_age_s).collect();
+        assert_eq!(ages, [None, Some(31), Some(31)]);
     }
 
     #[test]
