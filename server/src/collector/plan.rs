@@ -219,15 +219,9 @@ fn int(v: Reply<'_>) -> u64 {
 mod tests {
     use super::*;
     use crate::collector::build_snapshot;
-    use chrono::{DateTime, Utc};
+    use crate::collector::snapshot::tests::now;
     use shared::registry::default_fleet;
     use shared::status::LinkStatus;
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
 
     /// A reply as Redis sends it, owned by the test.
     #[derive(Clone)]
