@@ -136,8 +136,9 @@ impl Collector {
                 .map_err(CycleError::from),
             Err(e) => Err(e),
         };
-        let built = Instant::now();
-        self.metrics.phase("read", (built - start).as_secs_f64());
+        let build_start = Instant::now();
+        self.metrics
+            .phase("read", (build_start - start).as_secs_f64());
         let snapshot = match read {
             Ok((reading, agents)) => {
                 if self.last_good.is_none() || self.metrics.redis_up.get() == 0 {
@@ -173,9 +174,9 @@ impl Collector {
                 Arc::new(self.stale(now))
             }
         };
-        let published = Instant::now();
+        let publish_start = Instant::now();
         self.metrics
-            .phase("build", (published - built).as_secs_f64());
+            .phase("build", (publish_start - build_start).as_secs_f64());
         let alive = snapshot.workers.iter().filter(|w| w.alive).count();
         self.metrics.workers_alive.set(alive as i64);
         self.metrics
@@ -186,7 +187,7 @@ impl Collector {
         drop(previous);
         let end = Instant::now();
         self.metrics
-            .phase("publish", (end - published).as_secs_f64());
+            .phase("publish", (end - publish_start).as_secs_f64());
         self.metrics
             .cycle_seconds
             .observe((end - start).as_secs_f64());
