@@ -68,7 +68,7 @@ pub fn group_of(name: &str) -> &str {
 /// of the contract are made once at the end.
 pub fn summarize(workers: &[WorkerView]) -> Summary {
     let mut by_status = Counts::default();
-    let mut by_kind = [0u64; KINDS.len()];
+    let mut by_kind = [0u64; WorkerKind::ALL.len()];
     let mut alive = 0;
     let mut tallies: Vec<Tally<'_>> = Vec::new();
     let mut index: std::collections::HashMap<&str, usize> = Default::default();
@@ -77,7 +77,7 @@ pub fn summarize(workers: &[WorkerView]) -> Summary {
         let status = w.status();
         alive += u64::from(w.alive);
         by_status.bump(status);
-        by_kind[kind_index(w.kind)] += 1;
+        by_kind[w.kind as usize] += 1; // WorkerKind::ALL is in declaration order (tested)
         let group = group_of(&w.name);
         let at = match last {
             Some((name, at)) if name == group => at,
@@ -124,7 +124,7 @@ pub fn summarize(workers: &[WorkerView]) -> Summary {
         total: workers.len() as u64,
         alive,
         by_status: by_status.map(),
-        by_kind: KINDS
+        by_kind: WorkerKind::ALL
             .iter()
             .zip(by_kind)
             .filter(|(_, n)| *n > 0)
@@ -134,32 +134,9 @@ pub fn summarize(workers: &[WorkerView]) -> Summary {
     }
 }
 
-const STATUSES: [LinkStatus; 5] = [
-    LinkStatus::Healthy,
-    LinkStatus::Unknown,
-    LinkStatus::Paused,
-    LinkStatus::Degraded,
-    LinkStatus::Down,
-];
-const KINDS: [WorkerKind; 4] = [
-    WorkerKind::Render,
-    WorkerKind::Watcher,
-    WorkerKind::Trader,
-    WorkerKind::Unknown,
-];
-
-fn kind_index(kind: WorkerKind) -> usize {
-    match kind {
-        WorkerKind::Render => 0,
-        WorkerKind::Watcher => 1,
-        WorkerKind::Trader => 2,
-        WorkerKind::Unknown => 3,
-    }
-}
-
 /// Workers by status, indexed by severity (each status has its own, 0 to 4).
 #[derive(Default)]
-struct Counts([u64; STATUSES.len()]);
+struct Counts([u64; LinkStatus::ALL.len()]);
 
 impl Counts {
     fn bump(&mut self, status: LinkStatus) {
@@ -168,7 +145,7 @@ impl Counts {
 
     /// The worst status counted (healthy when none).
     fn worst(&self) -> LinkStatus {
-        STATUSES
+        LinkStatus::ALL
             .iter()
             .rev()
             .find(|s| self.0[usize::from(s.severity())] > 0)
@@ -178,7 +155,7 @@ impl Counts {
 
     /// As the contract writes it: by status word, zero counts left out.
     fn map(&self) -> BTreeMap<String, u64> {
-        STATUSES
+        LinkStatus::ALL
             .iter()
             .map(|s| (s.as_str(), self.0[usize::from(s.severity())]))
             .filter(|(_, n)| *n > 0)

@@ -31,6 +31,9 @@ pub enum WorkerKind {
 }
 
 impl WorkerKind {
+    /// Every kind, in declaration order: `ALL[k as usize] == k`.
+    pub const ALL: [Self; 4] = [Self::Render, Self::Watcher, Self::Trader, Self::Unknown];
+
     /// The kind named in a heartbeat, if it is one the contract knows.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
@@ -237,7 +240,11 @@ mod tests {
 
     #[test]
     fn accepts_every_contract_state() {
-        for kind in [WorkerKind::Render, WorkerKind::Watcher, WorkerKind::Trader] {
+        for (i, kind) in WorkerKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "ALL is in declaration order");
+            if kind == WorkerKind::Unknown {
+                continue; // never accepted from a heartbeat
+            }
             for state in kind.states() {
                 let hb = parse_heartbeat(
                     beat(kind.as_str(), state, "2026-11-23T11:59:57Z").as_bytes(),

@@ -17,6 +17,15 @@ pub enum LinkStatus {
 }
 
 impl LinkStatus {
+    /// Every status, least severe first: `ALL[s.severity()] == s`.
+    pub const ALL: [Self; 5] = [
+        Self::Healthy,
+        Self::Unknown,
+        Self::Paused,
+        Self::Degraded,
+        Self::Down,
+    ];
+
     /// The colour of SPEC §5.
     pub fn colour(self) -> &'static str {
         match self {
@@ -164,14 +173,15 @@ mod tests {
     }
 
     #[test]
+    fn all_is_ordered_by_severity() {
+        for (i, s) in LinkStatus::ALL.iter().enumerate() {
+            assert_eq!(usize::from(s.severity()), i, "{s:?}");
+        }
+    }
+
+    #[test]
     fn rgb_is_the_css_colour() {
-        for s in [
-            LinkStatus::Healthy,
-            LinkStatus::Paused,
-            LinkStatus::Degraded,
-            LinkStatus::Down,
-            LinkStatus::Unknown,
-        ] {
+        for s in LinkStatus::ALL {
             let [r, g, b] = s.rgb();
             assert_eq!(format!("#{r:02x}{g:02x}{b:02x}"), s.colour());
         }
@@ -179,13 +189,7 @@ mod tests {
 
     #[test]
     fn every_status_has_its_own_icon() {
-        let all = [
-            LinkStatus::Healthy,
-            LinkStatus::Paused,
-            LinkStatus::Degraded,
-            LinkStatus::Down,
-            LinkStatus::Unknown,
-        ];
+        let all = LinkStatus::ALL;
         let icons: std::collections::HashSet<_> = all.iter().map(|s| s.icon()).collect();
         assert_eq!(icons.len(), all.len());
         assert_eq!(LinkStatus::Down.icon(), "⚠");

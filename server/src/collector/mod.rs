@@ -25,7 +25,7 @@ pub use beats::HeartbeatCache;
 pub use discovery::Discovery;
 pub use plan::{Discovered, Plan, Reading, ReplyError};
 pub use published::{gzip, Published};
-pub use snapshot::{build_snapshot, fill_snapshot, snapshot_with, LastBeats};
+pub use snapshot::{build_snapshot, fill_snapshot, LastBeats};
 
 use crate::config::Config;
 use crate::metrics::Metrics;

@@ -19,22 +19,13 @@ use super::plan::{Plan, PlannedWorker, Reading};
 pub fn build_snapshot(plan: &Plan, reading: &Reading<'_>, now: DateTime<Utc>) -> NodesSnapshot {
     let mut beats = HeartbeatCache::default();
     beats.update(&reading.heartbeats);
-    snapshot_with(plan, reading, &beats, now)
-}
-
-/// The snapshot from a reading whose heartbeats `beats` already holds decoded.
-pub fn snapshot_with(
-    plan: &Plan,
-    reading: &Reading<'_>,
-    beats: &HeartbeatCache,
-    now: DateTime<Utc>,
-) -> NodesSnapshot {
     let mut snap = NodesSnapshot::empty(now);
-    fill_snapshot(&mut snap, plan, reading, beats, now);
+    fill_snapshot(&mut snap, plan, reading, &beats, now);
     snap
 }
 
-/// [`snapshot_with`] written over `snap`, whatever it held, into the strings it already has.
+/// The snapshot of a reading whose heartbeats `beats` holds decoded, written over `snap`
+/// (whatever it held) into the strings it already has.
 pub fn fill_snapshot(
     snap: &mut NodesSnapshot,
     plan: &Plan,
@@ -124,18 +115,14 @@ fn fill_worker(
     set_opt(queue, queue_name);
     let hb = match beat {
         Some(Ok(hb)) => hb,
-        Some(Err(e)) => {
+        unreadable => {
             set_down(kind, alive, state, mode, pw);
             (*last_beat_age_s, *jobs_done, *jobs_failed) = (None, 0, 0);
             set_opt(last_job_at, None);
-            set_fmt(error, format_args!("{e}"));
-            return;
-        }
-        None => {
-            set_down(kind, alive, state, mode, pw);
-            (*last_beat_age_s, *jobs_done, *jobs_failed) = (None, 0, 0);
-            set_opt(last_job_at, None);
-            *error = None;
+            match unreadable {
+                Some(Err(e)) => set_fmt(error, format_args!("{e}")),
+                _ => *error = None,
+            }
             return;
         }
     };
@@ -358,17 +345,6 @@ pub(super) mod tests {
             .any(|w| w.mode.is_some() && w.error.is_none()));
         assert!(all.workers.iter().filter(|w| w.error.is_some()).count() >= 4);
         assert!(all.links.iter().any(|l| l.to == shared::nodes::NAS_STOCK));
-    }
-
-    #[test]
-    fn the_collector_builds_into_the_snapshot_before_last() {
-        // What `Collector::cycle` relies on: once the published snapshot is replaced and no
-        // reader holds the old one, it is ours to fill again (no copy).
-        let old = std::sync::Arc::new(NodesSnapshot::empty(now()));
-        let reader = std::sync::Arc::clone(&old);
-        assert!(std::sync::Arc::try_unwrap(std::sync::Arc::clone(&old)).is_err());
-        drop(reader);
-        assert!(std::sync::Arc::try_unwrap(old).is_ok());
     }
 
     #[test]
