@@ -1,27 +1,25 @@
 //! The agent as a whole: its identity, its Redis client, its pipelines and the tokens that
 //! walk it through a graceful shutdown. Everything else gets an `Arc<Agent>`.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use shared::heartbeat::Heartbeat;
 use shared::keys;
+use shared::worker::{HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, PipelineConfig};
 use crate::metrics::Metrics;
 use crate::mode::Mode;
-use crate::pipeline::{Pipeline, Stats, Status};
+use crate::pipeline::{Host, Pipeline, Pipelines, Status};
 
 /// Contract 1: a worker beats every 15 s with a 45 s TTL.
-pub const WORKER_BEAT_EVERY: Duration = Duration::from_secs(15);
-pub const WORKER_BEAT_TTL_S: u64 = 45;
+pub const WORKER_BEAT_EVERY: Duration = Duration::from_secs(HEARTBEAT_INTERVAL_S);
 /// Beats caused by work (busy/idle changes) come at most this often.
 const BEAT_DEBOUNCE: Duration = Duration::from_secs(1);
 /// Redis calls outside the slots give up after this.
@@ -36,25 +34,20 @@ pub struct Agent {
     /// The shared, non-blocking connection (beats, commands, health checks).
     shared: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     /// `max_concurrent`: one permit per job in flight across all pipelines.
-    pub permits: Semaphore,
+    pub permits: Arc<Semaphore>,
     /// `queue:paused` as last read.
-    pub global_paused: watch::Sender<bool>,
+    pub global_paused: Arc<watch::Sender<bool>>,
     pub mode: watch::Sender<Mode>,
     pub redis_healthy: AtomicBool,
-    pub pipelines: Mutex<BTreeMap<String, Arc<Pipeline>>>,
-    pub metrics: Metrics,
+    pipelines: Pipelines,
+    pub metrics: Arc<Metrics>,
     /// Shutdown has begun: take no new job.
     pub stop: CancellationToken,
     /// The grace is over: kill handlers in hand and give their jobs back.
     pub abort: CancellationToken,
     /// Leaving now: steps still waiting for Redis give up (their jobs stay recoverable).
     pub exit: CancellationToken,
-    pub beat_now: Notify,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock only means another thread panicked mid-update of plain data.
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    pub beat_now: Arc<Notify>,
 }
 
 impl Agent {
@@ -62,37 +55,40 @@ impl Agent {
         let client = redis::Client::open(config.redis_url())
             .map_err(|e| anyhow::anyhow!("redis settings: {e}"))?;
         let hostname = hostname();
+        let permits = Arc::new(Semaphore::new(config.max_concurrent() as usize));
+        let global_paused = Arc::new(watch::Sender::new(false));
+        let metrics = Arc::new(Metrics::default());
+        let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
+        let beat_now = Arc::new(Notify::new());
+        let host = Host::new(
+            id.clone(),
+            client.clone(),
+            permits.clone(),
+            global_paused.clone(),
+            metrics.clone(),
+            stop.clone(),
+            abort.clone(),
+            beat_now.clone(),
+            config.sweep_interval(),
+        );
         Ok(Arc::new(Self {
             id,
             hostname,
-            permits: Semaphore::new(config.max_concurrent() as usize),
+            permits,
             config,
             started: Instant::now(),
             client,
             shared: tokio::sync::Mutex::new(None),
-            global_paused: watch::Sender::new(false),
+            global_paused,
             mode: watch::Sender::new(Mode::Redis),
             redis_healthy: AtomicBool::new(false),
-            pipelines: Mutex::new(BTreeMap::new()),
-            metrics: Metrics::default(),
-            stop: CancellationToken::new(),
-            abort: CancellationToken::new(),
+            pipelines: Pipelines::new(Arc::new(host)),
+            metrics,
+            stop,
+            abort,
             exit: CancellationToken::new(),
-            beat_now: Notify::new(),
+            beat_now,
         }))
-    }
-
-    /// A connection of its own for one pipeline slot (BLMOVE blocks the connection).
-    pub async fn slot_connection(
-        &self,
-        timeout: Duration,
-    ) -> redis::RedisResult<MultiplexedConnection> {
-        let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
-        self.client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await
     }
 
     /// The shared connection, made again after a failure was reported with [`Self::lost`].
@@ -101,7 +97,7 @@ impl Agent {
         if let Some(c) = g.as_ref() {
             return Ok(c.clone());
         }
-        let c = self.slot_connection(REDIS_TIMEOUT).await?;
+        let c = self.pipelines.host().slot_connection(REDIS_TIMEOUT).await?;
         *g = Some(c.clone());
         Ok(c)
     }
@@ -115,29 +111,21 @@ impl Agent {
     }
 
     pub fn pipeline(&self, id: &str) -> Option<Arc<Pipeline>> {
-        lock(&self.pipelines).get(id).cloned()
+        self.pipelines.get(id)
     }
 
     pub fn all_pipelines(&self) -> Vec<Arc<Pipeline>> {
-        lock(&self.pipelines).values().cloned().collect()
+        self.pipelines.all()
     }
 
     /// Starts a pipeline (or starts it again), keeping the counters of an earlier run.
-    pub fn start_pipeline(self: &Arc<Self>, config: PipelineConfig) -> Arc<Pipeline> {
-        let mut map = lock(&self.pipelines);
-        let stats = map
-            .get(&config.id)
-            .map(|p| p.stats.clone())
-            .unwrap_or_else(|| Arc::new(Stats::default()));
-        let p = Pipeline::start(self, config, stats);
-        map.insert(p.config.id.clone(), p.clone());
-        self.beat_now.notify_one();
-        p
+    pub fn start_pipeline(&self, config: PipelineConfig) -> Arc<Pipeline> {
+        self.pipelines.start(config)
     }
 
     /// Forgets a stopped pipeline (update_config removed it).
     pub fn remove_pipeline(&self, id: &str) {
-        lock(&self.pipelines).remove(id);
+        self.pipelines.remove(id);
     }
 
     pub fn running_count(&self) -> usize {
@@ -171,7 +159,7 @@ pub fn worker_heartbeat(p: &Pipeline, globally_paused: bool) -> Heartbeat {
     Heartbeat {
         name: p.config.worker_name().to_string(),
         kind: p.config.worker_kind(),
-        state: p.beat_state(globally_paused).to_string(),
+        state: p.beat_state(globally_paused),
         ts: Utc::now(),
         last_job_at: p.stats.last_job_at(),
         jobs_done: p.stats.processed.load(Relaxed),
@@ -222,7 +210,7 @@ async fn write_beats(agent: &Agent, beats: &[(String, String)]) -> redis::RedisR
             .arg(key)
             .arg(value)
             .arg("EX")
-            .arg(WORKER_BEAT_TTL_S)
+            .arg(HEARTBEAT_TTL_S)
             .ignore();
     }
     pipe.query_async(&mut c).await

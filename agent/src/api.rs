@@ -91,7 +91,7 @@ fn view(p: &Pipeline) -> PipelineView {
         id: p.config.id.clone(),
         name: p.config.name().to_string(),
         status: p.status().as_str(),
-        started_at: shared::nodes::format_ts(p.started_at),
+        started_at: shared::time::format_ts(p.started_at),
         processed_count: s.processed.load(Relaxed),
         error_count: s.errors.load(Relaxed),
         dead_lettered_count: s.dead_lettered.load(Relaxed),

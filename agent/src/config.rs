@@ -259,10 +259,7 @@ fn queue_name(field: &str, q: &str) -> Result<(), ConfigError> {
     } else {
         Err(field_err(
             field,
-            format!(
-                "must be 1..={} ASCII letters, digits and . _ - : @ / {{ }}",
-                shared::keys::MAX_NAME_LEN
-            ),
+            format!("must be {}", shared::keys::NAME_RULE),
         ))
     }
 }

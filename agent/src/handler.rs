@@ -94,7 +94,7 @@ pub async fn run(job: Job<'_>, abort: &CancellationToken) -> Outcome {
     };
     // Whatever happened, nothing of the group may live on: a handler that exited can still
     // have left children behind.
-    kill_group(pgid).await;
+    kill_group(pgid, &mut child).await;
     outcome
 }
 
@@ -115,8 +115,10 @@ fn failure_message(status: std::process::ExitStatus, tail: &[u8]) -> String {
     }
 }
 
-/// SIGTERM to the group, then SIGKILL once the grace is over if any member is left.
-async fn kill_group(pgid: u32) {
+/// SIGTERM to the group, then SIGKILL once the grace is over if any member is left. The
+/// handler itself is reaped as soon as it exits: unreaped, it would stay in the group as a
+/// zombie and hold the slot for the whole grace.
+async fn kill_group(pgid: u32, child: &mut tokio::process::Child) {
     let Ok(pgid) = i32::try_from(pgid) else {
         return;
     };
@@ -126,6 +128,9 @@ async fn kill_group(pgid: u32) {
     let deadline = tokio::time::Instant::now() + KILL_GRACE;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Err(e) = child.try_wait() {
+            tracing::debug!(error = %e, "cannot reap the handler; waiting for its group");
+        }
         if !signal_group(pgid, 0) {
             return;
         }
@@ -194,6 +199,15 @@ mod tests {
             .output()
             .unwrap();
         assert!(left.stdout.is_empty(), "left running: {:?}", left.stdout);
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_exits_at_sigterm_frees_its_slot_at_once() {
+        let started = std::time::Instant::now();
+        let r = go(&["sleep", "300"], b"", 200).await;
+        assert_eq!(r, Outcome::TimedOut);
+        // Not the whole kill grace: the handler is reaped once SIGTERM ended it.
+        assert!(started.elapsed() < KILL_GRACE, "{:?}", started.elapsed());
     }
 
     #[tokio::test]

@@ -53,7 +53,9 @@ pub async fn run(
     let api = axum::serve(listener, api::router(agent.clone()));
     let exit = agent.exit.clone();
     let api = tokio::spawn(async move {
-        let _ = api.with_graceful_shutdown(exit.cancelled_owned()).await;
+        if let Err(e) = api.with_graceful_shutdown(exit.cancelled_owned()).await {
+            tracing::error!(error = %e, "the local API stopped serving");
+        }
     });
 
     tokio::select! {
@@ -72,7 +74,9 @@ pub async fn run(
         all_finished(&agent, ABORT_WAIT).await;
     }
     agent.exit.cancel();
-    let _ = api.await;
+    if let Err(e) = api.await {
+        tracing::error!(error = %e, "the local API task ended abnormally");
+    }
     tracing::info!("pipeline-agent stopped");
     Ok(())
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use shared::control::{
-    keys, AgentCommand, AgentHeartbeat, CommandResult, InboxMessage, PipelineStat, PollReply,
-    Registration,
+    keys, stream, AgentCommand, AgentHeartbeat, CommandResult, InboxMessage, PipelineStat,
+    PollReply, Registration,
 };
 
 use crate::agent::{Agent, REDIS_TIMEOUT};
@@ -22,6 +22,9 @@ use crate::system::Usage;
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Over Redis the agent says it is registered again this often (the server keeps it once).
 const REGISTER_EVERY: Duration = Duration::from_secs(300);
+/// A registration sent over Redis is in the registry once the server has read its inbox;
+/// a heartbeat that finds us missing sooner than this after it does not register again.
+const REGISTER_SETTLE: Duration = Duration::from_secs(5);
 const REST_TIMEOUT: Duration = Duration::from_secs(3);
 /// Most commands read from the stream at once.
 const READ_BATCH: usize = 100;
@@ -79,6 +82,7 @@ impl Link {
         let mut next_beat = Instant::now();
         let mut next_poll = Instant::now();
         let mut next_register = Instant::now();
+        let mut registered_at: Option<Instant> = None;
         let mut rest_registered = false;
         tokio::spawn(self.clone().listen());
         loop {
@@ -102,6 +106,7 @@ impl Link {
             if uses_redis(mode) && ok && now >= next_register && self.register_redis().await.is_ok()
             {
                 next_register = now + REGISTER_EVERY;
+                registered_at = Some(now);
             }
             if now >= next_beat {
                 next_beat = now + beat_every;
@@ -112,9 +117,10 @@ impl Link {
                         Ok(registered) => {
                             sent = true;
                             if !registered {
-                                // The registry does not hold us (the server has not read our
-                                // registration yet, or lost it): say it again now.
-                                next_register = now;
+                                // The registry does not hold us: the server lost it, or has
+                                // not read the registration just sent (then wait a moment).
+                                next_register =
+                                    registered_at.map_or(now, |at| now.max(at + REGISTER_SETTLE));
                             }
                         }
                         Err(e) => tracing::debug!("heartbeat over redis: {e}"),
@@ -192,7 +198,7 @@ impl Link {
         let pipelines = self.agent.all_pipelines();
         AgentHeartbeat {
             agent_id: self.agent.id.clone(),
-            timestamp: shared::nodes::format_ts(chrono::Utc::now()),
+            timestamp: shared::time::format_ts(chrono::Utc::now()),
             cpu_usage: cpu,
             memory_usage: mem,
             pipelines: pipelines.iter().map(|p| p.config.id.clone()).collect(),
@@ -200,7 +206,7 @@ impl Link {
                 .iter()
                 .map(|p| PipelineStat {
                     id: p.config.id.clone(),
-                    status: p.status().as_str().into(),
+                    status: p.status().into(),
                     processed: p.stats.processed.load(std::sync::atomic::Ordering::Relaxed),
                     errors: p.stats.errors.load(std::sync::atomic::Ordering::Relaxed),
                 })
@@ -219,7 +225,7 @@ impl Link {
             .arg("~")
             .arg(keys::MAX_INBOX)
             .arg("*")
-            .arg("msg")
+            .arg(stream::INBOX_FIELD)
             .arg(json)
             .query_async::<String>(&mut c)
             .await
@@ -305,7 +311,11 @@ impl Link {
 
     async fn poll_rest(&self) {
         let cursor = self.commands.cursor().await;
-        let after = if cursor.is_empty() { "0" } else { &cursor };
+        let after = if cursor.is_empty() {
+            stream::START
+        } else {
+            &cursor
+        };
         let path = format!("/api/agents/{}/commands?after={after}", self.agent.id);
         let Some(req) = self.rest(reqwest::Method::GET, &path) else {
             return;
@@ -454,11 +464,7 @@ impl Link {
     async fn catch_up(&self) -> redis::RedisResult<()> {
         loop {
             let cursor = self.commands.cursor().await;
-            let start = if cursor.is_empty() {
-                "-".to_string()
-            } else {
-                format!("({cursor}")
-            };
+            let start = stream::range_after(&cursor);
             let mut c = self.agent.redis().await?;
             let entries: Vec<(String, HashMap<String, Vec<u8>>)> = redis::cmd("XRANGE")
                 .arg(keys::stream(&self.agent.id))
@@ -471,7 +477,7 @@ impl Link {
             let n = entries.len();
             for (id, fields) in entries {
                 let parsed = fields
-                    .get("cmd")
+                    .get(stream::COMMAND_FIELD)
                     .map(|b| serde_json::from_slice::<AgentCommand>(b));
                 match parsed {
                     Some(Ok(mut cmd)) => {

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use shared::control::{valid, ResultStatus};
 
@@ -121,7 +122,7 @@ impl Ledger {
 
     /// Moves the cursor forward (stream ids compare as `ms-seq`); never back.
     pub fn advance(&mut self, cursor: &str) -> anyhow::Result<()> {
-        if stream_id_after(cursor, &self.saved.cursor) {
+        if shared::control::stream::is_after(cursor, &self.saved.cursor) {
             self.saved.cursor = cursor.to_string();
             self.save()?;
         }
@@ -157,19 +158,11 @@ impl Ledger {
     }
 
     fn save(&self) -> anyhow::Result<()> {
-        // Serialising plain strings and enums cannot fail.
-        let bytes = serde_json::to_vec(&self.saved).unwrap_or_default();
+        // Plain strings and enums; an error here would be a bug, and must not write an empty
+        // record over the one on disk.
+        let bytes = serde_json::to_vec(&self.saved).context("encoding the command record")?;
         write_atomic(&self.path, &bytes)
     }
-}
-
-/// Whether stream id `a` (`<ms>-<seq>`, or empty for "the start") is after `b`.
-pub fn stream_id_after(a: &str, b: &str) -> bool {
-    fn parts(s: &str) -> (u64, u64) {
-        let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
-        (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-    }
-    !a.is_empty() && (b.is_empty() || parts(a) > parts(b))
 }
 
 #[cfg(test)]
@@ -234,14 +227,5 @@ mod tests {
         .unwrap();
         assert_eq!(l.saved.applied.len(), MAX_APPLIED);
         assert!(l.applied("c0").is_none() && l.applied("last").is_some());
-    }
-
-    #[test]
-    fn stream_ids_compare_by_time_then_sequence() {
-        assert!(stream_id_after("2-0", "1-9"));
-        assert!(stream_id_after("1-10", "1-9"));
-        assert!(!stream_id_after("1-9", "1-9"));
-        assert!(stream_id_after("1-0", ""));
-        assert!(!stream_id_after("", "1-0"));
     }
 }

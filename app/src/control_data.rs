@@ -67,11 +67,11 @@ pub async fn load_audit() -> Result<AuditReply, String> {
 #[allow(clippy::unused_async)]
 async fn fetch<T: serde::de::DeserializeOwned>(url: &'static str) -> Result<T, String> {
     // The browser's fetch future is not Send; it only ever runs on the one browser thread.
-    #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+    #[cfg(browser)]
     {
         send_wrapper::SendWrapper::new(crate::nodes::fetch_json(url, None)).await
     }
-    #[cfg(not(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32")))]
+    #[cfg(not(browser))]
     {
         Err(format!("{url}: no data source in this build"))
     }

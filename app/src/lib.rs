@@ -7,17 +7,14 @@ mod control_data;
 mod infra;
 mod nodes;
 // Operator calls are sent only by the hydrated browser build; the server renders the controls.
-#[cfg_attr(
-    not(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32")),
-    allow(dead_code)
-)]
+#[cfg_attr(not(browser), allow(dead_code))]
 mod operator;
 mod operator_ui;
 pub mod pipeline;
 pub mod view_mode;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, HashedStylesheet, Link, Meta, MetaTags, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, Link, Meta, MetaTags};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -52,7 +49,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Title text="Infra — NODE PIPELINE"/>
         <Link rel="icon" href="/favicon.svg" type_="image/svg+xml"/>
         <Meta name="theme-color" content="#22d3ee"/>
         <Router>

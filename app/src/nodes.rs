@@ -8,7 +8,7 @@ use shared::NodesSnapshot;
 
 const NODES_URL: &str = "/api/agent-office/nodes";
 const ALERTS_URL: &str = "/api/agent-office/alerts";
-#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+#[cfg(browser)]
 const STREAM_URL: &str = "/api/agent-office/nodes/stream";
 
 /// The server's handle on its latest snapshot, provided as Leptos context for SSR (shared, not
@@ -56,18 +56,18 @@ async fn load<T: DeserializeOwned>(local: Option<T>, url: String) -> Result<T, S
         return Ok(value);
     }
     // The browser's fetch future is not Send; it only ever runs on the one browser thread.
-    #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+    #[cfg(browser)]
     {
         send_wrapper::SendWrapper::new(fetch_json(&url, None)).await
     }
-    #[cfg(not(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32")))]
+    #[cfg(not(browser))]
     {
         Err(format!("{url}: no data source in this build"))
     }
 }
 
 /// The browser's polling requests: cancelled through `signal` when the page goes away.
-#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+#[cfg(browser)]
 pub mod browser {
     use super::*;
     use web_sys::AbortSignal;
@@ -121,7 +121,7 @@ pub mod browser {
     }
 }
 
-#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+#[cfg(browser)]
 pub(crate) async fn fetch_json<T: DeserializeOwned>(
     url: &str,
     signal: Option<&web_sys::AbortSignal>,

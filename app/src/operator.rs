@@ -34,7 +34,7 @@ pub fn classify(status: u16, body: String) -> Outcome {
     }
 }
 
-#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+#[cfg(browser)]
 mod browser {
     use super::*;
 
@@ -100,7 +100,7 @@ mod browser {
     }
 }
 
-#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+#[cfg(browser)]
 pub use browser::*;
 
 #[cfg(test)]

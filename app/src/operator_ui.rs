@@ -55,10 +55,7 @@ impl OperatorUi {
     }
 
     /// What to do with a call's outcome (browser only: the server never sends calls).
-    #[cfg_attr(
-        not(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(browser), allow(dead_code))]
     pub fn settle(self, call: Call, outcome: Outcome) {
         match outcome {
             Outcome::Ok(body) => {
@@ -104,12 +101,12 @@ pub fn use_operator() -> OperatorUi {
 
 /// Sends `call` with the stored token (browser only; a no-op while rendering on the server).
 pub fn dispatch(ui: OperatorUi, call: Call) {
-    #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+    #[cfg(browser)]
     leptos::task::spawn_local(async move {
         let outcome = crate::operator::call(call.method, &call.url, call.body.clone()).await;
         ui.settle(call, outcome);
     });
-    #[cfg(not(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32")))]
+    #[cfg(not(browser))]
     let _ = (ui, call);
 }
 
@@ -124,7 +121,7 @@ pub fn TokenPrompt() -> impl IntoView {
         if t.trim().is_empty() {
             return;
         }
-        #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+        #[cfg(browser)]
         crate::operator::set_token(&t);
         token.set(String::new());
         ui.need_token.set(false);

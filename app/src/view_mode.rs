@@ -43,7 +43,7 @@ impl View {
 pub const PHONE_MEDIA: &str = "(max-width: 640px), (pointer: coarse) and (hover: none)";
 
 /// Whether this browser looks like a phone (`PHONE_MEDIA`).
-#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+#[cfg(browser)]
 pub fn phone() -> bool {
     web_sys::window()
         .and_then(|w| w.match_media(PHONE_MEDIA).ok().flatten())
@@ -51,7 +51,7 @@ pub fn phone() -> bool {
 }
 
 /// The remembered choice, if the browser keeps one.
-#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+#[cfg(browser)]
 pub fn remembered() -> Option<String> {
     web_sys::window()?
         .local_storage()
@@ -61,7 +61,7 @@ pub fn remembered() -> Option<String> {
 }
 
 /// Remembers a choice made with the toggle (silently skipped where storage is off).
-#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+#[cfg(browser)]
 pub fn remember(view: View) {
     if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
         let _ = storage.set_item(STORAGE_KEY, view.as_str());

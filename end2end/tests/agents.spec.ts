@@ -25,6 +25,7 @@ test('the agents page is server-rendered and read-only without JavaScript', asyn
   await agent.beat(RUNNING);
   await agentOnline('render-host-1');
   await page.goto(`${process.env.AO_BASE_URL}/agents`);
+  await expect(page).toHaveTitle('Agents — control plane');
   const row = page.locator('table.agents tr[data-agent="render-host-1"]');
   await expect(row).toHaveAttribute('data-online', 'true');
   await expect(row.locator('.mode')).toHaveText('rest');

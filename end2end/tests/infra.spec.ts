@@ -74,6 +74,10 @@ test('without the push stream the poll still refreshes the cards', async ({ page
   await openInfra(page, '2d');
   await expect(page.getByRole('button', { name: '2D cards' })).toBeVisible();
   await page.clock.pauseAt(Date.now() + 100);
+  // A poll the page's timer started just before the pause may still be in flight (a local
+  // answer takes milliseconds): let it land before the worker changes, so that only the next
+  // timer can bring the change.
+  await page.waitForTimeout(500);
   beat('video-render', 'render', 'busy');
   await collectorSees((n) => n.workers.some((w: any) => w.name === 'video-render' && w.state === 'busy'));
   // Nothing can refresh the page while its clock stands still and the stream is gone…

@@ -147,6 +147,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The collector's and discovery's slice.
+    pub fn collector(&self) -> crate::collector::CollectorConfig {
+        crate::collector::CollectorConfig {
+            collect_interval: self.collect_interval,
+            discover_interval: self.discover_interval,
+            redis_timeout: self.redis_timeout,
+            forget_after: self.forget_after,
+            workers: self.workers.clone(),
+        }
+    }
+
     /// Defaults for everything, reading the given Redis.
     pub fn new(redis_url: impl Into<String>) -> Self {
         Self {
@@ -208,15 +219,16 @@ impl Config {
         for w in &self.workers {
             anyhow::ensure!(
                 shared::keys::is_valid_name(&w.name),
-                "worker {:?}: a name is 1 to {} ASCII letters, digits and . _ - : @ / {{ }}",
+                "worker {:?}: a name is {}",
                 w.name,
-                shared::keys::MAX_NAME_LEN
+                shared::keys::NAME_RULE
             );
             if let Some(q) = &w.queue {
                 anyhow::ensure!(
                     shared::keys::is_valid_name(q),
-                    "worker {:?}: queue {q:?} breaks the name rule (letters, digits, . _ - : @ / {{ }})",
-                    w.name
+                    "worker {:?}: queue {q:?} breaks the name rule ({})",
+                    w.name,
+                    shared::keys::NAME_RULE
                 );
             }
             anyhow::ensure!(

@@ -15,13 +15,12 @@ use rand::Rng;
 use redis::aio::MultiplexedConnection;
 use shared::heartbeat::{Heartbeat, WorkerKind};
 use shared::keys;
-use shared::nodes::format_ts;
+use shared::time::format_ts;
+use shared::worker::HEARTBEAT_TTL_S;
 
 use crate::redis_conn::{connect, RedisCallError};
 use shared::registry::default_fleet;
 
-/// Contract 1: heartbeats live 45 s.
-const HEARTBEAT_TTL_S: u64 = 45;
 /// A heartbeat is written at least this often, and at once when the state changes.
 const BEAT_EVERY_S: u64 = 5;
 /// The worker that stops beating, and the one whose jobs fail.
@@ -174,7 +173,7 @@ async fn step(
             let hb = Heartbeat {
                 name: w.name.clone(),
                 kind: w.kind,
-                state: state.to_string(),
+                state: state.into(),
                 ts: Utc::now(),
                 last_job_at: w.last_job_at.clone(),
                 jobs_done: w.jobs_done,

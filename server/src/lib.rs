@@ -8,6 +8,7 @@ pub mod collector;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod redis_conn;
@@ -49,12 +50,31 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let state = start_tasks(&config, &client, metrics, &tasks, &stop, leptos_options)?;
+    tasks.close();
+    let served = serve(state, listener, &config.limits, shutdown, &stop).await;
+    stop.cancel();
+    tasks.wait().await;
+    served
+}
 
-    let (discovery, discovered) = Discovery::new(config.clone(), client.clone(), metrics.clone());
+/// The background tasks — discovery, the collector, the alerts (when a channel is set), the
+/// control plane's inbox — started on `tasks`, and the state the handlers share.
+fn start_tasks(
+    config: &Config,
+    client: &redis::Client,
+    metrics: Arc<Metrics>,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+    leptos_options: LeptosOptions,
+) -> anyhow::Result<AppState> {
+    let collecting = Arc::new(config.collector());
+    let (discovery, discovered, first_pass) =
+        Discovery::new(collecting.clone(), client.clone(), metrics.clone());
     let (collector, nodes, agents) =
-        Collector::new(config.clone(), client.clone(), discovered, metrics.clone());
+        Collector::new(collecting, client.clone(), discovered, metrics.clone());
     tasks.spawn(discovery.run(stop.clone(), nodes.clone()));
-    tasks.spawn(collector.run(stop.clone()));
+    tasks.spawn(collector.run(stop.clone(), first_pass));
     let alerts = if config.alerts.channels.is_empty() {
         tracing::warn!(
             "alerts are off: set TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID, or ALERT_WEBHOOK_URL"
@@ -63,7 +83,7 @@ pub async fn run(
     } else {
         let client = redis::Client::open(config.redis_url.as_str()).context("opening REDIS_URL")?;
         alerts::spawn(
-            &tasks,
+            tasks,
             config.alerts.clone(),
             config.redis_timeout,
             client,
@@ -79,10 +99,12 @@ pub async fn run(
         nodes: nodes.clone(),
     };
     control.announce();
-    tasks.spawn(control::inbox::run(control.clone(), client, stop.clone()));
-    tasks.close();
-
-    let state = AppState {
+    tasks.spawn(control::inbox::run(
+        control.clone(),
+        client.clone(),
+        stop.clone(),
+    ));
+    Ok(AppState {
         leptos_options,
         nodes,
         alerts,
@@ -90,10 +112,21 @@ pub async fn run(
         control,
         closing: stop.clone(),
         streams: Arc::new(tokio::sync::Semaphore::new(config.limits.max_streams)),
-    };
+    })
+}
+
+/// Serves `app(state)` until `shutdown` (or `stop`); connections still open
+/// `shutdown_deadline` after that are dropped, so a slow client cannot hold the process.
+async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    limits: &limits::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
     let stop_http = stop.clone();
     // tap_io (doing nothing) gives the limited listener axum's ConnectInfo<SocketAddr>.
-    let listener = limits::LimitedListener::new(listener, &config.limits).tap_io(|_| {});
+    let listener = limits::LimitedListener::new(listener, limits).tap_io(|_| {});
     let mut served = tokio::spawn(
         axum::serve(
             listener,
@@ -109,19 +142,15 @@ pub async fn run(
         })
         .into_future(),
     );
-    let deadline = config.limits.shutdown_deadline;
-    let served = tokio::select! {
+    let deadline = limits.shutdown_deadline;
+    tokio::select! {
         r = &mut served => r.context("the HTTP task")?.context("serving HTTP"),
         () = async { stop.cancelled().await; tokio::time::sleep(deadline).await } => {
-            // A slow client must not hold the process: what is still open is dropped.
             tracing::warn!(?deadline, "open connections outlived the shutdown deadline; closing them");
             served.abort();
             Ok(())
         }
-    };
-    stop.cancel();
-    tasks.wait().await;
-    served
+    }
 }
 
 /// The whole HTTP surface; `main` and the tests both build it here.

@@ -268,7 +268,11 @@ async fn only_the_lease_holder_records_once_and_the_outbox_stays_bounded() {
             worker: Some("w".into()),
             text: "🔴 [w] worker down".into(),
         }],
-        delivery: [("telegram".to_string(), "pending".to_string())].into(),
+        delivery: [(
+            "telegram".to_string(),
+            shared::alerts::DeliveryState::Pending,
+        )]
+        .into(),
     };
     let deliveries: Vec<Delivery> = (0..5)
         .map(|i| Delivery {

@@ -53,7 +53,7 @@ async fn every_state_of_the_contract_reads_back_field_by_field() {
         .unwrap();
     // the watcher says why it paused; the trader is open
     let watcher = r#"{"name":"task-watcher","kind":"watcher","state":"trading","ts":"TS","last_job_at":null,"jobs_done":0,"jobs_failed":0,"mode":"earnings"}"#
-        .replace("TS", &shared::nodes::format_ts(chrono::Utc::now()));
+        .replace("TS", &shared::time::format_ts(chrono::Utc::now()));
     set_beat(&mut c, "task-watcher", &watcher).await;
     set_beat(
         &mut c,

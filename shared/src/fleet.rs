@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::heartbeat::WorkerKind;
+pub use crate::nodes::{GroupSummary, Page, Summary};
 use crate::nodes::{Link, NodesSnapshot, WorkerView};
 use crate::status::LinkStatus;
 
@@ -18,39 +17,6 @@ pub const MAX_GROUPS: usize = 100;
 pub const OTHER_GROUP: &str = "(other)";
 /// The largest page `limit` accepts.
 pub const MAX_LIMIT: usize = 10_000;
-
-/// Counts over the whole fleet, whatever the filter.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
-    pub total: u64,
-    pub alive: u64,
-    /// Workers by status word (`healthy`, `paused`, `degraded`, `down`); zero counts left out.
-    pub by_status: BTreeMap<String, u64>,
-    /// Workers by kind word (`render`, `watcher`, `trader`, `unknown`).
-    pub by_kind: BTreeMap<String, u64>,
-    /// Groups by size, largest first (see [`group_of`]).
-    pub groups: Vec<GroupSummary>,
-}
-
-/// One group of workers: its size, how many are alive, and its worst status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupSummary {
-    pub name: String,
-    pub count: u64,
-    pub alive: u64,
-    /// The worst status among its workers (down over degraded over paused over healthy).
-    pub status: LinkStatus,
-    pub by_status: BTreeMap<String, u64>,
-}
-
-/// Which part of the fleet a filtered answer holds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Page {
-    /// Workers that passed the filters (before `offset`/`limit`).
-    pub matched: u64,
-    pub offset: u64,
-    pub limit: Option<u64>,
-}
 
 /// The group a worker belongs to: its name without the last `-`, `_`, `.` or `:` separated part
 /// (`render-eu-0042` → `render-eu`, `image-render` → `image`); a name without a separator is a
@@ -128,7 +94,7 @@ pub fn summarize(workers: &[WorkerView]) -> Summary {
             .iter()
             .zip(by_kind)
             .filter(|(_, n)| *n > 0)
-            .map(|(k, n)| (k.as_str().to_string(), n))
+            .map(|(k, n)| (*k, n))
             .collect(),
         groups,
     }
@@ -153,13 +119,12 @@ impl Counts {
             .unwrap_or(LinkStatus::Healthy)
     }
 
-    /// As the contract writes it: by status word, zero counts left out.
-    fn map(&self) -> BTreeMap<String, u64> {
+    /// As the contract writes it: by status, zero counts left out.
+    fn map(&self) -> BTreeMap<LinkStatus, u64> {
         LinkStatus::ALL
             .iter()
-            .map(|s| (s.as_str(), self.0[usize::from(s.severity())]))
+            .map(|s| (*s, self.0[usize::from(s.severity())]))
             .filter(|(_, n)| *n > 0)
-            .map(|(k, n)| (k.to_string(), n))
             .collect()
     }
 }
@@ -459,12 +424,12 @@ mod tests {
     fn the_summary_adds_up() {
         let s = summarize(&fleet().workers);
         assert_eq!((s.total, s.alive), (5, 4));
-        assert_eq!(s.by_status["healthy"], 2);
-        assert_eq!(s.by_status["down"], 1);
-        assert_eq!(s.by_status["paused"], 1);
-        assert_eq!(s.by_status["degraded"], 1);
+        assert_eq!(s.by_status[&LinkStatus::Healthy], 2);
+        assert_eq!(s.by_status[&LinkStatus::Down], 1);
+        assert_eq!(s.by_status[&LinkStatus::Paused], 1);
+        assert_eq!(s.by_status[&LinkStatus::Degraded], 1);
         assert_eq!(s.by_status.values().sum::<u64>(), s.total);
-        assert_eq!(s.by_kind["render"], 5);
+        assert_eq!(s.by_kind[&WorkerKind::Render], 5);
         let g = |n: &str| s.groups.iter().find(|g| g.name == n).unwrap();
         assert_eq!(
             (g("render-eu").count, g("render-eu").status),
@@ -492,14 +457,22 @@ mod tests {
         assert_eq!(
             eu.by_status,
             BTreeMap::from([
-                ("degraded".to_string(), 1),
-                ("down".to_string(), 1),
-                ("healthy".to_string(), 2)
+                (LinkStatus::Degraded, 1),
+                (LinkStatus::Down, 1),
+                (LinkStatus::Healthy, 2)
             ])
         );
         assert_eq!(s.groups.len(), 4, "render-eu, render-us, ingest, zeta");
         assert_eq!(s.groups.iter().map(|g| g.count).sum::<u64>(), s.total);
         assert_eq!(s.by_kind.len(), 1, "zero counts are left out");
+        assert_eq!(
+            serde_json::to_string(&eu.by_status).unwrap(),
+            r#"{"degraded":1,"down":1,"healthy":2}"#,
+            "on the wire: the words, in their alphabetical order"
+        );
+        let back: BTreeMap<LinkStatus, u64> =
+            serde_json::from_str(r#"{"down":1,"healthy":2}"#).unwrap();
+        assert_eq!(back[&LinkStatus::Down], 1);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::worker::HEARTBEAT_TTL_S;
+pub use crate::worker::{WorkerKind, WorkerState};
+
 /// Values larger than this are rejected before any JSON parsing: a real heartbeat is ~200 bytes.
 pub const MAX_HEARTBEAT_BYTES: usize = 8 * 1024;
 
@@ -13,63 +16,17 @@ pub const MAX_HEARTBEAT_BYTES: usize = 8 * 1024;
 pub const MAX_CLOCK_SKEW_S: i64 = 60;
 /// A heartbeat older than this is not alive, whatever its key's TTL (SPEC §1: `EX 45`), so a
 /// key a writer left without a TTL does not keep a dead worker alive.
-pub const ALIVE_WINDOW_S: i64 = 45;
+pub const ALIVE_WINDOW_S: i64 = HEARTBEAT_TTL_S as i64;
 
 /// Longest reason text kept from a parser error, so a huge value cannot bloat the snapshot.
 const MAX_REASON_CHARS: usize = 160;
-
-/// What a worker does. `Unknown` is never accepted from a heartbeat; it marks a discovered
-/// worker whose heartbeat could not be read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkerKind {
-    Render,
-    Watcher,
-    Trader,
-    #[serde(other)]
-    Unknown,
-}
-
-impl WorkerKind {
-    /// Every kind, in declaration order: `ALL[k as usize] == k`.
-    pub const ALL: [Self; 4] = [Self::Render, Self::Watcher, Self::Trader, Self::Unknown];
-
-    /// The kind named in a heartbeat, if it is one the contract knows.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "render" => Some(Self::Render),
-            "watcher" => Some(Self::Watcher),
-            "trader" => Some(Self::Trader),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Render => "render",
-            Self::Watcher => "watcher",
-            Self::Trader => "trader",
-            Self::Unknown => "unknown",
-        }
-    }
-
-    /// The states the contract allows for this kind.
-    pub fn states(self) -> &'static [&'static str] {
-        match self {
-            Self::Render => &["idle", "busy", "paused"],
-            Self::Watcher => &["trading", "free"],
-            Self::Trader => &["market_open", "market_closed"],
-            Self::Unknown => &[],
-        }
-    }
-}
 
 /// A valid Contract-1 heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Heartbeat {
     pub name: String,
     pub kind: WorkerKind,
-    pub state: String,
+    pub state: WorkerState,
     pub ts: DateTime<Utc>,
     pub last_job_at: Option<String>,
     pub jobs_done: u64,
@@ -88,8 +45,8 @@ impl Heartbeat {
         let wire = WireOut {
             name: &self.name,
             kind: self.kind.as_str(),
-            state: &self.state,
-            ts: crate::nodes::format_ts(self.ts),
+            state: self.state.as_str(),
+            ts: crate::time::format_ts(self.ts),
             last_job_at: self.last_job_at.as_deref(),
             jobs_done: self.jobs_done,
             jobs_failed: self.jobs_failed,
@@ -193,7 +150,8 @@ pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, HeartbeatError> {
     })?;
     let kind = WorkerKind::parse(&wire.kind)
         .ok_or_else(|| HeartbeatError::UnknownKind(truncate(&wire.kind)))?;
-    if !kind.states().contains(&wire.state.as_str()) {
+    let state = WorkerState::parse(&wire.state);
+    if !kind.allows(&state) {
         return Err(HeartbeatError::UnknownState {
             kind: kind.as_str(),
             state: truncate(&wire.state),
@@ -205,7 +163,7 @@ pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, HeartbeatError> {
     Ok(Heartbeat {
         name: wire.name,
         kind,
-        state: wire.state,
+        state,
         ts,
         last_job_at: wire.last_job_at,
         jobs_done: wire.jobs_done,
@@ -247,7 +205,7 @@ mod tests {
             }
             for state in kind.states() {
                 let hb = parse_heartbeat(
-                    beat(kind.as_str(), state, "2026-11-23T11:59:57Z").as_bytes(),
+                    beat(kind.as_str(), state.as_str(), "2026-11-23T11:59:57Z").as_bytes(),
                     now(),
                 )
                 .unwrap();

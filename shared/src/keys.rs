@@ -43,6 +43,9 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b".-_:@/{}".contains(&b))
 }
 
+/// [`is_valid_name`] as a person reads it, for every error that refuses a name.
+pub const NAME_RULE: &str = "1 to 128 ASCII letters, digits and . _ - : @ / { }";
+
 /// The worker name inside a heartbeat key, or `None` when the key is not one (or its name
 /// breaks [`is_valid_name`]).
 pub fn worker_of_heartbeat_key(key: &str) -> Option<&str> {
@@ -111,6 +114,7 @@ mod tests {
             assert!(!is_valid_name(bad), "{bad:?}");
         }
         assert!(is_valid_name(&"x".repeat(128)));
+        assert!(NAME_RULE.starts_with(&format!("1 to {MAX_NAME_LEN} ")));
         assert_eq!(processing("q", "c"), "processing:queue:q:c".to_string());
         assert_eq!(dead_letter("q"), "dead_letter:queue:q");
         assert_eq!(queue("q"), "queue:q");

@@ -12,7 +12,10 @@ pub mod nodes;
 pub mod registry;
 pub mod reuse;
 pub mod status;
+pub mod time;
+pub mod worker;
 
-pub use heartbeat::{parse_heartbeat, Heartbeat, HeartbeatError, WorkerKind};
+pub use heartbeat::{parse_heartbeat, Heartbeat, HeartbeatError};
 pub use nodes::{Link, LinkKind, NodesSnapshot, WorkerView};
 pub use status::{LinkStatus, StateLabel};
+pub use worker::{WorkerKind, WorkerState};

@@ -4,11 +4,14 @@
 //! (see [`crate::fleet`]), and per worker `registered`, `mode`, `error` (why a heartbeat could
 //! not be read) and `queue`.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::heartbeat::WorkerKind;
-use crate::status::LinkStatus;
+use crate::status::{LinkStatus, StateLabel};
+use crate::time::format_ts;
+use crate::worker::{WorkerKind, WorkerState};
 
 /// The whole picture, as the collector last saw it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,10 +28,10 @@ pub struct NodesSnapshot {
     pub links: Vec<Link>,
     /// Counts over the whole fleet by status, kind and group (in every answer, filtered or not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<crate::fleet::Summary>,
+    pub summary: Option<Summary>,
     /// Only in a filtered or paged answer: how many workers matched and which window this is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub page: Option<crate::fleet::Page>,
+    pub page: Option<Page>,
 }
 
 impl NodesSnapshot {
@@ -77,7 +80,7 @@ pub struct WorkerView {
     pub kind: WorkerKind,
     pub alive: bool,
     /// The heartbeat's state, or `"down"` when there is no valid heartbeat.
-    pub state: String,
+    pub state: WorkerState,
     pub last_beat_age_s: Option<i64>,
     pub queue_depth: u64,
     pub dead_letter: u64,
@@ -106,7 +109,7 @@ impl WorkerView {
             name: name.into(),
             kind,
             alive: false,
-            state: "down".to_string(),
+            state: WorkerState::Down,
             last_beat_age_s: None,
             queue_depth: 0,
             dead_letter: 0,
@@ -125,7 +128,7 @@ impl WorkerView {
     pub fn status(&self) -> LinkStatus {
         if !self.alive {
             LinkStatus::Down
-        } else if self.state == "paused" {
+        } else if self.state == WorkerState::Paused {
             LinkStatus::Paused
         } else if self.dead_letter > 0 {
             LinkStatus::Degraded
@@ -133,6 +136,44 @@ impl WorkerView {
             LinkStatus::Healthy
         }
     }
+
+    /// The label a person reads for its state (SPEC §5).
+    pub fn state_label(&self) -> StateLabel<'_> {
+        StateLabel::of(self.alive, &self.state)
+    }
+}
+
+/// Counts over the whole fleet, whatever the filter (made by [`crate::fleet::summarize`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub total: u64,
+    pub alive: u64,
+    /// Workers by status (`healthy`, `paused`, `degraded`, `down`); zero counts left out.
+    pub by_status: BTreeMap<LinkStatus, u64>,
+    /// Workers by kind (`render`, `watcher`, `trader`, `unknown`).
+    pub by_kind: BTreeMap<WorkerKind, u64>,
+    /// Groups by size, largest first (see [`crate::fleet::group_of`]).
+    pub groups: Vec<GroupSummary>,
+}
+
+/// One group of workers: its size, how many are alive, and its worst status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub name: String,
+    pub count: u64,
+    pub alive: u64,
+    /// The worst status among its workers (down over degraded over paused over healthy).
+    pub status: LinkStatus,
+    pub by_status: BTreeMap<LinkStatus, u64>,
+}
+
+/// Which part of the fleet a filtered answer holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Workers that passed the filters (before `offset`/`limit`).
+    pub matched: u64,
+    pub offset: u64,
+    pub limit: Option<u64>,
 }
 
 /// How a link carries work.
@@ -211,11 +252,6 @@ pub fn paused_reason(paused: bool, workers: &[WorkerView]) -> Option<String> {
         .filter(|w| w.kind == WorkerKind::Watcher && w.alive)
         .find_map(|w| w.mode.clone())
         .or_else(|| paused.then(|| "trading".to_string()))
-}
-
-/// Formats a time the way the contracts write it: `2026-11-23T12:00:00Z`.
-pub fn format_ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
@@ -348,13 +384,5 @@ mod tests {
             assert!(v.get(field).is_some(), "missing {field}");
         }
         assert_eq!(v["kind"], "render");
-    }
-
-    #[test]
-    fn timestamps_end_in_z() {
-        let t = DateTime::parse_from_rfc3339("2026-11-23T12:00:00+00:00")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(format_ts(t), "2026-11-23T12:00:00Z");
     }
 }

@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::nodes::WorkerView;
+use crate::worker::WorkerState;
 
-/// The status of a link (and of the worker card it belongs to).
+/// The status of a link (and of the worker card it belongs to). Ordered by its word, so maps
+/// keyed by status (the `/nodes` summary) keep the order they always had on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkStatus {
@@ -83,32 +84,49 @@ impl LinkStatus {
     }
 }
 
-/// The label a person reads for a worker's state (SPEC §5).
+impl Ord for LinkStatus {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for LinkStatus {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The label a person reads for a worker's state (SPEC §5): one of the spec's six, or a state
+/// the contract does not list, shown as the worker wrote it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StateLabel {
+pub enum StateLabel<'a> {
     Down,
     Paused,
     Processing,
     MarketOpen,
     MarketClosed,
     Idle,
+    AsWritten(&'a str),
 }
 
-impl StateLabel {
-    pub fn of(worker: &WorkerView) -> Self {
-        if !worker.alive {
+impl<'a> StateLabel<'a> {
+    pub fn of(alive: bool, state: &'a WorkerState) -> Self {
+        if !alive {
             return Self::Down;
         }
-        match worker.state.as_str() {
-            "paused" => Self::Paused,
-            "busy" => Self::Processing,
-            "market_open" => Self::MarketOpen,
-            "market_closed" => Self::MarketClosed,
-            _ => Self::Idle,
+        match state {
+            WorkerState::Down => Self::Down,
+            WorkerState::Paused => Self::Paused,
+            WorkerState::Busy => Self::Processing,
+            WorkerState::MarketOpen => Self::MarketOpen,
+            WorkerState::MarketClosed => Self::MarketClosed,
+            // SPEC §5: "otherwise 🟢 idle" — the render's idle and the watcher's two states.
+            WorkerState::Idle | WorkerState::Trading | WorkerState::Free => Self::Idle,
+            WorkerState::Other(s) => Self::AsWritten(s),
         }
     }
 
-    pub fn text(self) -> &'static str {
+    pub fn text(self) -> &'a str {
         match self {
             Self::Down => "🔴 down",
             Self::Paused => "⏸ paused (trading)",
@@ -116,6 +134,7 @@ impl StateLabel {
             Self::MarketOpen => "📈 market open",
             Self::MarketClosed => "🌙 market closed",
             Self::Idle => "🟢 idle",
+            Self::AsWritten(s) => s,
         }
     }
 }
@@ -132,16 +151,6 @@ mod tests {
         assert!(Paused.severity() > Unknown.severity());
         assert!(Degraded.severity() > Healthy.severity());
     }
-    use crate::heartbeat::WorkerKind;
-
-    fn view(alive: bool, state: &str) -> WorkerView {
-        WorkerView {
-            alive,
-            state: state.into(),
-            ..WorkerView::down("w", WorkerKind::Render)
-        }
-    }
-
     #[test]
     fn labels_match_the_spec() {
         let cases = [
@@ -153,10 +162,13 @@ mod tests {
             (true, "idle", "🟢 idle"),
             (true, "trading", "🟢 idle"),
             (true, "free", "🟢 idle"),
+            (true, "starting", "starting"),
+            (false, "starting", "🔴 down"),
         ];
         for (alive, state, text) in cases {
+            let state = WorkerState::parse(state);
             assert_eq!(
-                StateLabel::of(&view(alive, state)).text(),
+                StateLabel::of(alive, &state).text(),
                 text,
                 "{alive} {state}"
             );

@@ -7,7 +7,7 @@ use shared::control::{AgentsReply, AuditReply, CommandsReply, ControlInfo};
 use crate::control_data::{load_agents, load_audit, load_commands, load_info};
 
 /// How often the browser refreshes the page's data.
-#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+#[cfg(browser)]
 const REFRESH_MS: u32 = 1_500;
 
 #[derive(Clone, Copy)]
@@ -61,14 +61,14 @@ pub fn use_agents_data(changed: RwSignal<u64>) -> AgentsData {
         audit: RwSignal::new(None),
         poll_failed: RwSignal::new(false),
     };
-    #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+    #[cfg(browser)]
     Effect::new(move |_| poll(data, changed));
-    #[cfg(not(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32")))]
+    #[cfg(not(browser))]
     let _ = changed;
     data
 }
 
-#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+#[cfg(browser)]
 fn poll(data: AgentsData, changed: RwSignal<u64>) {
     use futures::{FutureExt, StreamExt};
 

@@ -3,9 +3,20 @@
 //! agent left out), then send.
 
 use leptos::prelude::*;
-use shared::control::CommandType;
+use shared::control::{CommandBody, CommandType};
 
 use crate::operator_ui::{dispatch, use_operator, Call, CallKind};
+
+/// What is wrong with the form before anything is sent.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum FormError {
+    #[error("unknown command type {0:?}")]
+    UnknownType(String),
+    #[error("{field} is not JSON: {reason}")]
+    NotJson { field: &'static str, reason: String },
+    #[error("name the agent, or choose a selector")]
+    NoTarget,
+}
 
 /// Builds the `POST /api/commands` body from the form's fields, or says what is wrong.
 pub fn command_body(
@@ -15,14 +26,20 @@ pub fn command_body(
     by_selector: bool,
     agent: &str,
     selector: &str,
-) -> Result<serde_json::Value, String> {
-    let mut body = serde_json::json!({ "type": kind });
+) -> Result<CommandBody, FormError> {
+    let json = |field, text: &str| {
+        serde_json::from_str(text).map_err(|e| FormError::NotJson {
+            field,
+            reason: e.to_string(),
+        })
+    };
+    let kind = CommandType::parse(kind).ok_or_else(|| FormError::UnknownType(kind.into()))?;
+    let mut body = CommandBody::new(kind);
     if !pipeline.trim().is_empty() {
-        body["pipeline_id"] = pipeline.trim().into();
+        body.pipeline_id = Some(pipeline.trim().to_string());
     }
     if !config.trim().is_empty() {
-        body["config"] =
-            serde_json::from_str(config).map_err(|e| format!("config is not JSON: {e}"))?;
+        body.config = Some(json("config", config)?);
     }
     if by_selector {
         let text = if selector.trim().is_empty() {
@@ -30,13 +47,12 @@ pub fn command_body(
         } else {
             selector
         };
-        body["selector"] =
-            serde_json::from_str(text).map_err(|e| format!("selector is not JSON: {e}"))?;
+        body.selector = Some(json("selector", text)?);
     } else {
         if agent.trim().is_empty() {
-            return Err("name the agent, or choose a selector".into());
+            return Err(FormError::NoTarget);
         }
-        body["agent_id"] = agent.trim().into();
+        body.agent_id = Some(agent.trim().to_string());
     }
     Ok(body)
 }
@@ -82,7 +98,7 @@ pub fn CommandForm(agent_ids: Signal<Vec<String>>) -> impl IntoView {
                     } else {
                         "/api/commands".into()
                     },
-                    body: Some(body.to_string()),
+                    body: Some(body.to_json()),
                     what: if dry {
                         format!("preview of {}", what())
                     } else {
@@ -164,32 +180,49 @@ pub fn CommandForm(agent_ids: Signal<Vec<String>>) -> impl IntoView {
 mod tests {
     use super::*;
 
+    fn json(b: CommandBody) -> serde_json::Value {
+        serde_json::to_value(b).unwrap()
+    }
+
     #[test]
     fn the_form_builds_the_contract_body() {
-        let b = command_body("pause_pipeline", " image ", "", false, "a1", "").unwrap();
+        let b = json(command_body("pause_pipeline", " image ", "", false, "a1", "").unwrap());
         assert_eq!(
             b,
             serde_json::json!({"type": "pause_pipeline", "pipeline_id": "image", "agent_id": "a1"})
         );
-        let b = command_body(
-            "shutdown",
-            "",
-            "",
-            true,
-            "",
-            r#"{"matchLabels":{"env":"prod"}}"#,
-        )
-        .unwrap();
+        let b = json(
+            command_body(
+                "shutdown",
+                "",
+                "",
+                true,
+                "",
+                r#"{"matchLabels":{"env":"prod"}}"#,
+            )
+            .unwrap(),
+        );
         assert_eq!(b["selector"]["matchLabels"]["env"], "prod");
         assert!(b.get("agent_id").is_none());
-        let b = command_body("update_config", "", r#"{"concurrency":2}"#, false, "a1", "").unwrap();
+        let b = json(
+            command_body("update_config", "", r#"{"concurrency":2}"#, false, "a1", "").unwrap(),
+        );
         assert_eq!(b["config"]["concurrency"], 2);
-        assert!(command_body("shutdown", "", "", false, " ", "").is_err());
+        assert_eq!(
+            command_body("shutdown", "", "", false, " ", ""),
+            Err(FormError::NoTarget)
+        );
         assert!(command_body("shutdown", "", "{", false, "a1", "")
             .unwrap_err()
-            .contains("config"));
+            .to_string()
+            .starts_with("config is not JSON"));
         assert!(command_body("shutdown", "", "", true, "", "{nope")
             .unwrap_err()
-            .contains("selector"));
+            .to_string()
+            .starts_with("selector is not JSON"));
+        assert_eq!(
+            command_body("reboot", "", "", false, "a1", ""),
+            Err(FormError::UnknownType("reboot".into()))
+        );
     }
 }

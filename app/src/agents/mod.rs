@@ -7,6 +7,7 @@ mod form;
 mod views;
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 
 use crate::operator_ui::{Flash, OperatorUi, TokenPrompt};
 use data::use_agents_data;
@@ -27,6 +28,7 @@ pub fn AgentsPage() -> impl IntoView {
             .unwrap_or_default()
     });
     view! {
+        <Title text="Agents — control plane"/>
         <header class="top">
             <h1>"🛰️ Agents — control plane"</h1>
             <nav class="pages">

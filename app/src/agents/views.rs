@@ -2,39 +2,26 @@
 //! and the audit log.
 
 use leptos::prelude::*;
-use shared::control::{AgentView, AuditEntry, CommandView, PipelineStat, TargetView};
+use shared::control::{
+    AgentView, AuditEntry, CommandBody, CommandType, CommandView, PipelineStat, TargetView,
+};
 
 use crate::operator_ui::{dispatch, use_operator, Call, CallKind};
 
 fn beat(a: &AgentView) -> String {
-    match a.last_beat_age_s {
-        Some(s) => format!("last beat {s}s ago"),
-        None => "no heartbeat yet".into(),
-    }
+    shared::time::last_beat(a.last_beat_age_s)
 }
 
 fn percent(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.0}%")).unwrap_or_else(|| "—".into())
 }
 
-/// The actions that make sense for a pipeline in this state.
-pub fn pipeline_actions(status: &str) -> &'static [(&'static str, &'static str)] {
-    match status {
-        "running" | "busy" | "idle" => &[("pause_pipeline", "pause"), ("stop_pipeline", "stop")],
-        "paused" => &[("resume_pipeline", "resume"), ("stop_pipeline", "stop")],
-        _ => &[("start_pipeline", "start")],
-    }
-}
-
-fn command_call(kind: &str, pipeline: &str, agent: &str) -> Call {
+fn command_call(kind: CommandType, pipeline: &str, agent: &str) -> Call {
     Call {
         method: "POST",
         url: "/api/commands".into(),
-        body: Some(
-            serde_json::json!({"type": kind, "pipeline_id": pipeline, "agent_id": agent})
-                .to_string(),
-        ),
-        what: format!("{kind} {pipeline} on {agent}"),
+        body: Some(CommandBody::for_pipeline(kind, pipeline, agent).to_json()),
+        what: format!("{} {pipeline} on {agent}", kind.as_str()),
         kind: CallKind::Command,
     }
 }
@@ -42,22 +29,22 @@ fn command_call(kind: &str, pipeline: &str, agent: &str) -> Call {
 #[component]
 fn Pipeline(agent: String, p: PipelineStat) -> impl IntoView {
     let ui = use_operator();
-    let buttons = pipeline_actions(&p.status)
+    let buttons = CommandType::for_pipeline(&p.status)
         .iter()
-        .map(|(kind, label)| {
-            let call = command_call(kind, &p.id, &agent);
+        .map(|kind| {
+            let call = command_call(*kind, &p.id, &agent);
             view! {
-                <button type="button" data-action=*label on:click=move |_| dispatch(ui, call.clone())>
-                    {*label}
+                <button type="button" data-action=kind.verb() on:click=move |_| dispatch(ui, call.clone())>
+                    {kind.verb()}
                 </button>
             }
         })
         .collect_view();
     view! {
-        <li class="agent-pipeline" data-pipeline=p.id.clone() data-status=p.status.clone()>
+        <li class="agent-pipeline" data-pipeline=p.id.clone() data-status=p.status.as_str().to_string()>
             <span class="pid">{p.id.clone()}</span>
             " "
-            <span class="pstatus">{p.status.clone()}</span>
+            <span class="pstatus">{p.status.as_str().to_string()}</span>
             " · "
             <span class="counts">{p.processed} " done, " {p.errors} " errors"</span>
             <span class="actions" hidden=move || !ui.hydrated.get()>{buttons}</span>
@@ -217,16 +204,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pipeline_offers_what_its_state_allows() {
-        assert_eq!(pipeline_actions("running")[0].1, "pause");
-        assert_eq!(pipeline_actions("paused")[0].1, "resume");
-        assert_eq!(pipeline_actions("stopped")[0].1, "start");
-        assert_eq!(pipeline_actions("crashed")[0].1, "start");
-    }
-
-    #[test]
     fn a_pipeline_button_sends_the_contract_body() {
-        let c = command_call("pause_pipeline", "image", "a1");
+        let c = command_call(CommandType::PausePipeline, "image", "a1");
         let body: serde_json::Value = serde_json::from_str(c.body.as_deref().unwrap()).unwrap();
         assert_eq!(
             body,

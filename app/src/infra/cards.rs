@@ -1,7 +1,6 @@
 //! The 2D view: a card per worker, with the Redis and pause banners.
 
 use leptos::prelude::*;
-use shared::status::StateLabel;
 use shared::{NodesSnapshot, WorkerView};
 
 use crate::operator_ui::{dispatch, use_operator, Call, CallKind};
@@ -46,15 +45,6 @@ pub fn Nodes(
     }
 }
 
-/// How long ago the worker last beat; "no heartbeat" when this server never saw one.
-fn beat_age(w: &WorkerView) -> String {
-    match (w.alive, w.last_beat_age_s) {
-        (_, Some(s)) => format!("last beat {s}s ago"),
-        (true, None) => "last beat —".to_string(),
-        (false, None) => "no heartbeat".to_string(),
-    }
-}
-
 /// Retry and purge buttons for a worker whose queue holds dead letters (hydrated pages only).
 fn dead_letter_actions(w: &WorkerView) -> Option<impl IntoView> {
     let q = w.queue.clone().filter(|_| w.dead_letter > 0)?;
@@ -79,8 +69,8 @@ fn dead_letter_actions(w: &WorkerView) -> Option<impl IntoView> {
 #[component]
 fn Card(w: WorkerView) -> impl IntoView {
     let status = w.status();
-    let label = StateLabel::of(&w).text();
-    let age = beat_age(&w);
+    let label = w.state_label().text().to_string();
+    let age = shared::time::last_beat(w.last_beat_age_s);
     let registered = (!w.registered).then(|| view! { <span class="tag">"discovered"</span> });
     let error = w
         .error
@@ -116,22 +106,5 @@ fn Card(w: WorkerView) -> impl IntoView {
             {error}
             {actions}
         </article>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use shared::WorkerKind;
-
-    #[test]
-    fn beat_age_says_when_there_never_was_a_beat() {
-        let mut w = WorkerView::down("video-render", WorkerKind::Render);
-        assert_eq!(beat_age(&w), "no heartbeat");
-        w.last_beat_age_s = Some(82);
-        assert_eq!(beat_age(&w), "last beat 82s ago", "down, but seen before");
-        w.alive = true;
-        w.last_beat_age_s = Some(3);
-        assert_eq!(beat_age(&w), "last beat 3s ago");
     }
 }

@@ -9,7 +9,7 @@ use shared::NodesSnapshot;
 use crate::nodes::{load_alerts, load_nodes};
 
 /// How often the browser asks for a new snapshot.
-#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+#[cfg(browser)]
 const REFRESH_MS: u32 = 3_000;
 
 /// Cards per page: a fleet the 3D view draws worker by worker (up to [`GROUP_ABOVE`]) always
@@ -92,7 +92,7 @@ pub fn use_infra_data() -> InfraData {
     };
     // Browser only: a workspace-wide native build turns both features on, and the server must
     // never start the polling loop.
-    #[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+    #[cfg(browser)]
     Effect::new(move |_| poll(data.window, data.live, data.live_alerts, data.poll_failed));
     data
 }
@@ -101,7 +101,7 @@ pub fn use_infra_data() -> InfraData {
 /// request in flight then is aborted. The server's push stream (`/nodes/stream`) wakes the loop
 /// early when something visible changed; while the stream is down (a proxy that drops it, the
 /// server restarting) the timer alone keeps the page fresh.
-#[cfg(all(feature = "hydrate", not(feature = "ssr"), target_arch = "wasm32"))]
+#[cfg(browser)]
 fn poll(
     window: RwSignal<Window>,
     live: RwSignal<Option<NodesSnapshot>>,

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 use shared::fleet::{encode, OTHER_GROUP};
-use shared::NodesSnapshot;
+use shared::{LinkStatus, NodesSnapshot};
 
 use super::data::{Window, PAGE};
 
@@ -62,7 +62,7 @@ fn thousands(n: u64) -> String {
 
 /// Moves the page to `w` in place (hydrated) and keeps the address bar in step.
 fn go(window: RwSignal<Window>, w: Window) {
-    #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+    #[cfg(browser)]
     if let Some(history) = web_sys::window().and_then(|win| win.history().ok()) {
         let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&href(&w)));
     }
@@ -150,7 +150,7 @@ pub fn GroupList(window: RwSignal<Window>, snap: NodesSnapshot) -> impl IntoView
     let items = groups
         .into_iter()
         .map(|g| {
-            let down = g.by_status.get("down").copied().unwrap_or(0);
+            let down = g.by_status.get(&LinkStatus::Down).copied().unwrap_or(0);
             let label = format!(
                 "{} · {} workers{}",
                 g.name,

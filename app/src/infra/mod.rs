@@ -7,6 +7,7 @@ mod data;
 mod fleet_tools;
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 
 use crate::operator_ui::{Flash, OperatorUi, TokenPrompt};
 use crate::pipeline::PipelineView;
@@ -33,7 +34,7 @@ pub fn InfraPage() -> impl IntoView {
     let view = RwSignal::new(View::Cards);
     let gl_failed = RwSignal::new(None::<String>);
     let hydrated = RwSignal::new(false);
-    #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+    #[cfg(browser)]
     {
         let query = leptos_router::hooks::use_query_map();
         Effect::new(move |_| {
@@ -51,7 +52,7 @@ pub fn InfraPage() -> impl IntoView {
     }
     let choose = move |v: View| {
         view.set(v);
-        #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+        #[cfg(browser)]
         crate::view_mode::remember(v);
     };
     let current = data.current();
@@ -76,6 +77,7 @@ pub fn InfraPage() -> impl IntoView {
     });
 
     view! {
+        <Title text="Infra — NODE PIPELINE"/>
         <header class="top">
             <h1>"🛰️ Infra — NODE PIPELINE"</h1>
             <p class="sub">"Live status of the NAS ↔ Windows worker pipeline"</p>

@@ -6,7 +6,7 @@
 use shared::fleet::{links_of, GroupSummary, GROUP_ABOVE};
 use shared::nodes::derive_links;
 use shared::status::LinkStatus;
-use shared::{NodesSnapshot, WorkerKind, WorkerView};
+use shared::{NodesSnapshot, WorkerKind, WorkerState, WorkerView};
 
 /// Whether this answer should be drawn as groups: a big fleet, and no group opened.
 pub fn is_grouped(snap: &NodesSnapshot, group_open: bool) -> bool {
@@ -47,15 +47,15 @@ pub fn capped(mut snap: NodesSnapshot) -> NodesSnapshot {
 fn stand_in(g: &GroupSummary) -> WorkerView {
     let mut w = WorkerView {
         alive: g.status != LinkStatus::Down,
-        state: "idle".into(),
+        state: WorkerState::Idle,
         ..WorkerView::down(tube_name(g), WorkerKind::Render)
     };
     match g.status {
-        LinkStatus::Paused => w.state = "paused".into(),
+        LinkStatus::Paused => w.state = WorkerState::Paused,
         LinkStatus::Degraded => {
-            w.dead_letter = g.by_status.get("degraded").copied().unwrap_or(1);
+            w.dead_letter = g.by_status.get(&LinkStatus::Degraded).copied().unwrap_or(1);
         }
-        LinkStatus::Down => w.state = "down".into(),
+        LinkStatus::Down => w.state = WorkerState::Down,
         _ => {}
     }
     w

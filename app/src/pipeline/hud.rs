@@ -118,9 +118,12 @@ impl Hud {
             }
         }
         for (i, w) in snap.workers.iter().enumerate() {
+            let wants_badge = layout
+                .places
+                .get(i)
+                .and_then(|p| p.tube.as_ref())
+                .is_some_and(|t| t.status == LinkStatus::Degraded);
             let status = w.status();
-            let wants_badge = status == LinkStatus::Degraded
-                && layout.places.get(i).is_some_and(|p| p.tube.is_some());
             let existing = self.labels.get(i).and_then(|l| l.badge.clone());
             let fresh = wants_badge && existing.is_none();
             let badge_el = match (wants_badge, existing) {

@@ -1,6 +1,6 @@
 //! What a worker's HUD label says. Pure, so the words are tested natively and match the cards.
 
-use shared::status::{LinkStatus, StateLabel};
+use shared::status::LinkStatus;
 use shared::WorkerView;
 
 /// A piece of a label: its CSS class and its text.
@@ -13,10 +13,7 @@ pub type Line = Vec<Span>;
 /// icon and the problem if there is one.
 pub fn lines(w: &WorkerView, compact: bool) -> Vec<Line> {
     let status = w.status();
-    let beat = match w.last_beat_age_s {
-        Some(s) => format!("⚠ last beat {s}s ago"),
-        None => "⚠ no heartbeat".to_string(),
-    };
+    let beat = format!("⚠ {}", shared::time::last_beat(w.last_beat_age_s));
     if compact {
         let mut head = format!("{} {}", status.icon(), w.name);
         match status {
@@ -36,7 +33,7 @@ pub fn lines(w: &WorkerView, compact: bool) -> Vec<Line> {
     vec![
         vec![
             ("hud-name", w.name.clone()),
-            ("hud-state", StateLabel::of(w).text().to_string()),
+            ("hud-state", w.state_label().text().to_string()),
         ],
         second,
     ]

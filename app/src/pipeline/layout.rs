@@ -5,9 +5,11 @@
 //! Redis bus is a vertical column at x = 0, the Windows node on the right holds one sub-node per
 //! worker in columns of at most [`ROWS_MAX`] rows, filled top to bottom.
 
-use shared::heartbeat::WorkerKind;
+use std::collections::HashMap;
+
+use shared::nodes::{Link, LinkKind};
 use shared::status::LinkStatus;
-use shared::{NodesSnapshot, WorkerView};
+use shared::{NodesSnapshot, WorkerState};
 
 /// A point in world space.
 pub type P3 = [f32; 3];
@@ -38,26 +40,34 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// SPEC §5: flowing when healthy (faster when busy), a crawl when paused, still when down.
-    pub fn of(worker: &WorkerView) -> Self {
-        let speed = match worker.status() {
+    /// SPEC §5, from the link: flowing when healthy (faster while its worker is busy), a crawl
+    /// when paused, still when down; both ways on an HTTP pull.
+    pub fn of(link: &Link, busy: bool) -> Self {
+        let speed = match link.status {
             LinkStatus::Down | LinkStatus::Unknown => 0.0,
             LinkStatus::Paused => 0.15,
-            LinkStatus::Healthy | LinkStatus::Degraded if worker.state == "busy" => 3.5,
+            LinkStatus::Healthy | LinkStatus::Degraded if busy => 3.5,
             LinkStatus::Healthy | LinkStatus::Degraded => 1.2,
         };
         Self {
             speed,
-            two_way: worker.kind == WorkerKind::Trader,
+            two_way: link.kind == LinkKind::HttpPull,
         }
     }
+
+    const STILL: Self = Self {
+        speed: 0.0,
+        two_way: false,
+    };
 }
 
-/// A tube as a polyline from its source to the worker.
+/// A tube as a polyline from its source to the worker: one per link of the snapshot.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tube {
     pub points: Vec<P3>,
-    /// Cut in the middle of its last segment: the worker is down.
+    /// The link's status, as `/nodes` gives it: the tube's colour.
+    pub status: LinkStatus,
+    /// Cut in the middle of its last segment: the link is down.
     pub broken: bool,
 }
 
@@ -144,12 +154,13 @@ impl Tube {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Place {
     pub name: String,
+    /// The worker's status (its card's): the sub-node's colour.
     pub status: LinkStatus,
     /// Centre of the worker's sub-node on the Windows node.
     pub node: P3,
     /// Where its HUD label starts (right of the sub-node).
     pub label: P3,
-    /// None for workers that move no jobs (the watcher).
+    /// None for workers without a link (the watcher moves no jobs).
     pub tube: Option<Tube>,
     pub flow: Flow,
 }
@@ -204,6 +215,15 @@ impl Layout {
             nas_stock.centre[2],
         ];
 
+        // A link names its worker at its `to` end (a queue feeds it) or its `from` end (it pulls).
+        let links: HashMap<&str, &Link> = snap
+            .links
+            .iter()
+            .map(|l| match l.kind {
+                LinkKind::RedisQueue => (l.to.as_str(), l),
+                LinkKind::HttpPull => (l.from.as_str(), l),
+            })
+            .collect();
         let places = snap
             .workers
             .iter()
@@ -215,24 +235,25 @@ impl Layout {
                 let entry = [node[0] - NODE_HALF, y, 0.0];
                 // Each column taps the bus at its own height, so no two tubes lie on one line.
                 let tap_y = y + (col as f32 - (cols as f32 - 1.0) / 2.0) * ROW / cols as f32 * 0.8;
-                let tube = match w.kind {
-                    WorkerKind::Render => {
-                        Some(vec![[nas_port_x, y * 0.6, 0.0], [0.0, tap_y, 0.0], entry])
-                    }
-                    // The trader pulls market data over HTTP: around the bus, in front of it.
-                    WorkerKind::Trader => Some(vec![stock_port, [0.0, tap_y, 1.6], entry]),
-                    WorkerKind::Watcher | WorkerKind::Unknown => None,
-                };
+                let link = links.get(w.name.as_str()).copied();
+                let tube = link.map(|link| Tube {
+                    points: match link.kind {
+                        LinkKind::RedisQueue => {
+                            vec![[nas_port_x, y * 0.6, 0.0], [0.0, tap_y, 0.0], entry]
+                        }
+                        // The trader pulls market data over HTTP: around the bus, in front of it.
+                        LinkKind::HttpPull => vec![stock_port, [0.0, tap_y, 1.6], entry],
+                    },
+                    status: link.status,
+                    broken: link.status == LinkStatus::Down,
+                });
                 Place {
                     name: w.name.clone(),
                     status: w.status(),
                     node,
                     label: [node[0] + NODE_HALF + 0.15, y, 0.0],
-                    tube: tube.map(|points| Tube {
-                        points,
-                        broken: w.status() == LinkStatus::Down,
-                    }),
-                    flow: Flow::of(w),
+                    tube,
+                    flow: link.map_or(Flow::STILL, |l| Flow::of(l, w.state == WorkerState::Busy)),
                 }
             })
             .collect();
@@ -292,6 +313,8 @@ pub fn lerp(a: P3, b: P3, f: f32) -> P3 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::nodes::derive_links;
+    use shared::{WorkerKind, WorkerView};
 
     fn worker(name: &str, kind: WorkerKind, alive: bool, state: &str, dead: u64) -> WorkerView {
         WorkerView {
@@ -304,6 +327,7 @@ mod tests {
 
     fn snap(workers: Vec<WorkerView>) -> NodesSnapshot {
         NodesSnapshot {
+            links: derive_links(&workers),
             workers,
             ..NodesSnapshot::empty(chrono::DateTime::UNIX_EPOCH)
         }
@@ -347,12 +371,45 @@ mod tests {
 
     #[test]
     fn flow_speed_follows_the_status() {
-        let busy = Flow::of(&worker("a", WorkerKind::Render, true, "busy", 0));
-        let idle = Flow::of(&worker("a", WorkerKind::Render, true, "idle", 0));
-        let paused = Flow::of(&worker("a", WorkerKind::Render, true, "paused", 0));
-        let down = Flow::of(&worker("a", WorkerKind::Render, false, "down", 0));
+        let flow = |alive, state| {
+            let l = Layout::of(&snap(vec![worker(
+                "a",
+                WorkerKind::Render,
+                alive,
+                state,
+                0,
+            )]));
+            l.places[0].flow
+        };
+        let (busy, idle) = (flow(true, "busy"), flow(true, "idle"));
+        let (paused, down) = (flow(true, "paused"), flow(false, "down"));
         assert!(busy.speed > idle.speed && idle.speed > paused.speed && paused.speed > 0.0);
         assert_eq!(down.speed, 0.0);
+    }
+
+    #[test]
+    fn tubes_are_the_snapshots_links() {
+        // A trader with dead letters: its card is degraded, but its link (and so its tube) is
+        // healthy by `alive` alone (SPEC §4), exactly as `/nodes` says.
+        let trader = worker("ai_trade", WorkerKind::Trader, true, "market_open", 2);
+        let render = worker("image-render", WorkerKind::Render, true, "idle", 1);
+        let mut s = snap(vec![trader, render]);
+        let l = Layout::of(&s);
+        assert_eq!(l.places[0].status, LinkStatus::Degraded);
+        assert_eq!(
+            l.places[0].tube.as_ref().unwrap().status,
+            LinkStatus::Healthy
+        );
+        assert_eq!(
+            l.places[1].tube.as_ref().unwrap().status,
+            LinkStatus::Degraded
+        );
+        // Whatever the snapshot's links say is what is drawn; no link, no tube.
+        s.links[1].status = LinkStatus::Down;
+        s.links.remove(0);
+        let l = Layout::of(&s);
+        assert!(l.places[0].tube.is_none());
+        assert!(l.places[1].tube.as_ref().unwrap().broken);
     }
 
     #[test]

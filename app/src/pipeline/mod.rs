@@ -12,11 +12,11 @@ pub mod orbit;
 pub mod resolution;
 pub mod stats;
 
-#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+#[cfg(browser)]
 mod hud;
-#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+#[cfg(browser)]
 mod render_loop;
-#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+#[cfg(browser)]
 mod scene;
 
 use leptos::prelude::*;
@@ -31,9 +31,9 @@ pub fn PipelineView(
 ) -> impl IntoView {
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     let hud = NodeRef::<leptos::html::Div>::new();
-    #[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+    #[cfg(browser)]
     run(canvas, hud, snap, failed);
-    #[cfg(not(all(feature = "hydrate", target_arch = "wasm32")))]
+    #[cfg(not(browser))]
     let _ = failed;
 
     let disconnected = move || {
@@ -57,7 +57,7 @@ pub fn PipelineView(
 
 /// Starts the loop once the canvas is in the page, feeds it every new snapshot through the
 /// channel, and stops it when the view unmounts.
-#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+#[cfg(browser)]
 fn run(
     canvas: NodeRef<leptos::html::Canvas>,
     hud: NodeRef<leptos::html::Div>,

@@ -261,7 +261,7 @@ impl Scene {
         let mut flowing = 0.0;
         for place in &l.places {
             if let Some(tube) = &place.tube {
-                let colour = status_colour(place.status);
+                let colour = status_colour(tube.status);
                 still.extend(
                     tube.segments()
                         .into_iter()
@@ -302,7 +302,7 @@ impl Scene {
             }
             self.scratch.clear();
             layout::particles(tube, place.flow, t, self.spacing, &mut self.scratch);
-            let colour = particle_colour(place.status);
+            let colour = particle_colour(tube.status);
             instances.extend(
                 self.scratch
                     .iter()

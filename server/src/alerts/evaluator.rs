@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use shared::nodes::format_ts;
+use shared::alerts::DeliveryState;
+use shared::time::format_ts;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -130,7 +131,8 @@ impl Evaluator {
                 false
             }
             // Unreachable: keep the role we had, so exactly one replica tells of the loss.
-            Err(_) => {
+            Err(e) => {
+                self.shared.redis_failed("holding the lease", &e);
                 self.store = None;
                 false
             }
@@ -155,7 +157,10 @@ impl Evaluator {
                 self.memory = Some((m, generation));
                 self.reload = false;
             }
-            Err(_) => self.store = None,
+            Err(e) => {
+                self.shared.redis_failed("reading the alert memory", &e);
+                self.store = None;
+            }
         }
     }
 
@@ -249,7 +254,10 @@ impl Evaluator {
                     ..(**v).clone()
                 })
             }),
-            Err(_) => self.store = None,
+            Err(e) => {
+                self.shared.redis_failed("reading recent alerts", &e);
+                self.store = None;
+            }
         }
     }
 
@@ -266,7 +274,11 @@ impl Evaluator {
         }
         let me = self.shared.me.clone();
         if let Some(s) = self.store.as_mut() {
-            let _ = s.release_lease(&me).await;
+            if let Err(e) = s.release_lease(&me).await {
+                // Harmless: another replica takes over once the lease expires.
+                self.shared.metrics.redis_error("alerts");
+                tracing::warn!(error = %e, lease = ?self.lease, "could not give the alert lease up; it expires by itself");
+            }
         }
     }
 }
@@ -303,7 +315,7 @@ fn batch(shared: &Shared, alerts: &[Alert]) -> (BatchRecord, Vec<Delivery>) {
     for ch in &shared.alerts().channels {
         record
             .delivery
-            .insert(ch.name().to_string(), "pending".into());
+            .insert(ch.name().to_string(), DeliveryState::Pending);
         for part in split_message(&text, TELEGRAM_MAX_CHARS) {
             deliveries.push(Delivery {
                 batch: id.clone(),

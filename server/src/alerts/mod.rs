@@ -11,7 +11,7 @@ mod settings;
 pub mod store;
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +60,8 @@ struct Shared {
     sending: Arc<tokio::sync::Mutex<()>>,
     /// Wakes the sender when the outbox (or the blind queue) got something.
     outbox_ready: Arc<tokio::sync::Notify>,
+    /// Whether the last Redis call of these tasks went through (see [`Shared::redis_failed`]).
+    redis_ok: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -67,8 +69,21 @@ impl Shared {
         &self.settings
     }
 
-    /// The store, connecting first when there is none; a failed connect is logged and
-    /// counted (`agent_office_redis_errors_total{task="alerts"}`) and gives `None`.
+    /// A failed Redis call of the alert tasks: counted
+    /// (`agent_office_redis_errors_total{task="alerts"}`) and logged with its cause — as a
+    /// warning when Redis answered until now, then quietly until it answers again, so an
+    /// outage is one line, not one per retry.
+    fn redis_failed(&self, what: &str, e: &dyn std::fmt::Display) {
+        self.metrics.redis_error("alerts");
+        if self.redis_ok.swap(false, Ordering::SeqCst) {
+            tracing::warn!(error = %e, "alerts: {what} failed; retrying while Redis is away");
+        } else {
+            tracing::debug!(error = %e, "alerts: {what} failed");
+        }
+    }
+
+    /// The store, connecting first when there is none; a failed connect is
+    /// [`Self::redis_failed`] and gives `None`.
     async fn store<'s>(&self, slot: &'s mut Option<Store>) -> Option<&'s mut Store> {
         if slot.is_none() {
             match connect(&self.client, self.redis_timeout).await {
@@ -80,11 +95,13 @@ impl Shared {
                     })
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "alerts: cannot reach Redis");
-                    self.metrics.redis_error("alerts");
+                    self.redis_failed("connecting to Redis", &e);
                     return None;
                 }
             }
+        }
+        if !self.redis_ok.swap(true, Ordering::SeqCst) {
+            tracing::info!("alerts: Redis answers again");
         }
         slot.as_mut()
     }
@@ -120,6 +137,7 @@ pub fn spawn(
         blind: Arc::new(Mutex::new(VecDeque::new())),
         sending: Arc::new(tokio::sync::Mutex::new(())),
         outbox_ready: Arc::new(tokio::sync::Notify::new()),
+        redis_ok: Arc::new(AtomicBool::new(true)),
     };
     tracing::info!(channels = ?names, instance = %shared.me, "alerts on");
     tasks.spawn(evaluator::run(shared.clone(), nodes, view_tx, stop.clone()));

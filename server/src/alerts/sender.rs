@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use shared::alerts::DeliveryState;
 use tokio_util::sync::CancellationToken;
 
 use super::channel::{self, Channel, Delivery, DeliveryError};
@@ -26,16 +27,13 @@ pub(super) async fn run(shared: Shared, stop: CancellationToken) {
     let mut store: Option<Store> = None;
     // A delivery sent but not yet settled in Redis (its `finish` failed): settled before
     // anything else is taken, so it neither sticks in flight nor goes out twice.
-    let mut unsettled: Option<(Vec<u8>, Delivery, String)> = None;
+    let mut unsettled: Option<(Vec<u8>, Delivery, DeliveryState)> = None;
     while !stop.is_cancelled() {
         if let Some((raw, d, state)) = unsettled.take() {
             let done = {
                 let _sending = shared.sending.lock().await;
                 match shared.store(&mut store).await {
-                    Some(s) => {
-                        s.finish(&raw).await.is_ok()
-                            && s.set_delivery(&d.batch, &d.channel, &state).await.is_ok()
-                    }
+                    Some(s) => settle(&shared, s, &raw, &d, &state).await,
                     None => false,
                 }
             };
@@ -52,7 +50,9 @@ pub(super) async fn run(shared: Shared, stop: CancellationToken) {
             .unwrap_or_else(|p| p.into_inner())
             .pop_front();
         if let Some(d) = blind {
-            let _ = deliver(&shared, &http, &d, &stop).await;
+            // Told while Redis was away: there is no batch record to settle. A refusal is
+            // logged and counted by `deliver`; a stop leaves it unsent with the process.
+            deliver(&shared, &http, &d, &stop).await;
             continue;
         }
         if !shared.leader.load(Ordering::SeqCst) {
@@ -75,7 +75,7 @@ enum Sent {
     Settled,
     Empty,
     /// Delivered (or refused for good) but not recorded in Redis yet.
-    Unsettled((Vec<u8>, Delivery, String)),
+    Unsettled((Vec<u8>, Delivery, DeliveryState)),
     NoRedis,
 }
 
@@ -93,13 +93,20 @@ async fn send_next(
     let raw = match s.take().await {
         Ok(Some(raw)) => raw,
         Ok(None) => return Sent::Empty,
-        Err(_) => return Sent::NoRedis,
+        Err(e) => {
+            shared.redis_failed("taking from the outbox", &e);
+            return Sent::NoRedis;
+        }
     };
     let d = match serde_json::from_slice::<Delivery>(&raw) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(error = %e, "dropping an unreadable outbox entry");
-            let _ = s.finish(&raw).await;
+            if let Err(e) = s.finish(&raw).await {
+                // It stays in flight; the next leader's take-over re-queues it and it is
+                // dropped again then.
+                shared.redis_failed("dropping an unreadable outbox entry", &e);
+            }
             return Sent::Settled;
         }
     };
@@ -108,11 +115,32 @@ async fn send_next(
     let Some(state) = deliver(shared, http, &d, stop).await else {
         return Sent::Settled;
     };
-    if s.finish(&raw).await.is_err() || s.set_delivery(&d.batch, &d.channel, &state).await.is_err()
-    {
+    if !settle(shared, s, &raw, &d, &state).await {
         return Sent::Unsettled((raw, d, state));
     }
     Sent::Settled
+}
+
+/// Records a delivered (or refused) entry in Redis: out of the in-flight list, its state on
+/// the batch. False when Redis failed (logged and counted); the caller tries again.
+async fn settle(
+    shared: &Shared,
+    s: &mut Store,
+    raw: &[u8],
+    d: &Delivery,
+    state: &DeliveryState,
+) -> bool {
+    let done = match s.finish(raw).await {
+        Ok(()) => s.set_delivery(&d.batch, &d.channel, state).await,
+        Err(e) => Err(e),
+    };
+    match done {
+        Ok(()) => true,
+        Err(e) => {
+            shared.redis_failed("settling a delivery", &e);
+            false
+        }
+    }
 }
 
 /// Sleeps until the evaluator says the outbox got something, or [`POLL_OUTBOX`] at most
@@ -135,7 +163,7 @@ async fn deliver(
     http: &reqwest::Client,
     d: &Delivery,
     stop: &CancellationToken,
-) -> Option<String> {
+) -> Option<DeliveryState> {
     let ctx = Retrying {
         channels: &shared.alerts().channels,
         metrics: &shared.metrics,
@@ -158,7 +186,7 @@ impl<'a> Retrying<'a> {
     /// Sends `d` with `send` until it is delivered or refused for good: waits what a 429's
     /// `retry_after` asks, else backs off 1 s doubling to [`MAX_BACKOFF`]. `None` when stopped
     /// or when the lease was lost between tries (the next leader re-queues and sends it).
-    async fn deliver<F, Fut>(&self, d: &'a Delivery, mut send: F) -> Option<String>
+    async fn deliver<F, Fut>(&self, d: &'a Delivery, mut send: F) -> Option<DeliveryState>
     where
         F: FnMut(&'a Channel, &'a Delivery) -> Fut,
         Fut: std::future::Future<Output = Result<(), DeliveryError>>,
@@ -168,19 +196,19 @@ impl<'a> Retrying<'a> {
         };
         let Some(channel) = self.channels.iter().find(|c| c.name() == d.channel) else {
             self.metrics.alerts_failed.get_or_create(&labels).inc();
-            return Some("failed: channel no longer configured".into());
+            return Some(DeliveryState::Failed("channel no longer configured".into()));
         };
         let mut backoff = Duration::from_secs(1);
         loop {
             match send(channel, d).await {
                 Ok(()) => {
                     self.metrics.alerts_sent.get_or_create(&labels).inc();
-                    return Some("sent".into());
+                    return Some(DeliveryState::Sent);
                 }
                 Err(DeliveryError::Permanent(reason)) => {
                     tracing::warn!(channel = %d.channel, %reason, "alert dropped: the channel refused it for good");
                     self.metrics.alerts_failed.get_or_create(&labels).inc();
-                    return Some(format!("failed: {reason}"));
+                    return Some(DeliveryState::Failed(reason));
                 }
                 Err(DeliveryError::Retry { after, reason }) => {
                     if !self.leader.load(Ordering::SeqCst) {
@@ -313,7 +341,7 @@ mod tests {
         let fake = Fake::new(vec![retry(Some(37)), retry(Some(5))]);
         let started = Instant::now();
         let got = w.retrying().deliver(&delivery(), |_, _| fake.send()).await;
-        assert_eq!(got.as_deref(), Some("sent"));
+        assert_eq!(got, Some(DeliveryState::Sent));
         assert_eq!(fake.gaps(), [37, 5]);
         assert_eq!(started.elapsed().as_secs(), 42);
         assert_eq!((w.counter("retried"), w.counter("sent")), (2, 1));
@@ -324,7 +352,7 @@ mod tests {
         let w = World::new();
         let fake = Fake::new((0..9).map(|_| retry(None)).collect());
         let got = w.retrying().deliver(&delivery(), |_, _| fake.send()).await;
-        assert_eq!(got.as_deref(), Some("sent"));
+        assert_eq!(got, Some(DeliveryState::Sent));
         assert_eq!(fake.gaps(), [1, 2, 4, 8, 16, 32, 60, 60, 60]);
     }
 
@@ -333,7 +361,7 @@ mod tests {
         let w = World::new();
         let fake = Fake::new(vec![Err(DeliveryError::Permanent("chat not found".into()))]);
         let got = w.retrying().deliver(&delivery(), |_, _| fake.send()).await;
-        assert_eq!(got.as_deref(), Some("failed: chat not found"));
+        assert_eq!(got, Some(DeliveryState::Failed("chat not found".into())));
         assert_eq!(fake.calls.lock().unwrap().len(), 1);
         assert_eq!(w.counter("failed"), 1);
     }
@@ -344,7 +372,10 @@ mod tests {
         w.channels.clear();
         let fake = Fake::new(vec![]);
         let got = w.retrying().deliver(&delivery(), |_, _| fake.send()).await;
-        assert_eq!(got.as_deref(), Some("failed: channel no longer configured"));
+        assert_eq!(
+            got,
+            Some(DeliveryState::Failed("channel no longer configured".into()))
+        );
         assert!(fake.calls.lock().unwrap().is_empty());
     }
 
@@ -366,7 +397,10 @@ mod tests {
     }
 
     /// Delivers in a task of its own, so the test can act while it waits.
-    fn spawn_delivery(w: &Arc<World>, fake: &Fake) -> tokio::task::JoinHandle<Option<String>> {
+    fn spawn_delivery(
+        w: &Arc<World>,
+        fake: &Fake,
+    ) -> tokio::task::JoinHandle<Option<DeliveryState>> {
         let (w, fake) = (w.clone(), fake.clone());
         tokio::spawn(async move { w.retrying().deliver(&delivery(), |_, _| fake.send()).await })
     }

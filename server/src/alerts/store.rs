@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 
-use shared::alerts::BatchRecord;
+use shared::alerts::{BatchRecord, DeliveryState};
 
 use super::rules::Memory;
 use crate::redis_conn::{with_timeout, RedisCallError};
@@ -226,7 +226,7 @@ impl Store {
         &mut self,
         batch: &str,
         channel: &str,
-        state: &str,
+        state: &DeliveryState,
     ) -> Result<(), RedisCallError> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(SET_DELIVERY)
@@ -234,7 +234,7 @@ impl Store {
             .arg(BATCHES)
             .arg(batch)
             .arg(channel)
-            .arg(state);
+            .arg(state.to_string());
         self.call::<i64>(&cmd).await.map(|_| ())
     }
 

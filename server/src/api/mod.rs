@@ -1,11 +1,8 @@
 //! The HTTP API: each area exposes a `router()`, merged here.
 
 mod alerts;
-mod error;
 mod health;
 mod nodes;
-
-pub use error::ApiError;
 
 use axum::Router;
 

@@ -17,7 +17,7 @@ use shared::fleet::NodesQuery;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 use crate::collector::{gzip as gzip_body, Published, SnapshotRx};
 use crate::state::AppState;

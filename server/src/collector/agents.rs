@@ -13,7 +13,6 @@ use shared::control::{AgentHeartbeat, AgentRecord, AgentView, AgentsReply, OFFLI
 use tokio::sync::watch;
 
 use super::ReplyError;
-use crate::control::registry::parse_record;
 
 /// A heartbeat value larger than this is ignored (an agent's is a few hundred bytes).
 const MAX_BEAT_BYTES: usize = 64 * 1024;
@@ -242,7 +241,7 @@ fn records(v: Value) -> Vec<AgentRecord> {
     let mut out: Vec<AgentRecord> = pairs
         .chunks(2)
         .filter_map(|kv| match kv.get(1) {
-            Some(Value::BulkString(b)) => parse_record(b),
+            Some(Value::BulkString(b)) => AgentRecord::parse_stored(b),
             _ => None,
         })
         .collect();
@@ -300,7 +299,7 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert!(!views(&e, now)[0].online, "no beat read yet");
         assert_eq!(plan.pipeline().cmd_iter().count(), 2, "GET version + MGET");
-        let beat = serde_json::json!({"agent_id": "a1", "timestamp": shared::nodes::format_ts(now), "communication_mode": "rest"}).to_string();
+        let beat = serde_json::json!({"agent_id": "a1", "timestamp": shared::time::format_ts(now), "communication_mode": "rest"}).to_string();
         let e = plan
             .read(vec![bulk("1"), Value::Array(vec![bulk(&beat)])])
             .unwrap();
@@ -346,7 +345,7 @@ mod tests {
         ])
         .unwrap();
         let beat = |mode: &str| {
-            serde_json::json!({"agent_id": "a1", "timestamp": shared::nodes::format_ts(now), "communication_mode": mode}).to_string()
+            serde_json::json!({"agent_id": "a1", "timestamp": shared::time::format_ts(now), "communication_mode": mode}).to_string()
         };
         plan.read(vec![bulk("1"), Value::Array(vec![bulk(&beat("redis"))])])
             .unwrap();
@@ -376,7 +375,7 @@ mod tests {
         ])
         .unwrap();
         let beat =
-            serde_json::json!({"agent_id": "other", "timestamp": shared::nodes::format_ts(now)})
+            serde_json::json!({"agent_id": "other", "timestamp": shared::time::format_ts(now)})
                 .to_string();
         let e = plan
             .read(vec![bulk("1"), Value::Array(vec![bulk(&beat)])])

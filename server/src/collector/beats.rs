@@ -70,7 +70,7 @@ mod tests {
 
     fn state(c: &HeartbeatCache, i: usize) -> Option<String> {
         c.get(i)
-            .map(|r| r.as_ref().map_or("error".into(), |h| h.state.clone()))
+            .map(|r| r.as_ref().map_or("error".into(), |h| h.state.to_string()))
     }
 
     #[test]

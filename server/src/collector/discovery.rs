@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use shared::keys;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{Discovered, SnapshotRx};
-use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::redis_conn::{connect, with_timeout, RedisCallError};
 
@@ -25,7 +24,7 @@ const SCAN_COUNT: usize = 5_000;
 const MAX_DISCOVERED: usize = 200_000;
 
 pub struct Discovery {
-    config: Arc<Config>,
+    config: Arc<super::CollectorConfig>,
     client: redis::Client,
     conn: Option<MultiplexedConnection>,
     tx: watch::Sender<Arc<Discovered>>,
@@ -36,15 +35,23 @@ pub struct Discovery {
     lists_seen: HashMap<String, Instant>,
     /// The last pass stopped at [`MAX_DISCOVERED`] (said once, when it starts).
     capped: bool,
+    /// Told once the first pass has ended (found something or failed): the collector's first
+    /// cycle waits for it, so its first snapshot counts the processing lists there are.
+    first_pass: Option<oneshot::Sender<()>>,
 }
 
 impl Discovery {
     pub fn new(
-        config: Arc<Config>,
+        config: Arc<super::CollectorConfig>,
         client: redis::Client,
         metrics: Arc<Metrics>,
-    ) -> (Self, watch::Receiver<Arc<Discovered>>) {
+    ) -> (
+        Self,
+        watch::Receiver<Arc<Discovered>>,
+        oneshot::Receiver<()>,
+    ) {
         let (tx, rx) = watch::channel(Arc::new(Discovered::default()));
+        let (first_tx, first_rx) = oneshot::channel();
         let discovery = Self {
             config,
             client,
@@ -54,8 +61,9 @@ impl Discovery {
             last_seen: HashMap::new(),
             lists_seen: HashMap::new(),
             capped: false,
+            first_pass: Some(first_tx),
         };
-        (discovery, rx)
+        (discovery, rx, first_rx)
     }
 
     /// Runs until shutdown; `cycles` is the collector's channel, whose every publish marks the
@@ -77,6 +85,11 @@ impl Discovery {
                         self.conn = None;
                     }
                 },
+            }
+            if let Some(first) = self.first_pass.take() {
+                // The collector may have stopped waiting (its bound passed): nothing to tell.
+                first.send(()).ok();
+                pacer.paced = true;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -189,6 +202,9 @@ pub struct Pacer {
     cycles: SnapshotRx,
     budget: Duration,
     slice_started: Instant,
+    /// False during the first pass: no cycle has run yet (the first waits for this pass), so
+    /// there is nothing to keep out of the way of.
+    paced: bool,
 }
 
 impl Pacer {
@@ -197,11 +213,15 @@ impl Pacer {
             cycles,
             budget,
             slice_started: Instant::now(),
+            paced: false,
         }
     }
 
     /// Waits for a cycle to end and starts a slice.
     async fn start(&mut self) {
+        if !self.paced {
+            return;
+        }
         self.cycles.borrow_and_update();
         // An error means the collector is gone: nothing left to keep out of the way of.
         let _ = self.cycles.changed().await;
@@ -210,7 +230,7 @@ impl Pacer {
 
     /// Before each call: within the slice's budget go on, else wait for the next cycle's end.
     async fn turn(&mut self) {
-        if self.slice_started.elapsed() >= self.budget {
+        if self.paced && self.slice_started.elapsed() >= self.budget {
             self.start().await;
         }
     }

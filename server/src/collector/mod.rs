@@ -15,9 +15,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use redis::aio::MultiplexedConnection;
-use shared::nodes::format_ts;
+use shared::time::format_ts;
 use shared::NodesSnapshot;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use agents::{AgentEntry, AgentsPlan, AgentsRx, AgentsSnapshot};
@@ -27,7 +27,6 @@ pub use plan::{Discovered, Plan, Reading, ReplyError};
 pub use published::{gzip, Published};
 pub use snapshot::{build_snapshot, fill_snapshot, LastBeats};
 
-use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::redis_conn::{connect_with, with_timeout, RedisCallError};
 use wire::{Replies, WireConn, WireError};
@@ -37,8 +36,27 @@ use wire::{Replies, WireConn, WireError};
 /// that size `REDIS_TIMEOUT` holds.
 const PER_COMMAND: std::time::Duration = std::time::Duration::from_micros(5);
 
+/// The longest the first cycle waits for discovery's first pass (a pass over 1M keys takes
+/// about a second; a Redis that does not answer ends it sooner, at its timeout).
+const FIRST_PASS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The receiving end handlers read.
 pub type SnapshotRx = watch::Receiver<Arc<Published>>;
+
+/// The collector's and discovery's slice of the settings.
+#[derive(Clone, Debug)]
+pub struct CollectorConfig {
+    /// How often a cycle reads Redis.
+    pub collect_interval: std::time::Duration,
+    /// Rest between two discovery passes.
+    pub discover_interval: std::time::Duration,
+    /// Timeout of every Redis call below the cycle's own deadline.
+    pub redis_timeout: std::time::Duration,
+    /// How long a discovered worker stays listed after its key is gone.
+    pub forget_after: std::time::Duration,
+    /// The registered workers.
+    pub workers: Vec<shared::registry::WorkerSpec>,
+}
 
 #[derive(Debug, thiserror::Error)]
 enum CycleError {
@@ -51,7 +69,7 @@ enum CycleError {
 }
 
 pub struct Collector {
-    config: Arc<Config>,
+    config: Arc<CollectorConfig>,
     client: redis::Client,
     /// The agents' reads (redis-rs).
     conn: Option<MultiplexedConnection>,
@@ -77,7 +95,7 @@ pub struct Collector {
 impl Collector {
     /// A collector and the channel it publishes on; nothing runs until [`Collector::run`].
     pub fn new(
-        config: Arc<Config>,
+        config: Arc<CollectorConfig>,
         client: redis::Client,
         discovered: watch::Receiver<Arc<Discovered>>,
         metrics: Arc<Metrics>,
@@ -109,7 +127,14 @@ impl Collector {
         (collector, rx, agents_rx)
     }
 
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Cycles until `shutdown`. The first cycle waits (at most [`FIRST_PASS_WAIT`]) for
+    /// discovery's first pass, so the first snapshot counts the processing lists there are
+    /// instead of saying 0 for lists not scanned yet.
+    pub async fn run(mut self, shutdown: CancellationToken, first_pass: oneshot::Receiver<()>) {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::timeout(FIRST_PASS_WAIT, first_pass) => {}
+        }
         let mut tick = tokio::time::interval(self.config.collect_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -128,55 +153,78 @@ impl Collector {
             self.beats.clear();
         }
         let now = Utc::now();
-        let read = match self.read(now).await {
-            Ok(agents) => self
-                .plan
-                .read(self.replies.iter())
-                .map(|reading| (reading, agents))
-                .map_err(CycleError::from),
-            Err(e) => Err(e),
-        };
+        let read = self.read(now).await;
+        // The reading borrows the replies' bytes while the snapshot is built: taken out of
+        // `self` meanwhile (a move, not a copy) and put back for the next cycle to reuse.
+        let replies = std::mem::take(&mut self.replies);
+        let read = read.and_then(|agents| {
+            let reading = self.plan.read(replies.iter())?;
+            Ok((reading, agents))
+        });
         let build_start = Instant::now();
         self.metrics
             .phase("read", (build_start - start).as_secs_f64());
         let snapshot = match read {
-            Ok((reading, agents)) => {
-                if self.last_good.is_none() || self.metrics.redis_up.get() == 0 {
-                    tracing::info!(workers = self.plan.workers.len(), "reading Redis");
-                }
-                self.metrics.redis_up.set(1);
-                self.beats.update(&reading.heartbeats);
-                let mut snap = self
-                    .spare
-                    .take()
-                    .and_then(|spare| Arc::try_unwrap(spare).ok())
-                    .unwrap_or_else(|| NodesSnapshot::empty(now));
-                fill_snapshot(&mut snap, &self.plan, &reading, &self.beats, now);
-                self.last_beats.apply(&mut snap, now);
-                let snap = Arc::new(snap);
-                self.last_good = Some(snap.clone());
-                self.agents_tx
-                    .send_replace(Arc::new(AgentsSnapshot::new(true, now, agents)));
-                snap
-            }
-            Err(e) => {
-                if self.metrics.redis_up.get() != 0 || self.last_good.is_none() {
-                    tracing::warn!(error = %e, "Redis unreachable; serving stale data");
-                }
-                self.metrics.redis_up.set(0);
-                self.metrics.redis_error("collector");
-                self.conn = None;
-                self.wire = None;
-                // The last agents read, marked stale; ages keep counting.
-                let last = self.agents_tx.borrow().entries.clone();
-                self.agents_tx
-                    .send_replace(Arc::new(AgentsSnapshot::new(false, now, last)));
-                Arc::new(self.stale(now))
-            }
+            Ok((reading, agents)) => self.fresh(&reading, agents, now),
+            Err(e) => self.failed(&e, now),
         };
+        self.replies = replies;
         let publish_start = Instant::now();
         self.metrics
             .phase("build", (publish_start - build_start).as_secs_f64());
+        self.publish(snapshot);
+        let end = Instant::now();
+        self.metrics
+            .phase("publish", (end - publish_start).as_secs_f64());
+        self.metrics
+            .cycle_seconds
+            .observe((end - start).as_secs_f64());
+    }
+
+    /// The snapshot of what this cycle read, filled into the spare one when nobody holds it.
+    fn fresh(
+        &mut self,
+        reading: &Reading<'_>,
+        agents: Vec<AgentEntry>,
+        now: DateTime<Utc>,
+    ) -> Arc<NodesSnapshot> {
+        if self.last_good.is_none() || self.metrics.redis_up.get() == 0 {
+            tracing::info!(workers = self.plan.workers.len(), "reading Redis");
+        }
+        self.metrics.redis_up.set(1);
+        self.beats.update(&reading.heartbeats);
+        let mut snap = self
+            .spare
+            .take()
+            .and_then(|spare| Arc::try_unwrap(spare).ok())
+            .unwrap_or_else(|| NodesSnapshot::empty(now));
+        fill_snapshot(&mut snap, &self.plan, reading, &self.beats, now);
+        self.last_beats.apply(&mut snap, now);
+        let snap = Arc::new(snap);
+        self.last_good = Some(snap.clone());
+        self.agents_tx
+            .send_replace(Arc::new(AgentsSnapshot::new(true, now, agents)));
+        snap
+    }
+
+    /// Redis could not be read: the last good data, marked stale; fresh connections next time.
+    fn failed(&mut self, e: &CycleError, now: DateTime<Utc>) -> Arc<NodesSnapshot> {
+        if self.metrics.redis_up.get() != 0 || self.last_good.is_none() {
+            tracing::warn!(error = %e, "Redis unreachable; serving stale data");
+        }
+        self.metrics.redis_up.set(0);
+        self.metrics.redis_error("collector");
+        self.conn = None;
+        self.wire = None;
+        // The last agents read, marked stale; ages keep counting.
+        let last = self.agents_tx.borrow().entries.clone();
+        self.agents_tx
+            .send_replace(Arc::new(AgentsSnapshot::new(false, now, last)));
+        Arc::new(self.stale(now))
+    }
+
+    /// Hands `snapshot` to the readers and keeps the one it replaces as the next spare.
+    fn publish(&mut self, snapshot: Arc<NodesSnapshot>) {
         let alive = snapshot.workers.iter().filter(|w| w.alive).count();
         self.metrics.workers_alive.set(alive as i64);
         self.metrics
@@ -184,13 +232,6 @@ impl Collector {
             .set(snapshot.workers.len() as i64);
         let previous = self.tx.send_replace(Arc::new(Published::new(snapshot)));
         self.spare = Some(Arc::clone(&previous.snapshot));
-        drop(previous);
-        let end = Instant::now();
-        self.metrics
-            .phase("publish", (end - publish_start).as_secs_f64());
-        self.metrics
-            .cycle_seconds
-            .observe((end - start).as_secs_f64());
     }
 
     /// Workers and agents in one round trip: the workers' commands go out on the collector's

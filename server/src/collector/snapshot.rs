@@ -9,8 +9,10 @@ use chrono::{DateTime, Utc};
 use shared::heartbeat::{
     skew_s, Heartbeat, HeartbeatError, WorkerKind, ALIVE_WINDOW_S, MAX_CLOCK_SKEW_S,
 };
-use shared::nodes::{fill_links, format_ts, paused_reason, NodesSnapshot, WorkerView};
+use shared::nodes::{fill_links, paused_reason, NodesSnapshot, WorkerView};
 use shared::reuse::{set, set_fmt, set_opt};
+use shared::time::format_ts;
+use shared::worker::WorkerState;
 
 use super::beats::HeartbeatCache;
 use super::plan::{Plan, PlannedWorker, Reading};
@@ -147,7 +149,7 @@ fn fill_worker(
     if age > ALIVE_WINDOW_S {
         // Only a key without a TTL can hold a beat this old.
         *alive = false;
-        set(state, "down");
+        *state = WorkerState::Down;
         *mode = None;
         set_fmt(
             error,
@@ -175,19 +177,20 @@ fn fill_worker(
 fn set_down(
     kind: &mut WorkerKind,
     alive: &mut bool,
-    state: &mut String,
+    state: &mut WorkerState,
     mode: &mut Option<String>,
     pw: &PlannedWorker,
 ) {
     *kind = pw.kind.unwrap_or(WorkerKind::Unknown);
     *alive = false;
-    set(state, "down");
+    *state = WorkerState::Down;
     *mode = None;
 }
 
-fn set_alive(alive: &mut bool, state: &mut String, mode: &mut Option<String>, hb: &Heartbeat) {
+fn set_alive(alive: &mut bool, state: &mut WorkerState, mode: &mut Option<String>, hb: &Heartbeat) {
     *alive = true;
-    set(state, &hb.state);
+    // A known state is a word without a string: nothing is allocated for it.
+    state.clone_from(&hb.state);
     set_opt(mode, hb.mode.as_deref());
 }
 

@@ -39,7 +39,7 @@ pub async fn record(store: &Store, entry: AuditEntry) {
 
 pub fn entry(role: Role, remote: &str, action: &str, target: &str, outcome: String) -> AuditEntry {
     AuditEntry {
-        time: shared::nodes::format_ts(chrono::Utc::now()),
+        time: shared::time::format_ts(chrono::Utc::now()),
         role,
         remote: remote.to_string(),
         action: action.to_string(),

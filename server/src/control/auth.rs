@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use shared::control::Role;
 use subtle::ConstantTimeEq;
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 
 /// A configured token. `Debug` never prints it.
 #[derive(Clone)]

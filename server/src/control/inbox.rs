@@ -8,14 +8,13 @@ use chrono::Utc;
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 use shared::control::keys;
-use shared::control::{InboxMessage, Role, TargetState, Via};
+use shared::control::{stream, InboxMessage, Role, TargetState, Via};
 use tokio_util::sync::CancellationToken;
 
 use super::registry;
-use super::routes::apply_result;
 use super::store::{field, stream_entries};
 use super::Control;
-use crate::api::ApiError;
+use crate::error::ApiError;
 use crate::redis_conn::{connect, with_timeout, RedisCallError};
 
 /// How long one blocking read waits for a message; also the expiry sweep's cadence.
@@ -177,7 +176,7 @@ fn entries(v: Value) -> Vec<(String, String)> {
     stream_entries(v)
         .iter()
         .map(|e| {
-            let msg = field(e, "msg")
+            let msg = field(e, stream::INBOX_FIELD)
                 .map(String::from_utf8_lossy)
                 .unwrap_or_default();
             (e.0.clone(), msg.into_owned())
@@ -214,7 +213,7 @@ async fn handle(ctl: &Control, raw: &str) {
             return;
         }
     };
-    let now = shared::nodes::format_ts(Utc::now());
+    let now = shared::time::format_ts(Utc::now());
     let (action, target, result): (&str, String, Result<(), ApiError>) = match &msg {
         InboxMessage::Register(reg) => {
             let id = reg.agent_id.clone().unwrap_or_default();
@@ -262,16 +261,15 @@ async fn handle(ctl: &Control, raw: &str) {
         }
         InboxMessage::Result { command_id, result } => {
             let r = match result.validate() {
-                Ok(()) => apply_result(ctl, command_id, result, Via::Pubsub).await,
+                Ok(()) => super::ledger::apply_result(&ctl.store, command_id, result, Via::Pubsub)
+                    .await
+                    .map_err(ApiError::from),
                 Err(e) => Err(e.into()),
             };
             ("command.result", command_id.clone(), r)
         }
     };
-    let outcome = match &result {
-        Ok(()) => "ok".to_string(),
-        Err(e) => format!("refused ({}): {e}", e.status().as_u16()),
-    };
+    let outcome = super::call::outcome(result.as_ref().err());
     ctl.audit(Role::Agent, "redis", action, &target, outcome)
         .await;
 }

@@ -10,9 +10,12 @@ use chrono::{DateTime, Utc};
 use redis::Value;
 use serde::{Deserialize, Serialize};
 use shared::control::keys;
-use shared::control::{AgentCommand, CommandView, TargetState, TargetView, Via};
+use shared::control::{
+    stream, AgentCommand, CommandResult, CommandView, ResultStatus, TargetState, TargetView, Via,
+};
 
 use super::store::{field, stream_entries, Store};
+use crate::error::ApiError;
 use crate::redis_conn::RedisCallError;
 
 /// Most commands one poll answers.
@@ -20,7 +23,7 @@ pub const POLL_BATCH: usize = 100;
 
 static CREATE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
-        r#"
+        &r#"
 local n = #KEYS - 3
 redis.call('HSET', KEYS[3], 'meta', ARGV[2], 'open', n)
 local queued = cjson.encode({state = 'queued', updated_at = ARGV[8]})
@@ -28,7 +31,7 @@ for i = 1, n do
   local agent = ARGV[8 + 2 * i - 1]
   local channel = ARGV[8 + 2 * i]
   redis.call('HSET', KEYS[3], 't:' .. agent, queued)
-  local id = redis.call('XADD', KEYS[3 + i], 'MAXLEN', '~', ARGV[6], '*', 'cmd', ARGV[4])
+  local id = redis.call('XADD', KEYS[3 + i], 'MAXLEN', '~', ARGV[6], '*', '@FIELD@', ARGV[4])
   redis.call('PUBLISH', channel, string.sub(ARGV[4], 1, -2) .. ',"cursor":"' .. id .. '"}')
 end
 redis.call('EXPIRE', KEYS[3], ARGV[7])
@@ -42,7 +45,8 @@ if extra > 0 then
   return old
 end
 return {}
-"#,
+"#
+        .replace("@FIELD@", stream::COMMAND_FIELD),
     )
 });
 
@@ -235,7 +239,7 @@ pub async fn expire_due(store: &Store, now: DateTime<Utc>) -> Result<usize, Redi
                 .await
         })
         .await?;
-    let at = shared::nodes::format_ts(now);
+    let at = shared::time::format_ts(now);
     for id in &due {
         let rows: i64 = store
             .run(|mut c| {
@@ -323,17 +327,52 @@ pub async fn recent(store: &Store, scan: usize) -> Result<Vec<CommandView>, Redi
     Ok(all.into_iter().filter_map(from_hash).collect())
 }
 
-/// Whether `s` is a stream position an agent may send as `after`.
-pub fn valid_cursor(s: &str) -> bool {
-    let mut parts = s.splitn(2, '-');
-    let ms = parts.next().unwrap_or("");
-    let seq = parts.next().unwrap_or("0");
-    !ms.is_empty()
-        && ms.len() <= 20
-        && seq.len() <= 20
-        && ms.bytes().all(|b| b.is_ascii_digit())
-        && !seq.is_empty()
-        && seq.bytes().all(|b| b.is_ascii_digit())
+/// Why an agent's result was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    #[error("command {command:?} has no target {agent:?}")]
+    NotATarget { command: String, agent: String },
+    #[error(transparent)]
+    Redis(#[from] RedisCallError),
+}
+
+impl From<ResultError> for ApiError {
+    fn from(e: ResultError) -> Self {
+        match e {
+            ResultError::NotATarget { .. } => ApiError::NotFound(e.to_string()),
+            ResultError::Redis(r) => ApiError::Redis(r),
+        }
+    }
+}
+
+/// Records an agent's result (over REST or Redis); a repeat changes nothing.
+pub async fn apply_result(
+    store: &Store,
+    command_id: &str,
+    result: &CommandResult,
+    via: Via,
+) -> Result<(), ResultError> {
+    let state = match result.status {
+        ResultStatus::Succeeded => TargetState::Succeeded,
+        ResultStatus::Failed => TargetState::Failed,
+    };
+    let ids = [command_id.to_string()];
+    let now = shared::time::format_ts(Utc::now());
+    let agent = &result.agent_id;
+    let moved = transition(store, &ids, agent, state, via, &result.message, &now).await?;
+    if moved == 0 {
+        // Either a repeat (fine, nothing to do) or not a target at all (say so).
+        let known = get(store, command_id)
+            .await?
+            .is_some_and(|c| c.targets.iter().any(|t| &t.agent_id == agent));
+        if !known {
+            return Err(ResultError::NotATarget {
+                command: command_id.to_string(),
+                agent: agent.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Commands in the agent's stream after `after` (exclusive), oldest first.
@@ -343,11 +382,7 @@ pub async fn read_stream(
     after: &str,
     count: usize,
 ) -> Result<Vec<AgentCommand>, RedisCallError> {
-    let start = if after == "0" || after == "0-0" {
-        "-".to_string()
-    } else {
-        format!("({after}")
-    };
+    let start = stream::range_after(after);
     let reply: Value = store
         .run(|mut c| async move {
             redis::cmd("XRANGE")
@@ -368,7 +403,8 @@ pub fn stream_commands(reply: Value) -> Vec<AgentCommand> {
     stream_entries(reply)
         .into_iter()
         .filter_map(|e| {
-            let mut cmd: AgentCommand = serde_json::from_slice(field(&e, "cmd")?).ok()?;
+            let raw = field(&e, stream::COMMAND_FIELD)?;
+            let mut cmd: AgentCommand = serde_json::from_slice(raw).ok()?;
             cmd.cursor = e.0;
             Some(cmd)
         })
@@ -378,20 +414,6 @@ pub fn stream_commands(reply: Value) -> Vec<AgentCommand> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_are_stream_ids_only() {
-        assert!(valid_cursor("0"));
-        assert!(valid_cursor("1764620000000-0"));
-        assert!(valid_cursor("1764620000000"));
-        assert!(!valid_cursor(""));
-        assert!(!valid_cursor("-"));
-        assert!(!valid_cursor("+"));
-        assert!(!valid_cursor("12-"));
-        assert!(!valid_cursor("(12-0"));
-        assert!(!valid_cursor("1-2-3"));
-        assert!(!valid_cursor(&"9".repeat(40)));
-    }
 
     #[test]
     fn ledger_rows_read_back_whatever_lua_wrote() {

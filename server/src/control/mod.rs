@@ -7,16 +7,16 @@
 
 pub mod audit;
 pub mod auth;
+pub mod call;
+mod http;
 pub mod inbox;
 pub mod ledger;
 mod orphan;
 pub mod queues;
 pub mod registry;
-mod routes;
 mod settings;
 pub mod store;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -24,12 +24,12 @@ use serde::de::DeserializeOwned;
 use shared::control::{ControlInfo, Role};
 
 pub use auth::{Caller, Need, Token};
-pub use routes::router;
+pub use http::router;
 pub use settings::{ControlArgs, ControlConfig};
 pub use store::Store;
 
-use crate::api::ApiError;
 use crate::collector::{AgentsRx, SnapshotRx};
+use crate::error::ApiError;
 
 /// Largest request body a control-plane call reads.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -73,49 +73,6 @@ impl Control {
         }
     }
 
-    /// Checks the caller's token for `need`, runs `work`, and audits the outcome. `work` is
-    /// not started when the caller is refused.
-    pub async fn guarded<T>(
-        &self,
-        caller: &Caller,
-        need: Need,
-        audit: Audit,
-        action: &str,
-        target: &str,
-        work: impl Future<Output = Result<T, ApiError>>,
-    ) -> Result<T, ApiError> {
-        let role = match caller.check(
-            need,
-            self.config.operator.as_ref(),
-            self.config.agent.as_ref(),
-        ) {
-            Ok(role) => role,
-            Err((role, e)) => {
-                self.audit(
-                    role,
-                    &caller.remote,
-                    action,
-                    target,
-                    outcome(&Err::<(), _>(&e)),
-                )
-                .await;
-                return Err(e);
-            }
-        };
-        let result = work.await;
-        if audit == Audit::Always || result.is_err() {
-            self.audit(
-                role,
-                &caller.remote,
-                action,
-                target,
-                outcome(&result.as_ref().map(|_| ())),
-            )
-            .await;
-        }
-        result
-    }
-
     pub async fn audit(
         &self,
         role: Role,
@@ -129,14 +86,6 @@ impl Control {
             audit::entry(role, remote, action, target, outcome),
         )
         .await;
-    }
-}
-
-fn outcome(result: &Result<(), &ApiError>) -> String {
-    match result {
-        Ok(()) => "ok".into(),
-        Err(e) if e.status().is_client_error() => format!("refused ({}): {e}", e.status().as_u16()),
-        Err(e) => format!("failed ({}): {e}", e.status().as_u16()),
     }
 }
 

@@ -5,7 +5,7 @@ use chrono::Utc;
 use shared::{control, keys, parse_heartbeat};
 
 use super::Control;
-use crate::api::ApiError;
+use crate::error::ApiError;
 
 /// `Some(why)` when the owner is alive or beat within the grace period.
 pub async fn owner_alive(ctl: &Control, owner: &str) -> Result<Option<String>, ApiError> {
@@ -51,7 +51,7 @@ pub async fn owner_alive(ctl: &Control, owner: &str) -> Result<Option<String>, A
     }
     if let Some(hb) = worker.and_then(|b| parse_heartbeat(&b, Utc::now()).ok()) {
         let age = hb.age_s(Utc::now());
-        if age < grace.max(45) {
+        if age < grace.max(shared::heartbeat::ALIVE_WINDOW_S) {
             return Ok(Some(format!(
                 "its heartbeat is {age}s old (grace {grace}s)"
             )));

@@ -8,6 +8,7 @@ use shared::control::keys;
 use shared::control::{AgentHeartbeat, AgentRecord, Labels, Registration};
 
 use super::store::Store;
+use crate::error::ApiError;
 use crate::redis_conn::RedisCallError;
 
 static REGISTER: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -94,16 +95,14 @@ fn labels_json(labels: &Labels) -> String {
     serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
 }
 
-/// The record as stored, whatever cjson did to it (it may reorder keys, or turn `{}` labels
-/// into `[]` on a table it cannot tell apart).
-pub fn parse_record(raw: &[u8]) -> Option<AgentRecord> {
-    let mut v: serde_json::Value = serde_json::from_slice(raw).ok()?;
-    if v.get("labels")
-        .is_some_and(|l| l.as_array().is_some_and(Vec::is_empty))
-    {
-        v["labels"] = serde_json::json!({});
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Full => ApiError::Conflict(e.to_string()),
+            RegistryError::Unknown(_) => ApiError::NotFound(e.to_string()),
+            RegistryError::Redis(r) => ApiError::Redis(r),
+        }
     }
-    serde_json::from_value(v).ok()
 }
 
 pub async fn register(
@@ -140,7 +139,7 @@ pub async fn register(
         })
         .await?;
     let stored = stored.ok_or(RegistryError::Full)?;
-    Ok(parse_record(&stored).unwrap_or(record))
+    Ok(AgentRecord::parse_stored(&stored).unwrap_or(record))
 }
 
 /// `true` when the agent was registered.
@@ -180,7 +179,7 @@ pub async fn set_labels(
         })
         .await?;
     let stored = stored.ok_or_else(|| RegistryError::Unknown(agent_id.to_string()))?;
-    parse_record(&stored).ok_or_else(|| RegistryError::Unknown(agent_id.to_string()))
+    AgentRecord::parse_stored(&stored).ok_or_else(|| RegistryError::Unknown(agent_id.to_string()))
 }
 
 /// Stores a heartbeat for a registered agent, as its Redis-mode key would hold it.
@@ -216,7 +215,10 @@ pub async fn all(store: &Store) -> Result<Vec<AgentRecord>, RedisCallError> {
                 .await
         })
         .await?;
-    let mut records: Vec<AgentRecord> = raw.iter().filter_map(|(_, v)| parse_record(v)).collect();
+    let mut records: Vec<AgentRecord> = raw
+        .iter()
+        .filter_map(|(_, v)| AgentRecord::parse_stored(v))
+        .collect();
     records.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
     Ok(records)
 }

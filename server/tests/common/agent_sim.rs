@@ -51,7 +51,7 @@ pub fn registration(id: &str, labels: serde_json::Value) -> serde_json::Value {
 
 pub fn beat_json(id: &str, mode: &str) -> serde_json::Value {
     serde_json::json!({
-        "agent_id": id, "timestamp": shared::nodes::format_ts(chrono::Utc::now()),
+        "agent_id": id, "timestamp": shared::time::format_ts(chrono::Utc::now()),
         "cpu_usage": 10.0, "memory_usage": 20.0, "pipelines": ["image"],
         "pipeline_stats": [{"id": "image", "status": "running", "processed": 5, "errors": 0}],
         "communication_mode": mode

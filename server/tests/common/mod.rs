@@ -269,7 +269,7 @@ pub fn heartbeat(name: &str, kind: &str, state: &str, age_s: i64) -> String {
     let ts = chrono::Utc::now() - chrono::TimeDelta::seconds(age_s);
     serde_json::json!({
         "name": name, "kind": kind, "state": state,
-        "ts": shared::nodes::format_ts(ts),
+        "ts": shared::time::format_ts(ts),
         "last_job_at": "2026-11-23T10:00:00Z", "jobs_done": 42, "jobs_failed": 1,
     })
     .to_string()

@@ -68,6 +68,20 @@ pub struct AgentRecord {
     pub updated_at: String,
 }
 
+impl AgentRecord {
+    /// The record as the registry stores it, whatever Redis's cjson did to it (it may reorder
+    /// keys, or turn `{}` labels into `[]` on a table it cannot tell apart). `None`: not a record.
+    pub fn parse_stored(raw: &[u8]) -> Option<Self> {
+        let mut v: serde_json::Value = serde_json::from_slice(raw).ok()?;
+        if v.get("labels")
+            .is_some_and(|l| l.as_array().is_some_and(Vec::is_empty))
+        {
+            v["labels"] = serde_json::json!({});
+        }
+        serde_json::from_value(v).ok()
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CommunicationMode {
@@ -87,10 +101,53 @@ impl CommunicationMode {
     }
 }
 
+/// A pipeline's status as its agent reports it. Our `pipeline-agent` reports the first three;
+/// any other word (another agent's) is kept as written. On the wire it is the word.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PipelineStatus {
+    Running,
+    Paused,
+    Stopped,
+    Other(String),
+}
+
+impl PipelineStatus {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "stopped" => Self::Stopped,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Stopped => "stopped",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl Serialize for PipelineStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for PipelineStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(Self::parse(&s))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PipelineStat {
     pub id: String,
-    pub status: String,
+    pub status: PipelineStatus,
     pub processed: u64,
     pub errors: u64,
 }
@@ -137,7 +194,7 @@ impl AgentHeartbeat {
         }
         for (i, p) in self.pipeline_stats.iter().enumerate() {
             valid::id(&format!("pipeline_stats[{i}].id"), &p.id)?;
-            valid::id(&format!("pipeline_stats[{i}].status"), &p.status)?;
+            valid::id(&format!("pipeline_stats[{i}].status"), p.status.as_str())?;
         }
         Ok(())
     }
@@ -183,7 +240,7 @@ pub fn agent_view(
                 if !stats.iter().any(|s| &s.id == id) {
                     stats.push(PipelineStat {
                         id: id.clone(),
-                        status: "running".into(),
+                        status: PipelineStatus::Running,
                         processed: 0,
                         errors: 0,
                     });
@@ -211,6 +268,16 @@ pub fn agent_view(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_record_survives_what_cjson_does_to_it() {
+        let raw = br#"{"updated_at":"t","agent_id":"a1","ip":"10.0.0.1","hostname":"h","os":"linux","arch":"x86_64","version":"1","max_concurrent":2,"labels":[],"registered_at":"t"}"#;
+        let r = AgentRecord::parse_stored(raw).unwrap();
+        assert_eq!((r.agent_id.as_str(), r.labels.len()), ("a1", 0));
+        assert!(!r.labels_from_operator, "absent means false");
+        assert_eq!(AgentRecord::parse_stored(b"[1]"), None);
+        assert_eq!(AgentRecord::parse_stored(b"{\"agent_id\":\"a1\"}"), None);
+    }
 
     fn beat() -> AgentHeartbeat {
         serde_json::from_value(serde_json::json!({
@@ -255,7 +322,7 @@ mod tests {
         let v = agent_view(&rec, Some(&b), Some(3));
         assert!(v.online);
         assert_eq!(v.pipelines.len(), 2, "video is listed without stats");
-        assert_eq!(v.pipelines[0].status, "paused");
+        assert_eq!(v.pipelines[0].status, PipelineStatus::Paused);
         assert!(!agent_view(&rec, Some(&b), Some(31)).online);
         let never = agent_view(&rec, None, None);
         assert!(!never.online);

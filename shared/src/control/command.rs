@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::agent::Registration;
+use super::agent::{PipelineStatus, Registration};
 use super::selector::Selector;
 use super::valid::{self, FieldError};
 use super::{DEFAULT_DEADLINE_S, MAX_DEADLINE_S};
@@ -44,8 +44,30 @@ impl CommandType {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The word on a button that sends it.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::StartPipeline => "start",
+            Self::StopPipeline => "stop",
+            Self::PausePipeline => "pause",
+            Self::ResumePipeline => "resume",
+            Self::UpdateConfig => "update config",
+            Self::Shutdown => "shut down",
+        }
+    }
+
+    /// The commands that make sense for a pipeline in `status` (the agents page's buttons; the
+    /// agent refuses the others with a reason).
+    pub fn for_pipeline(status: &PipelineStatus) -> &'static [Self] {
+        match status {
+            PipelineStatus::Running => &[Self::PausePipeline, Self::StopPipeline],
+            PipelineStatus::Paused => &[Self::ResumePipeline, Self::StopPipeline],
+            PipelineStatus::Stopped | PipelineStatus::Other(_) => &[Self::StartPipeline],
+        }
     }
 
     /// Whether the command acts on one pipeline (and so needs `pipeline_id`).
@@ -59,6 +81,51 @@ impl CommandType {
 pub enum Target {
     Agent(String),
     Selector(Selector),
+}
+
+/// A `POST /api/commands` body as a client writes it; [`CommandRequest::parse`] reads it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CommandBody {
+    #[serde(rename = "type")]
+    pub kind: CommandType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_s: Option<u64>,
+}
+
+impl CommandBody {
+    /// `kind` with no pipeline, config or target yet.
+    pub fn new(kind: CommandType) -> Self {
+        Self {
+            kind,
+            pipeline_id: None,
+            config: None,
+            agent_id: None,
+            selector: None,
+            deadline_s: None,
+        }
+    }
+
+    /// `kind` for one pipeline of one agent.
+    pub fn for_pipeline(kind: CommandType, pipeline_id: &str, agent_id: &str) -> Self {
+        Self {
+            pipeline_id: Some(pipeline_id.to_string()),
+            agent_id: Some(agent_id.to_string()),
+            ..Self::new(kind)
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // A struct of strings, numbers and JSON values always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// A validated `POST /api/commands` body.
@@ -453,6 +520,37 @@ mod tests {
             serde_json::from_str(r#"{"kind":"delivered","agent_id":"a1","command_id":"c1"}"#)
                 .unwrap();
         assert!(matches!(d, InboxMessage::Delivered { .. }));
+    }
+
+    #[test]
+    fn the_client_body_is_what_the_server_parses() {
+        let b = CommandBody::for_pipeline(CommandType::PausePipeline, "image", "a1");
+        let v: Value = serde_json::from_str(&b.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "pause_pipeline", "pipeline_id": "image", "agent_id": "a1"})
+        );
+        let r = CommandRequest::parse(&v).unwrap();
+        assert_eq!(r.kind, CommandType::PausePipeline);
+        assert_eq!(r.target, Target::Agent("a1".into()));
+        let mut b = CommandBody::new(CommandType::UpdateConfig);
+        b.config = Some(serde_json::json!({"concurrency": 2}));
+        b.selector = Some(serde_json::json!({"matchLabels": {"env": "prod"}}));
+        b.deadline_s = Some(30);
+        let r = CommandRequest::parse(&serde_json::to_value(&b).unwrap()).unwrap();
+        assert_eq!((r.kind, r.deadline_s), (CommandType::UpdateConfig, 30));
+        assert!(matches!(r.target, Target::Selector(_)));
+    }
+
+    #[test]
+    fn each_pipeline_status_offers_its_commands() {
+        use CommandType::*;
+        let of = |s: &str| CommandType::for_pipeline(&PipelineStatus::parse(s)).to_vec();
+        assert_eq!(of("running"), [PausePipeline, StopPipeline]);
+        assert_eq!(of("paused"), [ResumePipeline, StopPipeline]);
+        assert_eq!(of("stopped"), [StartPipeline]);
+        assert_eq!(of("crashed"), [StartPipeline]);
+        assert_eq!(PipelineStatus::parse("crashed").as_str(), "crashed");
     }
 
     #[test]

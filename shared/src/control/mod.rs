@@ -9,16 +9,17 @@ pub mod agent;
 pub mod command;
 pub mod keys;
 pub mod selector;
+pub mod stream;
 pub mod valid;
 
 pub use agent::{
     AgentHeartbeat, AgentRecord, AgentView, AgentsReply, CommunicationMode, PipelineStat,
-    RegisterReply, Registration,
+    PipelineStatus, RegisterReply, Registration,
 };
 pub use command::{
-    AgentCommand, AuditEntry, AuditReply, CommandRequest, CommandResult, CommandType, CommandView,
-    CommandsReply, CreatedReply, DryRunReply, Excluded, InboxMessage, PollReply, PolledCommand,
-    ResultStatus, Role, TargetState, TargetView, Via,
+    AgentCommand, AuditEntry, AuditReply, CommandBody, CommandRequest, CommandResult, CommandType,
+    CommandView, CommandsReply, CreatedReply, DryRunReply, Excluded, InboxMessage, PollReply,
+    PolledCommand, ResultStatus, Role, TargetState, TargetView, Via,
 };
 pub use selector::{Operator, Requirement, Selector};
 pub use valid::{FieldError, Labels};
