@@ -4,6 +4,8 @@
 
 use shared::control::{AgentsReply, AuditReply, CommandsReply, ControlInfo};
 
+use crate::error::LoadError;
+
 pub const AGENTS_URL: &str = "/api/agents";
 pub const COMMANDS_URL: &str = "/api/commands?limit=20";
 pub const AUDIT_URL: &str = "/api/audit?limit=20";
@@ -12,7 +14,7 @@ pub const CONTROL_URL: &str = "/api/control";
 /// A server-side loader: a future the SSR render awaits.
 #[cfg(feature = "ssr")]
 pub type Loader<T> = std::sync::Arc<
-    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send>>
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, LoadError>> + Send>>
         + Send
         + Sync,
 >;
@@ -32,7 +34,7 @@ fn source() -> Option<ControlSource> {
     leptos::prelude::use_context::<ControlSource>()
 }
 
-pub async fn load_info() -> Result<ControlInfo, String> {
+pub async fn load_info() -> Result<ControlInfo, LoadError> {
     #[cfg(feature = "ssr")]
     if let Some(s) = source() {
         return Ok(s.info);
@@ -40,7 +42,7 @@ pub async fn load_info() -> Result<ControlInfo, String> {
     fetch(CONTROL_URL).await
 }
 
-pub async fn load_agents() -> Result<AgentsReply, String> {
+pub async fn load_agents() -> Result<AgentsReply, LoadError> {
     #[cfg(feature = "ssr")]
     if let Some(s) = source() {
         return Ok((s.agents)());
@@ -48,7 +50,7 @@ pub async fn load_agents() -> Result<AgentsReply, String> {
     fetch(AGENTS_URL).await
 }
 
-pub async fn load_commands() -> Result<CommandsReply, String> {
+pub async fn load_commands() -> Result<CommandsReply, LoadError> {
     #[cfg(feature = "ssr")]
     if let Some(s) = source() {
         return (s.commands)().await;
@@ -56,7 +58,7 @@ pub async fn load_commands() -> Result<CommandsReply, String> {
     fetch(COMMANDS_URL).await
 }
 
-pub async fn load_audit() -> Result<AuditReply, String> {
+pub async fn load_audit() -> Result<AuditReply, LoadError> {
     #[cfg(feature = "ssr")]
     if let Some(s) = source() {
         return (s.audit)().await;
@@ -65,7 +67,7 @@ pub async fn load_audit() -> Result<AuditReply, String> {
 }
 
 #[allow(clippy::unused_async)]
-async fn fetch<T: serde::de::DeserializeOwned>(url: &'static str) -> Result<T, String> {
+async fn fetch<T: serde::de::DeserializeOwned>(url: &'static str) -> Result<T, LoadError> {
     // The browser's fetch future is not Send; it only ever runs on the one browser thread.
     #[cfg(browser)]
     {
@@ -73,6 +75,6 @@ async fn fetch<T: serde::de::DeserializeOwned>(url: &'static str) -> Result<T, S
     }
     #[cfg(not(browser))]
     {
-        Err(format!("{url}: no data source in this build"))
+        Err(LoadError::NoSource { url: url.into() })
     }
 }

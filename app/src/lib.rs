@@ -4,6 +4,7 @@
 
 mod agents;
 mod control_data;
+mod error;
 mod infra;
 mod nodes;
 // Operator calls are sent only by the hydrated browser build; the server renders the controls.
@@ -21,6 +22,7 @@ use leptos_router::{path, SsrMode};
 pub use agents::AgentsPage;
 #[cfg(feature = "ssr")]
 pub use control_data::{ControlSource, Loader};
+pub use error::LoadError;
 pub use infra::InfraPage;
 #[cfg(feature = "ssr")]
 pub use nodes::{AlertsSource, NodesSource};

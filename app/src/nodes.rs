@@ -6,6 +6,8 @@ use shared::alerts::AlertsView;
 use shared::fleet::NodesQuery;
 use shared::NodesSnapshot;
 
+use crate::error::LoadError;
+
 const NODES_URL: &str = "/api/agent-office/nodes";
 const ALERTS_URL: &str = "/api/agent-office/alerts";
 #[cfg(browser)]
@@ -26,7 +28,7 @@ pub struct AlertsSource(pub std::sync::Arc<dyn Fn() -> AlertsView + Send + Sync>
 /// never Redis.
 pub fn load_nodes(
     query: NodesQuery,
-) -> impl std::future::Future<Output = Result<NodesSnapshot, String>> {
+) -> impl std::future::Future<Output = Result<NodesSnapshot, LoadError>> {
     #[cfg(feature = "ssr")]
     let local = leptos::prelude::use_context::<NodesSource>().map(|s| query.apply(&(s.0)()));
     #[cfg(not(feature = "ssr"))]
@@ -43,7 +45,7 @@ pub fn nodes_url(query: &NodesQuery) -> String {
 }
 
 /// The recent alerts.
-pub fn load_alerts() -> impl std::future::Future<Output = Result<AlertsView, String>> {
+pub fn load_alerts() -> impl std::future::Future<Output = Result<AlertsView, LoadError>> {
     #[cfg(feature = "ssr")]
     let local = leptos::prelude::use_context::<AlertsSource>().map(|s| (s.0)());
     #[cfg(not(feature = "ssr"))]
@@ -51,7 +53,7 @@ pub fn load_alerts() -> impl std::future::Future<Output = Result<AlertsView, Str
     load(local, ALERTS_URL.to_string())
 }
 
-async fn load<T: DeserializeOwned>(local: Option<T>, url: String) -> Result<T, String> {
+async fn load<T: DeserializeOwned>(local: Option<T>, url: String) -> Result<T, LoadError> {
     if let Some(value) = local {
         return Ok(value);
     }
@@ -62,7 +64,7 @@ async fn load<T: DeserializeOwned>(local: Option<T>, url: String) -> Result<T, S
     }
     #[cfg(not(browser))]
     {
-        Err(format!("{url}: no data source in this build"))
+        Err(LoadError::NoSource { url })
     }
 }
 
@@ -72,11 +74,14 @@ pub mod browser {
     use super::*;
     use web_sys::AbortSignal;
 
-    pub async fn nodes(signal: &AbortSignal, query: &NodesQuery) -> Result<NodesSnapshot, String> {
+    pub async fn nodes(
+        signal: &AbortSignal,
+        query: &NodesQuery,
+    ) -> Result<NodesSnapshot, LoadError> {
         fetch_json(&nodes_url(query), Some(signal)).await
     }
 
-    pub async fn alerts(signal: &AbortSignal) -> Result<AlertsView, String> {
+    pub async fn alerts(signal: &AbortSignal) -> Result<AlertsView, LoadError> {
         fetch_json(ALERTS_URL, Some(signal)).await
     }
 
@@ -125,14 +130,23 @@ pub mod browser {
 pub(crate) async fn fetch_json<T: DeserializeOwned>(
     url: &str,
     signal: Option<&web_sys::AbortSignal>,
-) -> Result<T, String> {
+) -> Result<T, LoadError> {
     let response = gloo_net::http::Request::get(url)
         .abort_signal(signal)
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| LoadError::Network {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
     if !response.ok() {
-        return Err(format!("HTTP {}", response.status()));
+        return Err(LoadError::Status {
+            url: url.to_string(),
+            status: response.status(),
+        });
     }
-    response.json().await.map_err(|e| e.to_string())
+    response.json().await.map_err(|e| LoadError::Decode {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
 }

@@ -202,7 +202,7 @@ fn control_source(ctl: Control) -> app::ControlSource {
                 control::ledger::recent(&store, 20)
                     .await
                     .map(|commands| shared::control::CommandsReply { commands })
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| app::LoadError::Server(e.to_string()))
             })
         }),
         audit: Arc::new(move || {
@@ -211,7 +211,7 @@ fn control_source(ctl: Control) -> app::ControlSource {
                 control::audit::recent(&store, 20)
                     .await
                     .map(|entries| shared::control::AuditReply { entries })
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| app::LoadError::Server(e.to_string()))
             })
         }),
     }

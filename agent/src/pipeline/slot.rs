@@ -60,34 +60,47 @@ pub(super) async fn slot(
         }
         let outcome = work(host, p, &job).await;
         drop(permit);
-        match outcome {
-            Outcome::Succeeded => {
-                settle(host, p, &mut conn, &job, Step::Ack).await;
-                p.stats.processed.fetch_add(1, Ordering::Relaxed);
-                host.metrics.processed(&p.config.id);
-                *lock(&p.stats.last_job_at) = Some(format_ts(Utc::now()));
+        record(host, p, &mut conn, &job, outcome).await?;
+        host.beat_now.notify_one();
+    }
+    Ok(())
+}
+
+/// Settles a job the handler ran, by how it ended, and counts it. `Err`: the handler could
+/// not be started at all — a fault of the pipeline, not of the job (which goes back).
+async fn record(
+    host: &Host,
+    p: &Pipeline,
+    conn: &mut SlotConn,
+    job: &[u8],
+    outcome: Outcome,
+) -> Result<(), Crash> {
+    match outcome {
+        Outcome::Succeeded => {
+            settle(host, p, conn, job, Step::Ack).await;
+            p.stats.processed.fetch_add(1, Ordering::Relaxed);
+            host.metrics.processed(&p.config.id);
+            *lock(&p.stats.last_job_at) = Some(format_ts(Utc::now()));
+        }
+        Outcome::Failed(_) | Outcome::TimedOut => {
+            if let Outcome::Failed(m) = &outcome {
+                tracing::info!(pipeline = %p.config.id, "job failed: {m}");
+            } else {
+                tracing::warn!(pipeline = %p.config.id, timeout = ?p.config.timeout, "job timed out; handler group killed");
             }
-            Outcome::Failed(_) | Outcome::TimedOut => {
-                if let Outcome::Failed(m) = &outcome {
-                    tracing::info!(pipeline = %p.config.id, "job failed: {m}");
-                } else {
-                    tracing::warn!(pipeline = %p.config.id, timeout = ?p.config.timeout, "job timed out; handler group killed");
-                }
-                p.stats.errors.fetch_add(1, Ordering::Relaxed);
-                host.metrics.failed(&p.config.id);
-                if let Some(f) = settle(host, p, &mut conn, &job, Step::Fail).await {
-                    count_failure(host, p, f);
-                }
-            }
-            Outcome::Aborted => {
-                settle(host, p, &mut conn, &job, Step::GiveBack).await;
-            }
-            Outcome::NotStarted(why) => {
-                settle(host, p, &mut conn, &job, Step::GiveBack).await;
-                return Err(Crash(why));
+            p.stats.errors.fetch_add(1, Ordering::Relaxed);
+            host.metrics.failed(&p.config.id);
+            if let Some(f) = settle(host, p, conn, job, Step::Fail).await {
+                count_failure(host, p, f);
             }
         }
-        host.beat_now.notify_one();
+        Outcome::Aborted => {
+            settle(host, p, conn, job, Step::GiveBack).await;
+        }
+        Outcome::NotStarted(why) => {
+            settle(host, p, conn, job, Step::GiveBack).await;
+            return Err(Crash(why));
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use shared::control::{AgentsReply, AuditReply, CommandsReply, ControlInfo};
 
 use crate::control_data::{load_agents, load_audit, load_commands, load_info};
+use crate::error::LoadError;
 
 /// How often the browser refreshes the page's data.
 #[cfg(browser)]
@@ -12,10 +13,10 @@ const REFRESH_MS: u32 = 1_500;
 
 #[derive(Clone, Copy)]
 pub struct AgentsData {
-    pub info: Resource<Result<ControlInfo, String>>,
-    pub first_agents: Resource<Result<AgentsReply, String>>,
-    pub first_commands: Resource<Result<CommandsReply, String>>,
-    pub first_audit: Resource<Result<AuditReply, String>>,
+    pub info: Resource<Result<ControlInfo, LoadError>>,
+    pub first_agents: Resource<Result<AgentsReply, LoadError>>,
+    pub first_commands: Resource<Result<CommandsReply, LoadError>>,
+    pub first_audit: Resource<Result<AuditReply, LoadError>>,
     pub agents: RwSignal<Option<AgentsReply>>,
     pub commands: RwSignal<Option<CommandsReply>>,
     pub audit: RwSignal<Option<AuditReply>>,

@@ -6,6 +6,7 @@ use shared::alerts::AlertsView;
 use shared::fleet::{NodesQuery, Order, GROUP_ABOVE};
 use shared::NodesSnapshot;
 
+use crate::error::LoadError;
 use crate::nodes::{load_alerts, load_nodes};
 
 /// How often the browser asks for a new snapshot.
@@ -58,8 +59,8 @@ pub struct InfraData {
     /// The window of the fleet asked for; polling follows it.
     pub window: RwSignal<Window>,
     /// The server's snapshot at render time (awaited by the page's `Suspense`).
-    pub first: Resource<Result<NodesSnapshot, String>>,
-    pub first_alerts: Resource<Result<AlertsView, String>>,
+    pub first: Resource<Result<NodesSnapshot, LoadError>>,
+    pub first_alerts: Resource<Result<AlertsView, LoadError>>,
     /// The newest data from polling, and whether the last poll failed.
     pub live: RwSignal<Option<NodesSnapshot>>,
     pub live_alerts: RwSignal<Option<AlertsView>>,

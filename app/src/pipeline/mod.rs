@@ -86,7 +86,7 @@ fn run(
         };
         if let Err(why) = render_loop::start(c, h.into(), rx, stop) {
             leptos::logging::warn!("3D view unavailable: {why}");
-            failed.set(Some(why));
+            failed.set(Some(why.to_string()));
         }
     });
 }

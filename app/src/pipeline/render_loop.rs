@@ -22,6 +22,7 @@ use super::orbit::Orbit;
 use super::resolution::Resolution;
 use super::scene::Scene;
 use super::stats::FrameStats;
+use crate::error::SceneError;
 
 /// Canvas sides are capped so a huge screen at a high pixel ratio cannot ask for a giant buffer.
 const MAX_SIDE: f64 = 4096.0;
@@ -49,25 +50,25 @@ pub fn start(
     hud_root: HtmlElement,
     rx: Receiver<NodesSnapshot>,
     stop: Arc<AtomicBool>,
-) -> Result<(), String> {
-    let window = web_sys::window().ok_or("no window")?;
+) -> Result<(), SceneError> {
+    let window = web_sys::window().ok_or(SceneError::NoWindow)?;
     let attrs = WebGlContextAttributes::new();
     attrs.set_antialias(false);
     // Lets tests read back the last frame; costs a copy per frame.
     attrs.set_preserve_drawing_buffer(true);
     let gl = canvas
         .get_context_with_context_options("webgl2", &attrs)
-        .map_err(|_| "creating a WebGL2 context failed".to_string())?
-        .ok_or("this browser offers no WebGL2")?
+        .map_err(|_| SceneError::NoContext)?
+        .ok_or(SceneError::NotWebGl2)?
         .dyn_into::<WebGl2RenderingContext>()
-        .map_err(|_| "the canvas gave no WebGL2 context".to_string())?;
+        .map_err(|_| SceneError::NotWebGl2)?;
     let glow = three_d::context::Context::from_webgl2_context(gl);
     // three-d's API takes an Arc; the browser has one thread, so nothing is shared across threads.
     #[allow(clippy::arc_with_non_send_sync)]
     let glow = Arc::new(glow);
-    let context = three_d::Context::from_gl_context(glow)
-        .map_err(|e| format!("WebGL2 is not usable: {e}"))?;
-    let hud = Hud::new(hud_root).ok_or("the HUD has no document")?;
+    let context =
+        three_d::Context::from_gl_context(glow).map_err(|e| SceneError::Unusable(e.to_string()))?;
+    let hud = Hud::new(hud_root).ok_or(SceneError::NoWindow)?;
 
     let input = Rc::new(RefCell::new(Input::default()));
     let listeners = listen(&canvas, &input);
@@ -117,7 +118,7 @@ pub fn start(
     if let Some(f) = frame.borrow().as_ref() {
         window
             .request_animation_frame(f.as_ref().unchecked_ref())
-            .map_err(|_| "requestAnimationFrame failed".to_string())?;
+            .map_err(|_| SceneError::NoAnimationFrame)?;
     }
     Ok(())
 }

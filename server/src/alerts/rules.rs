@@ -66,95 +66,110 @@ fn worker_alert(kind: AlertKind, name: &str, text: String) -> Alert {
 pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory, Vec<Alert>) {
     let mut next = memory.clone();
     let mut alerts = Vec::new();
-    if !snap.redis_ok {
-        if memory.redis_ok {
-            alerts.push(Alert {
-                kind: AlertKind::RedisLost,
-                worker: None,
-                text: "🔴 [agent-office] Redis unreachable — worker alerts paused".into(),
-            });
-        }
-        next.redis_ok = false;
-        return (next, alerts);
-    }
-    if !memory.redis_ok {
-        alerts.push(Alert {
+    next.redis_ok = snap.redis_ok;
+    match (memory.redis_ok, snap.redis_ok) {
+        (true, false) => alerts.push(Alert {
+            kind: AlertKind::RedisLost,
+            worker: None,
+            text: "🔴 [agent-office] Redis unreachable — worker alerts paused".into(),
+        }),
+        (false, true) => alerts.push(Alert {
             kind: AlertKind::RedisBack,
             worker: None,
             text: "🟢 [agent-office] Redis reachable again".into(),
-        });
-        next.redis_ok = true;
+        }),
+        _ => {}
+    }
+    if !snap.redis_ok {
+        // Blind: no worker alerts, and the memory of each worker stays as it was.
+        return (next, alerts);
     }
     let mut stray: Vec<&str> = Vec::new();
     for w in &snap.workers {
         let before = memory.workers.get(&w.name);
-        let mut now = before.cloned().unwrap_or_default();
         if before.is_none() && stray_key(w) {
             // A flood of junk keys must not bury real alerts: one summary line for them all.
             stray.push(&w.name);
-            next.workers.insert(w.name.clone(), now);
+            next.workers.insert(w.name.clone(), WorkerMemory::default());
             continue;
         }
-        // Down is news if it was alive last time, or, seen for the first time, if it ever ran.
-        let was_up = before.map_or_else(|| ever_ran(w), |b| b.alive);
-        match (before, w.alive) {
-            (_, false) if was_up => {
-                alerts.push(worker_alert(
-                    AlertKind::WorkerDown,
-                    &w.name,
-                    format!("🔴 [{}] worker down", w.name),
-                ));
-                now.told_down = true;
-            }
-            (Some(b), true) if b.told_down => {
-                alerts.push(worker_alert(
-                    AlertKind::WorkerRecovered,
-                    &w.name,
-                    format!("🟢 [{}] worker recovered", w.name),
-                ));
-                now.told_down = false;
-            }
-            _ => {}
-        }
-        now.alive = w.alive;
-        if w.dead_letter == 0 {
-            now.dead_letter_told = 0;
-        } else if w.dead_letter >= rules.dead_letter_threshold
-            && w.dead_letter != now.dead_letter_told
-        {
-            alerts.push(worker_alert(
-                AlertKind::DeadLetters,
-                &w.name,
-                format!(
-                    "❌ [{}] {} failed jobs (dead-letter)",
-                    w.name, w.dead_letter
-                ),
-            ));
-            now.dead_letter_told = w.dead_letter;
-        }
+        let now = worker_alerts(before, w, rules, &mut alerts);
         next.workers.insert(w.name.clone(), now);
     }
-    if !stray.is_empty() {
-        let shown: Vec<&str> = stray.iter().take(STRAY_NAMED).copied().collect();
-        let more = if stray.len() > STRAY_NAMED {
-            ", …"
-        } else {
-            ""
-        };
-        alerts.push(Alert {
-            kind: AlertKind::StrayKeys,
-            worker: None,
-            text: format!(
-                "⚠ [agent-office] {} unregistered heartbeat keys hold no valid heartbeat ({}{more})",
-                stray.len(),
-                shown.join(", ")
-            ),
-        });
-    }
+    alerts.extend(stray_alert(&stray));
     // Workers no longer in the snapshot (forgotten discoveries) are forgotten here too.
     next.workers
         .retain(|name, _| snap.workers.iter().any(|w| &w.name == name));
     (next, alerts)
+}
+
+/// One worker's alerts against what was last told of it; returns what to remember now.
+fn worker_alerts(
+    before: Option<&WorkerMemory>,
+    w: &WorkerView,
+    rules: Rules,
+    alerts: &mut Vec<Alert>,
+) -> WorkerMemory {
+    let mut now = before.cloned().unwrap_or_default();
+    // Down is news if it was alive last time, or, seen for the first time, if it ever ran.
+    let was_up = before.map_or_else(|| ever_ran(w), |b| b.alive);
+    match (before, w.alive) {
+        (_, false) if was_up => {
+            alerts.push(worker_alert(
+                AlertKind::WorkerDown,
+                &w.name,
+                format!("🔴 [{}] worker down", w.name),
+            ));
+            now.told_down = true;
+        }
+        (Some(b), true) if b.told_down => {
+            alerts.push(worker_alert(
+                AlertKind::WorkerRecovered,
+                &w.name,
+                format!("🟢 [{}] worker recovered", w.name),
+            ));
+            now.told_down = false;
+        }
+        _ => {}
+    }
+    now.alive = w.alive;
+    if w.dead_letter == 0 {
+        now.dead_letter_told = 0;
+    } else if w.dead_letter >= rules.dead_letter_threshold && w.dead_letter != now.dead_letter_told
+    {
+        alerts.push(worker_alert(
+            AlertKind::DeadLetters,
+            &w.name,
+            format!(
+                "❌ [{}] {} failed jobs (dead-letter)",
+                w.name, w.dead_letter
+            ),
+        ));
+        now.dead_letter_told = w.dead_letter;
+    }
+    now
+}
+
+/// The one line for every stray heartbeat key of this evaluation, naming the first few.
+fn stray_alert(stray: &[&str]) -> Option<Alert> {
+    if stray.is_empty() {
+        return None;
+    }
+    let shown: Vec<&str> = stray.iter().take(STRAY_NAMED).copied().collect();
+    let more = if stray.len() > STRAY_NAMED {
+        ", …"
+    } else {
+        ""
+    };
+    Some(Alert {
+        kind: AlertKind::StrayKeys,
+        worker: None,
+        text: format!(
+            "⚠ [agent-office] {} unregistered heartbeat keys hold no valid heartbeat ({}{more})",
+            stray.len(),
+            shown.join(", ")
+        ),
+    })
 }
 
 /// How many stray key names the summary line quotes.

@@ -156,85 +156,93 @@ impl CommandRequest {
         if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(FieldError::new(k.as_str(), "unknown field"));
         }
-        let kind_text = obj
-            .get("type")
-            .and_then(Value::as_str)
-            .ok_or_else(|| FieldError::new("type", "must be a string"))?;
-        let kind = CommandType::parse(kind_text).ok_or_else(|| {
-            FieldError::new(
-                "type",
-                format!(
-                    "unknown command {kind_text:?}; one of {}",
-                    CommandType::ALL.map(CommandType::as_str).join(", ")
-                ),
-            )
-        })?;
-        let pipeline_id = match obj.get("pipeline_id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(p)) => {
-                valid::id("pipeline_id", p)?;
-                Some(p.clone())
-            }
-            Some(_) => return Err(FieldError::new("pipeline_id", "must be a string")),
-        };
+        let given = |k: &str| obj.get(k).filter(|v| !v.is_null());
+        let kind = parse_kind(obj.get("type"))?;
+        let pipeline_id = parse_pipeline_id(given("pipeline_id"))?;
         if kind.needs_pipeline() && pipeline_id.is_none() {
             return Err(FieldError::new(
                 "pipeline_id",
-                format!("{kind_text} needs a pipeline_id"),
+                format!("{} needs a pipeline_id", kind.as_str()),
             ));
         }
-        let config = match obj.get("config") {
-            None | Some(Value::Null) => None,
+        let config = match given("config") {
+            None => None,
             Some(c @ Value::Object(_)) => Some(c.clone()),
             Some(_) => return Err(FieldError::new("config", "must be an object")),
         };
         if kind == CommandType::UpdateConfig && config.is_none() {
             return Err(FieldError::new("config", "update_config needs a config"));
         }
-        let agent = obj.get("agent_id").filter(|v| !v.is_null());
-        let selector = obj.get("selector").filter(|v| !v.is_null());
-        let target = match (agent, selector) {
-            (Some(_), Some(_)) => {
-                return Err(FieldError::new(
-                    "selector",
-                    "give agent_id or selector, not both",
-                ))
-            }
-            (Some(a), None) => {
-                let a = a
-                    .as_str()
-                    .ok_or_else(|| FieldError::new("agent_id", "must be a string"))?;
-                valid::id("agent_id", a)?;
-                Target::Agent(a.to_string())
-            }
-            (None, Some(s)) => Target::Selector(Selector::parse("selector", s)?),
-            (None, None) => {
-                return Err(FieldError::new(
-                    "agent_id",
-                    "a command needs a target: agent_id or selector",
-                ))
-            }
-        };
-        let deadline_s = match obj.get("deadline_s") {
-            None | Some(Value::Null) => DEFAULT_DEADLINE_S,
-            Some(d) => d
-                .as_u64()
-                .filter(|d| (1..=MAX_DEADLINE_S).contains(d))
-                .ok_or_else(|| {
-                    FieldError::new(
-                        "deadline_s",
-                        format!("must be a whole number of seconds from 1 to {MAX_DEADLINE_S}"),
-                    )
-                })?,
-        };
         Ok(Self {
             kind,
             pipeline_id,
             config,
-            target,
-            deadline_s,
+            target: parse_target(given("agent_id"), given("selector"))?,
+            deadline_s: parse_deadline(given("deadline_s"))?,
         })
     }
+}
+
+fn parse_kind(v: Option<&Value>) -> Result<CommandType, FieldError> {
+    let text = v
+        .and_then(Value::as_str)
+        .ok_or_else(|| FieldError::new("type", "must be a string"))?;
+    CommandType::parse(text).ok_or_else(|| {
+        FieldError::new(
+            "type",
+            format!(
+                "unknown command {text:?}; one of {}",
+                CommandType::ALL.map(CommandType::as_str).join(", ")
+            ),
+        )
+    })
+}
+
+fn parse_pipeline_id(v: Option<&Value>) -> Result<Option<String>, FieldError> {
+    match v {
+        None => Ok(None),
+        Some(Value::String(p)) => {
+            valid::id("pipeline_id", p)?;
+            Ok(Some(p.clone()))
+        }
+        Some(_) => Err(FieldError::new("pipeline_id", "must be a string")),
+    }
+}
+
+/// One agent by id or a label selector, never both, never neither.
+fn parse_target(agent: Option<&Value>, selector: Option<&Value>) -> Result<Target, FieldError> {
+    match (agent, selector) {
+        (Some(_), Some(_)) => Err(FieldError::new(
+            "selector",
+            "give agent_id or selector, not both",
+        )),
+        (Some(a), None) => {
+            let a = a
+                .as_str()
+                .ok_or_else(|| FieldError::new("agent_id", "must be a string"))?;
+            valid::id("agent_id", a)?;
+            Ok(Target::Agent(a.to_string()))
+        }
+        (None, Some(s)) => Ok(Target::Selector(Selector::parse("selector", s)?)),
+        (None, None) => Err(FieldError::new(
+            "agent_id",
+            "a command needs a target: agent_id or selector",
+        )),
+    }
+}
+
+fn parse_deadline(v: Option<&Value>) -> Result<u64, FieldError> {
+    let Some(d) = v else {
+        return Ok(DEFAULT_DEADLINE_S);
+    };
+    d.as_u64()
+        .filter(|d| (1..=MAX_DEADLINE_S).contains(d))
+        .ok_or_else(|| {
+            FieldError::new(
+                "deadline_s",
+                format!("must be a whole number of seconds from 1 to {MAX_DEADLINE_S}"),
+            )
+        })
 }
 
 /// `POST /api/commands` answer.
