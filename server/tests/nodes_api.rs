@@ -397,3 +397,29 @@ async fn a_password_user_and_database_in_the_url_are_used() {
     let snap = server.nodes().await;
     assert!(!snap.redis_ok, "{snap:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_snapshot_read_already_counts_work_in_flight() {
+    let redis = Redis::start().await;
+    let mut c = redis.conn().await;
+    set_beat(
+        &mut c,
+        "music-render",
+        &heartbeat("music-render", "render", "busy", 1),
+    )
+    .await;
+    let _: () = c
+        .rpush("processing:queue:music-render:host-1", &["a", "b", "c"])
+        .await
+        .unwrap();
+    let server = Server::start(Server::fast_config(&redis.url())).await;
+    // The very first snapshot that read Redis: it waited for discovery's first pass, so it
+    // says 3 jobs in flight, not 0 for a list not scanned yet.
+    let first = server.wait_for("the first read", |s| s.redis_ok).await;
+    let music = first
+        .workers
+        .iter()
+        .find(|w| w.name == "music-render")
+        .unwrap();
+    assert_eq!(music.processing, 3, "{music:?}");
+}
