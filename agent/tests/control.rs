@@ -104,6 +104,22 @@ async fn commands_arrive_by_pubsub_once_and_an_offline_agent_gets_them_on_return
     .await;
     assert_eq!(a["labels"]["env"], "test");
     assert_eq!(a["communication_mode"], "redis");
+    // Registered once per start: a heartbeat right after the registration (before the
+    // server read it from the inbox) does not register again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let audit: Value = server
+        .get("/api/audit?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let registrations = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "agent.register" && e["target"] == "agent-1")
+        .count();
+    assert_eq!(registrations, 1, "{audit:#}");
 
     let id = pipeline_command(&server, "pause_pipeline").await;
     let t = settled(&server, &id).await;
