@@ -5,6 +5,7 @@
 mod agents;
 mod control_data;
 mod error;
+pub mod i18n;
 mod infra;
 mod nodes;
 // Operator calls are sent only by the hydrated browser build; the server renders the controls.
@@ -27,11 +28,12 @@ pub use infra::InfraPage;
 #[cfg(feature = "ssr")]
 pub use nodes::{AlertsSource, NodesSource};
 
-/// The HTML document around the app.
+/// The HTML document around the app, in the request's language.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let lang = i18n::page_lang();
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=lang.code()>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
@@ -50,13 +52,15 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let lang = i18n::page_lang();
+    provide_context(lang);
     view! {
         <Link rel="icon" href="/favicon.svg" type_="image/svg+xml"/>
         <Meta name="theme-color" content="#22d3ee"/>
         <Router>
             <main>
                 // Async: the HTML is sent once the snapshot is in it, so it reads without JavaScript.
-                <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
+                <Routes fallback=move || view! { <p class="not-found">{lang.t(shared::Word::PageNotFound)}</p> }>
                     <Route path=path!("/infra") view=InfraPage ssr=SsrMode::Async/>
                     <Route path=path!("/agents") view=AgentsPage ssr=SsrMode::Async/>
                 </Routes>

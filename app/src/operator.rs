@@ -65,7 +65,12 @@ mod browser {
     }
 
     /// Sends an operator call with the stored token; without one, asks for it first.
-    pub async fn call(method: &str, url: &str, body: Option<String>) -> Outcome {
+    pub async fn call(
+        method: &str,
+        url: &str,
+        body: Option<String>,
+        lang: shared::Lang,
+    ) -> Outcome {
         let Some(token) = token() else {
             return Outcome::NeedToken;
         };
@@ -95,7 +100,7 @@ mod browser {
                 }
                 outcome
             }
-            Err(e) => Outcome::Refused(format!("the server did not answer: {e}")),
+            Err(e) => Outcome::Refused(lang.no_answer(&e.to_string())),
         }
     }
 }

@@ -4,6 +4,9 @@
 
 use leptos::prelude::*;
 use shared::control::{CreatedReply, DryRunReply};
+use shared::{Lang, Word};
+
+use crate::i18n::use_lang;
 
 use crate::operator::Outcome;
 
@@ -36,6 +39,7 @@ pub struct OperatorUi {
     /// Bumped after every accepted call, so the page refreshes at once.
     pub changed: RwSignal<u64>,
     pub hydrated: RwSignal<bool>,
+    pub lang: Lang,
 }
 
 impl OperatorUi {
@@ -47,6 +51,7 @@ impl OperatorUi {
             preview: RwSignal::new(None),
             changed: RwSignal::new(0),
             hydrated: RwSignal::new(false),
+            lang: use_lang(),
         };
         // Effects run only in the browser, after hydration.
         Effect::new(move |_| ui.hydrated.set(true));
@@ -67,11 +72,10 @@ impl OperatorUi {
                     }
                     CallKind::Command => {
                         let text = match serde_json::from_str::<CreatedReply>(&body) {
-                            Ok(c) => format!(
-                                "✓ {} — command {} to {}",
-                                call.what,
-                                c.command_id,
-                                c.targets.join(", ")
+                            Ok(c) => self.lang.command_sent(
+                                &call.what,
+                                &c.command_id,
+                                &c.targets.join(", "),
                             ),
                             Err(_) => format!("✓ {}", call.what),
                         };
@@ -103,7 +107,8 @@ pub fn use_operator() -> OperatorUi {
 pub fn dispatch(ui: OperatorUi, call: Call) {
     #[cfg(browser)]
     leptos::task::spawn_local(async move {
-        let outcome = crate::operator::call(call.method, &call.url, call.body.clone()).await;
+        let outcome =
+            crate::operator::call(call.method, &call.url, call.body.clone(), ui.lang).await;
         ui.settle(call, outcome);
     });
     #[cfg(not(browser))]
@@ -114,6 +119,7 @@ pub fn dispatch(ui: OperatorUi, call: Call) {
 #[component]
 pub fn TokenPrompt() -> impl IntoView {
     let ui = use_operator();
+    let lang = ui.lang;
     let token = RwSignal::new(String::new());
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -134,7 +140,7 @@ pub fn TokenPrompt() -> impl IntoView {
         <Show when=move || ui.need_token.get()>
             <form class="token-form" on:submit=save>
                 <label>
-                    "Operator token "
+                    {lang.t(Word::OperatorToken)}
                     <input
                         type="password"
                         name="operator-token"
@@ -143,13 +149,13 @@ pub fn TokenPrompt() -> impl IntoView {
                         on:input=move |ev| token.set(event_target_value(&ev))
                     />
                 </label>
-                <button type="submit">"Save and send"</button>
+                <button type="submit">{lang.t(Word::SaveAndSend)}</button>
                 <button type="button" on:click=move |_| { ui.need_token.set(false); ui.pending.set(None); }>
-                    "Cancel"
+                    {lang.t(Word::Cancel)}
                 </button>
                 <p class="muted">
-                    {move || ui.pending.get().map(|c| format!("Needed for: {}. ", c.what))}
-                    "Kept for this browser session only."
+                    {move || ui.pending.get().map(|c| lang.needed_for(&c.what))}
+                    {lang.t(Word::SessionOnly)}
                 </p>
             </form>
         </Show>

@@ -112,6 +112,7 @@ struct FileConfig {
     alert_dead_letter_threshold: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     alert_lease: Option<Duration>,
+    alert_language: Option<String>,
     /// Control-plane settings (tokens, grace periods), as `[control]`.
     control: Option<ControlArgs>,
 }
@@ -127,6 +128,7 @@ impl FileConfig {
             alert_interval: self.alert_interval,
             alert_dead_letter_threshold: self.alert_dead_letter_threshold,
             alert_lease: self.alert_lease,
+            alert_language: self.alert_language.clone(),
         }
     }
 }

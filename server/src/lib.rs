@@ -180,6 +180,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             count_requests,
         ))
+        .layer(middleware::from_fn(remember_language))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
@@ -239,6 +240,30 @@ async fn count_requests(
             status: response.status().as_u16(),
         })
         .inc();
+    response
+}
+
+/// A page asked for with `?lang=ko|en` (the language switch) answers with a cookie that keeps
+/// the choice for the pages after it (`app::i18n` reads it back).
+async fn remember_language(request: Request, next: Next) -> Response {
+    let chosen = request
+        .uri()
+        .query()
+        .and_then(app::i18n::lang_of_query)
+        .and_then(shared::Lang::parse);
+    let mut response = next.run(request).await;
+    if let Some(lang) = chosen {
+        let cookie = format!(
+            "{}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+            app::i18n::COOKIE,
+            lang.code()
+        );
+        if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
+            response
+                .headers_mut()
+                .append(axum::http::header::SET_COOKIE, value);
+        }
+    }
     response
 }
 

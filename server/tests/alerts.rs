@@ -96,7 +96,8 @@ async fn two_server_processes_send_each_event_once_and_fail_over() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let _: () = c.del("worker:image-render:heartbeat").await.unwrap();
-    tg.expect_once("🔴 [image-render] worker down").await;
+    // The binary's default language: the plan's Korean messages.
+    tg.expect_once("🔴 [image-render] 워커 다운").await;
 
     // SIGKILL the leader: no lease release; the other takes over within a lease period.
     let (leader, survivor) = if first == 0 { (a, b) } else { (b, a) };
@@ -109,8 +110,56 @@ async fn two_server_processes_send_each_event_once_and_fail_over() {
         killed_at.elapsed()
     );
     idle_render(&mut c, &["image-render"]).await;
-    tg.expect_once("🟢 [image-render] worker recovered").await;
+    tg.expect_once("🟢 [image-render] 워커 복구").await;
     assert_eq!(tg.delivered().len(), 2, "{:?}", tg.delivered());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_the_plans_three_messages_and_english_when_asked() {
+    for (env, down, recovered, dead) in [
+        (
+            None,
+            "🔴 [image-render] 워커 다운",
+            "🟢 [image-render] 워커 복구",
+            "❌ [insta-render] 실패 누적 2건 (dead-letter)",
+        ),
+        (
+            Some("en"),
+            "🔴 [image-render] worker down",
+            "🟢 [image-render] worker recovered",
+            "❌ [insta-render] 2 failed jobs (dead-letter)",
+        ),
+    ] {
+        let redis = Redis::start().await;
+        let tg = FakeTelegram::start().await;
+        let mut c = redis.conn().await;
+        idle_render(&mut c, &["image-render", "insta-render"]).await;
+        let extra: Vec<(&str, &str)> = env.map(|l| ("ALERT_LANGUAGE", l)).into_iter().collect();
+        let server = ServerProcess::start_with(&redis.url(), &tg, &extra).await;
+        leader_of(&[&server.server]).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _: () = c.del("worker:image-render:heartbeat").await.unwrap();
+        tg.expect_once(down).await;
+        idle_render(&mut c, &["image-render"]).await;
+        tg.expect_once(recovered).await;
+        let _: () = c
+            .rpush("dead_letter:queue:insta-render", &["x", "y"])
+            .await
+            .unwrap();
+        tg.expect_once(dead).await;
+        let sent = tg.delivered();
+        assert_eq!(
+            sent,
+            [down, recovered, dead],
+            "{env:?}: exactly these, nothing else"
+        );
+        if env.is_none() {
+            assert!(
+                sent.iter().any(|t| t.contains("다운")),
+                "the plan's own assertion"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod control;
 pub mod fleet;
 pub mod heartbeat;
+pub mod i18n;
 pub mod keys;
 pub mod nodes;
 pub mod registry;
@@ -16,6 +17,7 @@ pub mod time;
 pub mod worker;
 
 pub use heartbeat::{parse_heartbeat, Heartbeat, HeartbeatError};
+pub use i18n::{Lang, Word};
 pub use nodes::{Link, LinkKind, NodesSnapshot, WorkerView};
 pub use status::{LinkStatus, StateLabel};
 pub use worker::{WorkerKind, WorkerState};

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::i18n::{Lang, Word};
 use crate::worker::WorkerState;
 
 /// The status of a link (and of the worker card it belongs to). Ordered by its word, so maps
@@ -72,6 +73,17 @@ impl LinkStatus {
         }
     }
 
+    /// The word a person reads for it.
+    pub fn word(self, lang: Lang) -> &'static str {
+        lang.t(match self {
+            Self::Healthy => Word::StatusHealthy,
+            Self::Paused => Word::StatusPaused,
+            Self::Degraded => Word::StatusDegraded,
+            Self::Down => Word::StatusDown,
+            Self::Unknown => Word::StatusUnknown,
+        })
+    }
+
     /// The word used in CSS classes and in the JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -126,16 +138,18 @@ impl<'a> StateLabel<'a> {
         }
     }
 
-    pub fn text(self) -> &'a str {
-        match self {
-            Self::Down => "🔴 down",
-            Self::Paused => "⏸ paused (trading)",
-            Self::Processing => "⚙️ processing",
-            Self::MarketOpen => "📈 market open",
-            Self::MarketClosed => "🌙 market closed",
-            Self::Idle => "🟢 idle",
-            Self::AsWritten(s) => s,
-        }
+    /// SPEC §5's labels in English, the plan's in Korean.
+    pub fn text(self, lang: Lang) -> &'a str {
+        let word = match self {
+            Self::Down => Word::StateDown,
+            Self::Paused => Word::StatePaused,
+            Self::Processing => Word::StateProcessing,
+            Self::MarketOpen => Word::StateMarketOpen,
+            Self::MarketClosed => Word::StateMarketClosed,
+            Self::Idle => Word::StateIdle,
+            Self::AsWritten(s) => return s,
+        };
+        lang.t(word)
     }
 }
 
@@ -168,7 +182,7 @@ mod tests {
         for (alive, state, text) in cases {
             let state = WorkerState::parse(state);
             assert_eq!(
-                StateLabel::of(alive, &state).text(),
+                StateLabel::of(alive, &state).text(Lang::En),
                 text,
                 "{alive} {state}"
             );

@@ -46,6 +46,17 @@ impl WorkerKind {
         }
     }
 
+    /// The word a person reads for it.
+    pub fn word(self, lang: crate::i18n::Lang) -> &'static str {
+        use crate::i18n::Word;
+        lang.t(match self {
+            Self::Render => Word::KindRender,
+            Self::Watcher => Word::KindWatcher,
+            Self::Trader => Word::KindTrader,
+            Self::Unknown => Word::KindUnknown,
+        })
+    }
+
     /// The states the contract allows for this kind.
     pub fn states(self) -> &'static [WorkerState] {
         use WorkerState::*;

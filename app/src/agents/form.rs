@@ -4,6 +4,7 @@
 
 use leptos::prelude::*;
 use shared::control::{CommandBody, CommandType};
+use shared::{Lang, Word};
 
 use crate::operator_ui::{dispatch, use_operator, Call, CallKind};
 
@@ -57,62 +58,93 @@ pub fn command_body(
     Ok(body)
 }
 
+impl FormError {
+    /// What the page says, in `lang`.
+    pub fn text(&self, lang: Lang) -> String {
+        match self {
+            Self::NoTarget => lang.t(Word::NoTarget).to_string(),
+            Self::NotJson { field, reason } => lang.not_json(field, reason),
+            Self::UnknownType(_) => self.to_string(),
+        }
+    }
+}
+
+/// The form's fields, as signals.
+#[derive(Clone, Copy)]
+struct Fields {
+    kind: RwSignal<String>,
+    pipeline: RwSignal<String>,
+    config: RwSignal<String>,
+    by_selector: RwSignal<bool>,
+    agent: RwSignal<String>,
+    selector: RwSignal<String>,
+}
+
+impl Fields {
+    fn new() -> Self {
+        Self {
+            kind: RwSignal::new("pause_pipeline".to_string()),
+            pipeline: RwSignal::new(String::new()),
+            config: RwSignal::new(String::new()),
+            by_selector: RwSignal::new(false),
+            agent: RwSignal::new(String::new()),
+            selector: RwSignal::new(r#"{"matchLabels": {}}"#.to_string()),
+        }
+    }
+
+    fn body(self) -> Result<CommandBody, FormError> {
+        command_body(
+            &self.kind.get_untracked(),
+            &self.pipeline.get_untracked(),
+            &self.config.get_untracked(),
+            self.by_selector.get_untracked(),
+            &self.agent.get_untracked(),
+            &self.selector.get_untracked(),
+        )
+    }
+
+    /// The call that sends the form (`dry`: its preview), or what is wrong with it.
+    fn call(self, dry: bool, lang: Lang) -> Result<Call, FormError> {
+        let body = self.body()?;
+        let target = if self.by_selector.get_untracked() {
+            "selector".to_string()
+        } else {
+            self.agent.get_untracked()
+        };
+        let what = lang.command_to(&self.kind.get_untracked(), &target);
+        Ok(if dry {
+            Call {
+                method: "POST",
+                url: "/api/commands?dry_run=true".into(),
+                body: Some(body.to_json()),
+                what: lang.preview_of(&what),
+                kind: CallKind::DryRun,
+            }
+        } else {
+            Call {
+                method: "POST",
+                url: "/api/commands".into(),
+                body: Some(body.to_json()),
+                what,
+                kind: CallKind::Command,
+            }
+        })
+    }
+}
+
 #[component]
 pub fn CommandForm(agent_ids: Signal<Vec<String>>) -> impl IntoView {
     let ui = use_operator();
-    let kind = RwSignal::new("pause_pipeline".to_string());
-    let pipeline = RwSignal::new(String::new());
-    let config = RwSignal::new(String::new());
-    let by_selector = RwSignal::new(false);
-    let agent = RwSignal::new(String::new());
-    let selector = RwSignal::new(r#"{"matchLabels": {}}"#.to_string());
-    let build = move || {
-        command_body(
-            &kind.get_untracked(),
-            &pipeline.get_untracked(),
-            &config.get_untracked(),
-            by_selector.get_untracked(),
-            &agent.get_untracked(),
-            &selector.get_untracked(),
-        )
-    };
-    let what = move || {
-        let target = if by_selector.get_untracked() {
-            "selector".to_string()
-        } else {
-            agent.get_untracked()
-        };
-        format!("{} to {target}", kind.get_untracked())
-    };
-    let send = move |dry: bool| match build() {
-        Ok(body) => {
+    let lang = ui.lang;
+    let f = Fields::new();
+    let send = move |dry: bool| match f.call(dry, lang) {
+        Ok(call) => {
             if !dry {
                 ui.preview.set(None);
             }
-            dispatch(
-                ui,
-                Call {
-                    method: "POST",
-                    url: if dry {
-                        "/api/commands?dry_run=true".into()
-                    } else {
-                        "/api/commands".into()
-                    },
-                    body: Some(body.to_json()),
-                    what: if dry {
-                        format!("preview of {}", what())
-                    } else {
-                        what()
-                    },
-                    kind: if dry {
-                        CallKind::DryRun
-                    } else {
-                        CallKind::Command
-                    },
-                },
-            )
+            dispatch(ui, call);
         }
-        Err(why) => ui.flash.set(Some((false, format!("✗ {why}")))),
+        Err(why) => ui.flash.set(Some((false, format!("✗ {}", why.text(lang))))),
     };
     let kinds = CommandType::ALL
         .iter()
@@ -125,7 +157,43 @@ pub fn CommandForm(agent_ids: Signal<Vec<String>>) -> impl IntoView {
             .map(|a| view! { <option value=a.clone()>{a.clone()}</option> })
             .collect_view()
     };
-    let preview = move || {
+    view! {
+        <section class="command-form" hidden=move || !ui.hydrated.get()>
+            <h2>{lang.t(Word::SendCommand)}</h2>
+            <form on:submit=move |ev: leptos::ev::SubmitEvent| { ev.prevent_default(); send(false); }>
+                <label>{lang.t(Word::FieldType)}
+                    <select name="type" on:change=move |ev| f.kind.set(event_target_value(&ev)) prop:value=move || f.kind.get()>{kinds}</select>
+                </label>
+                <label>{lang.t(Word::FieldPipeline)}
+                    <input name="pipeline_id" placeholder="image" prop:value=move || f.pipeline.get() on:input=move |ev| f.pipeline.set(event_target_value(&ev))/>
+                </label>
+                <label>{lang.t(Word::FieldConfig)}
+                    <input name="config" placeholder=r#"{"concurrency": 2}"# prop:value=move || f.config.get() on:input=move |ev| f.config.set(event_target_value(&ev))/>
+                </label>
+                <fieldset>
+                    <legend>{lang.t(Word::FieldTarget)}</legend>
+                    <label><input type="radio" name="target" value="agent" prop:checked=move || !f.by_selector.get() on:change=move |_| f.by_selector.set(false)/>{lang.t(Word::OneAgent)}</label>
+                    <select name="agent_id" on:change=move |ev| f.agent.set(event_target_value(&ev)) prop:value=move || f.agent.get()>
+                        <option value="">"—"</option>
+                        {options}
+                    </select>
+                    <label><input type="radio" name="target" value="selector" prop:checked=move || f.by_selector.get() on:change=move |_| f.by_selector.set(true)/>{lang.t(Word::LabelSelector)}</label>
+                    <textarea name="selector" rows="2" prop:value=move || f.selector.get() on:input=move |ev| f.selector.set(event_target_value(&ev))></textarea>
+                </fieldset>
+                <button type="button" class="preview-button" on:click=move |_| send(true)>{lang.t(Word::Preview)}</button>
+                <button type="submit" class="send-button">{lang.t(Word::Send)}</button>
+            </form>
+            <Preview/>
+        </section>
+    }
+}
+
+/// Whom the previewed command reaches, and why each other agent is left out.
+#[component]
+fn Preview() -> impl IntoView {
+    let ui = use_operator();
+    let lang = ui.lang;
+    move || {
         ui.preview.get().map(|p| {
             let excluded = p
                 .excluded
@@ -133,46 +201,17 @@ pub fn CommandForm(agent_ids: Signal<Vec<String>>) -> impl IntoView {
                 .map(|e| view! { <li data-agent=e.agent_id.clone()><strong>{e.agent_id.clone()}</strong> " — " {e.reason.clone()}</li> })
                 .collect_view();
             let matched = if p.matched.is_empty() {
-                "nobody — sending would be refused".to_string()
+                lang.t(Word::Nobody).to_string()
             } else {
                 p.matched.join(", ")
             };
             view! {
                 <div class="preview">
-                    <p class="matched">"Reaches: " {matched}</p>
+                    <p class="matched">{lang.t(Word::Reaches)} {matched}</p>
                     <ul class="excluded">{excluded}</ul>
                 </div>
             }
         })
-    };
-    view! {
-        <section class="command-form" hidden=move || !ui.hydrated.get()>
-            <h2>"Send a command"</h2>
-            <form on:submit=move |ev: leptos::ev::SubmitEvent| { ev.prevent_default(); send(false); }>
-                <label>"type "
-                    <select name="type" on:change=move |ev| kind.set(event_target_value(&ev)) prop:value=move || kind.get()>{kinds}</select>
-                </label>
-                <label>"pipeline "
-                    <input name="pipeline_id" placeholder="image" prop:value=move || pipeline.get() on:input=move |ev| pipeline.set(event_target_value(&ev))/>
-                </label>
-                <label>"config (JSON, update_config) "
-                    <input name="config" placeholder=r#"{"concurrency": 2}"# prop:value=move || config.get() on:input=move |ev| config.set(event_target_value(&ev))/>
-                </label>
-                <fieldset>
-                    <legend>"target"</legend>
-                    <label><input type="radio" name="target" value="agent" prop:checked=move || !by_selector.get() on:change=move |_| by_selector.set(false)/>" one agent "</label>
-                    <select name="agent_id" on:change=move |ev| agent.set(event_target_value(&ev)) prop:value=move || agent.get()>
-                        <option value="">"—"</option>
-                        {options}
-                    </select>
-                    <label><input type="radio" name="target" value="selector" prop:checked=move || by_selector.get() on:change=move |_| by_selector.set(true)/>" label selector "</label>
-                    <textarea name="selector" rows="2" prop:value=move || selector.get() on:input=move |ev| selector.set(event_target_value(&ev))></textarea>
-                </fieldset>
-                <button type="button" class="preview-button" on:click=move |_| send(true)>"Preview"</button>
-                <button type="submit" class="send-button">"Send"</button>
-            </form>
-            {preview}
-        </section>
     }
 }
 

@@ -8,7 +8,9 @@ mod views;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use shared::Word;
 
+use crate::i18n::{use_lang, LangSwitch};
 use crate::operator_ui::{Flash, OperatorUi, TokenPrompt};
 use data::use_agents_data;
 use form::CommandForm;
@@ -17,6 +19,7 @@ use views::{AgentsTable, Audit, Ledger};
 #[component]
 pub fn AgentsPage() -> impl IntoView {
     let ui = OperatorUi::provide();
+    let lang = use_lang();
     let data = use_agents_data(ui.changed);
     let agents = data.agents();
     let commands = data.commands();
@@ -28,49 +31,48 @@ pub fn AgentsPage() -> impl IntoView {
             .unwrap_or_default()
     });
     view! {
-        <Title text="Agents — control plane"/>
+        <Title text=lang.t(Word::AgentsTitle)/>
         <header class="top">
-            <h1>"🛰️ Agents — control plane"</h1>
-            <nav class="pages">
-                <a href="/infra">"Infra"</a>
+            <h1>"🛰️ " {lang.t(Word::AgentsTitle)}</h1>
+            <nav class="pages" aria-label=lang.t(Word::NavPages)>
+                <a href="/infra">{lang.t(Word::NavInfra)}</a>
                 " · "
-                <a href="/agents" aria-current="page">"Agents"</a>
+                <a href="/agents" aria-current="page">{lang.t(Word::NavAgents)}</a>
             </nav>
+            <LangSwitch path="/agents"/>
         </header>
         <Suspense fallback=|| ()>
             {move || {
                 data.info.get().and_then(Result::ok).filter(|i| i.read_only).map(|_| {
                     view! {
-                        <p class="banner stale read-only" role="note">
-                            "Read-only: this server has no OPERATOR_TOKEN configured, so commands, label changes and queue actions are refused. Set OPERATOR_TOKEN and restart to enable them."
-                        </p>
+                        <p class="banner stale read-only" role="note">{lang.t(Word::ReadOnlyNote)}</p>
                     }
                 })
             }}
         </Suspense>
         <Show when=move || data.poll_failed.get()>
-            <div class="banner stale">"⚠ refresh failed — showing the last good data"</div>
+            <div class="banner stale">{lang.t(Word::RefreshFailed)}</div>
         </Show>
         <TokenPrompt/>
         <Flash/>
         <section class="agents-section">
-            <h2>"Agents"</h2>
-            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <h2>{lang.t(Word::AgentsSection)}</h2>
+            <Suspense fallback=move || view! { <p class="loading">{lang.t(Word::Loading)}</p> }>
                 {move || match agents.get() {
                     Some(a) => view! { <AgentsTable agents=a.agents/> }.into_any(),
-                    None => view! { <p class="error">"No agent data yet."</p> }.into_any(),
+                    None => view! { <p class="error">{lang.t(Word::NoAgentData)}</p> }.into_any(),
                 }}
             </Suspense>
         </section>
         <CommandForm agent_ids/>
         <section class="ledger-section">
-            <h2>"Commands"</h2>
+            <h2>{lang.t(Word::CommandsSection)}</h2>
             <Suspense fallback=|| ()>
                 {move || commands.get().map(|c| view! { <Ledger commands=c.commands/> })}
             </Suspense>
         </section>
         <section class="audit-section">
-            <h2>"Audit log"</h2>
+            <h2>{lang.t(Word::AuditSection)}</h2>
             <Suspense fallback=|| ()>
                 {move || audit.get().map(|a| view! { <Audit entries=a.entries/> })}
             </Suspense>

@@ -6,22 +6,21 @@ use shared::control::{
     AgentView, AuditEntry, CommandBody, CommandType, CommandView, PipelineStat, TargetView,
 };
 
-use crate::operator_ui::{dispatch, use_operator, Call, CallKind};
+use shared::{Lang, Word};
 
-fn beat(a: &AgentView) -> String {
-    shared::time::last_beat(a.last_beat_age_s)
-}
+use crate::i18n::use_lang;
+use crate::operator_ui::{dispatch, use_operator, Call, CallKind};
 
 fn percent(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.0}%")).unwrap_or_else(|| "—".into())
 }
 
-fn command_call(kind: CommandType, pipeline: &str, agent: &str) -> Call {
+fn command_call(kind: CommandType, pipeline: &str, agent: &str, lang: Lang) -> Call {
     Call {
         method: "POST",
         url: "/api/commands".into(),
         body: Some(CommandBody::for_pipeline(kind, pipeline, agent).to_json()),
-        what: format!("{} {pipeline} on {agent}", kind.as_str()),
+        what: lang.command_on(kind.as_str(), pipeline, agent),
         kind: CallKind::Command,
     }
 }
@@ -29,13 +28,14 @@ fn command_call(kind: CommandType, pipeline: &str, agent: &str) -> Call {
 #[component]
 fn Pipeline(agent: String, p: PipelineStat) -> impl IntoView {
     let ui = use_operator();
+    let lang = use_lang();
     let buttons = CommandType::for_pipeline(&p.status)
         .iter()
         .map(|kind| {
-            let call = command_call(*kind, &p.id, &agent);
+            let call = command_call(*kind, &p.id, &agent, lang);
             view! {
                 <button type="button" data-action=kind.verb() on:click=move |_| dispatch(ui, call.clone())>
-                    {kind.verb()}
+                    {kind.button(lang)}
                 </button>
             }
         })
@@ -46,7 +46,7 @@ fn Pipeline(agent: String, p: PipelineStat) -> impl IntoView {
             " "
             <span class="pstatus">{p.status.as_str().to_string()}</span>
             " · "
-            <span class="counts">{p.processed} " done, " {p.errors} " errors"</span>
+            <span class="counts">{lang.done_errors(p.processed, p.errors)}</span>
             <span class="actions" hidden=move || !ui.hydrated.get()>{buttons}</span>
         </li>
     }
@@ -54,13 +54,9 @@ fn Pipeline(agent: String, p: PipelineStat) -> impl IntoView {
 
 #[component]
 pub fn AgentsTable(agents: Vec<AgentView>) -> impl IntoView {
+    let lang = use_lang();
     if agents.is_empty() {
-        return view! {
-            <p class="muted empty-agents">
-                "No agents registered yet. An agent registers with POST /api/agents/register (AGENT_TOKEN) or through Redis; see the README."
-            </p>
-        }
-        .into_any();
+        return view! { <p class="muted empty-agents">{lang.t(Word::NoAgentsYet)}</p> }.into_any();
     }
     let rows = agents
         .into_iter()
@@ -76,12 +72,16 @@ pub fn AgentsTable(agents: Vec<AgentView>) -> impl IntoView {
                 .into_iter()
                 .map(|p| view! { <Pipeline agent=a.agent_id.clone() p/> }.into_any())
                 .collect_view();
-            let (state, word) = if a.online { ("online", "● online") } else { ("offline", "○ offline") };
+            let (state, word) = if a.online {
+                ("online", lang.t(Word::Online))
+            } else {
+                ("offline", lang.t(Word::Offline))
+            };
             let mode = a.communication_mode.map(|m| m.as_str()).unwrap_or("—");
             view! {
                 <tr data-agent=a.agent_id.clone() data-online=a.online.to_string()>
                     <td><strong>{a.agent_id.clone()}</strong><br/><span class="muted">{a.hostname.clone()}</span></td>
-                    <td class=format!("online {state}")>{word}<br/><span class="muted">{beat(&a)}</span></td>
+                    <td class=format!("online {state}")>{word}<br/><span class="muted">{lang.last_beat(a.last_beat_age_s)}</span></td>
                     <td class="mode">{mode}</td>
                     <td class="labels">{labels}</td>
                     <td>{percent(a.cpu_usage)} " cpu"<br/>{percent(a.memory_usage)} " mem"</td>
@@ -94,7 +94,10 @@ pub fn AgentsTable(agents: Vec<AgentView>) -> impl IntoView {
     view! {
         <table class="agents">
             <thead>
-                <tr><th>"agent"</th><th>"state"</th><th>"mode"</th><th>"labels"</th><th>"load"</th><th>"pipelines"</th></tr>
+                <tr>
+                    <th>{lang.t(Word::ColAgent)}</th><th>{lang.t(Word::ColState)}</th><th>{lang.t(Word::ColMode)}</th>
+                    <th>{lang.t(Word::ColLabels)}</th><th>{lang.t(Word::ColLoad)}</th><th>{lang.t(Word::ColPipelines)}</th>
+                </tr>
             </thead>
             <tbody>{rows}</tbody>
         </table>
@@ -102,18 +105,16 @@ pub fn AgentsTable(agents: Vec<AgentView>) -> impl IntoView {
     .into_any()
 }
 
-fn target_text(t: &TargetView) -> String {
+fn target_text(t: &TargetView, lang: Lang) -> String {
     let via = t
         .via
         .map(|v| {
-            format!(
-                " via {}",
-                if v == shared::control::Via::Pubsub {
-                    "pub/sub"
-                } else {
-                    "poll"
-                }
-            )
+            let word = if v == shared::control::Via::Pubsub {
+                Word::ViaPubsub
+            } else {
+                Word::ViaPoll
+            };
+            format!(" via {}", lang.t(word))
         })
         .unwrap_or_default();
     let msg = t
@@ -126,8 +127,9 @@ fn target_text(t: &TargetView) -> String {
 
 #[component]
 pub fn Ledger(commands: Vec<CommandView>) -> impl IntoView {
+    let lang = use_lang();
     if commands.is_empty() {
-        return view! { <p class="muted">"No commands sent yet."</p> }.into_any();
+        return view! { <p class="muted">{lang.t(Word::NoCommandsYet)}</p> }.into_any();
     }
     let rows = commands
         .into_iter()
@@ -143,7 +145,7 @@ pub fn Ledger(commands: Vec<CommandView>) -> impl IntoView {
                 .map(|t| {
                     view! {
                         <li class=format!("target {}", t.state.as_str()) data-agent=t.agent_id.clone() data-state=t.state.as_str()>
-                            {target_text(t)}
+                            {target_text(t, lang)}
                         </li>
                     }
                 })
@@ -152,7 +154,7 @@ pub fn Ledger(commands: Vec<CommandView>) -> impl IntoView {
                 <tr data-command=c.command_id.clone()>
                     <td><code>{c.command_id.clone()}</code><br/><span class="muted">{c.created_at.clone()}</span></td>
                     <td>{c.kind.as_str()} " " {c.pipeline_id.clone().unwrap_or_default()}</td>
-                    <td class="target-spec">{target}<br/><span class="muted">{"by "}{c.sent_by.clone()}</span></td>
+                    <td class="target-spec">{target}<br/><span class="muted">{lang.t(Word::SentBy)}{c.sent_by.clone()}</span></td>
                     <td><ul class="targets">{targets}</ul></td>
                 </tr>
             }
@@ -161,7 +163,10 @@ pub fn Ledger(commands: Vec<CommandView>) -> impl IntoView {
         .collect_view();
     view! {
         <table class="ledger">
-            <thead><tr><th>"command"</th><th>"what"</th><th>"target"</th><th>"per agent"</th></tr></thead>
+            <thead><tr>
+                <th>{lang.t(Word::ColCommand)}</th><th>{lang.t(Word::ColWhat)}</th>
+                <th>{lang.t(Word::ColTarget)}</th><th>{lang.t(Word::ColPerAgent)}</th>
+            </tr></thead>
             <tbody>{rows}</tbody>
         </table>
     }
@@ -170,8 +175,9 @@ pub fn Ledger(commands: Vec<CommandView>) -> impl IntoView {
 
 #[component]
 pub fn Audit(entries: Vec<AuditEntry>) -> impl IntoView {
+    let lang = use_lang();
     if entries.is_empty() {
-        return view! { <p class="muted">"Nothing audited yet."</p> }.into_any();
+        return view! { <p class="muted">{lang.t(Word::NothingAudited)}</p> }.into_any();
     }
     let rows = entries
         .into_iter()
@@ -192,7 +198,10 @@ pub fn Audit(entries: Vec<AuditEntry>) -> impl IntoView {
         .collect_view();
     view! {
         <table class="audit">
-            <thead><tr><th>"time"</th><th>"role"</th><th>"from"</th><th>"action"</th><th>"target"</th><th>"outcome"</th></tr></thead>
+            <thead><tr>
+                <th>{lang.t(Word::ColTime)}</th><th>{lang.t(Word::ColRole)}</th><th>{lang.t(Word::ColFrom)}</th>
+                <th>{lang.t(Word::ColAction)}</th><th>{lang.t(Word::ColTarget)}</th><th>{lang.t(Word::ColOutcome)}</th>
+            </tr></thead>
             <tbody>{rows}</tbody>
         </table>
     }
@@ -205,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_pipeline_button_sends_the_contract_body() {
-        let c = command_call(CommandType::PausePipeline, "image", "a1");
+        let c = command_call(CommandType::PausePipeline, "image", "a1", Lang::En);
         let body: serde_json::Value = serde_json::from_str(c.body.as_deref().unwrap()).unwrap();
         assert_eq!(
             body,

@@ -1,22 +1,21 @@
 //! The "Recent alerts" panel.
 
 use leptos::prelude::*;
-use shared::alerts::AlertsView;
+use shared::alerts::{AlertsView, DeliveryState};
+use shared::{Lang, Word};
+
+use crate::i18n::use_lang;
 
 /// How many alert batches the panel shows.
 const ALERTS_SHOWN: usize = 8;
 
 #[component]
 pub fn RecentAlerts(view: AlertsView) -> impl IntoView {
+    let lang = use_lang();
     let body = if !view.enabled {
-        view! {
-            <p class="muted">
-                "Alerts are off — set TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID, or ALERT_WEBHOOK_URL."
-            </p>
-        }
-        .into_any()
+        view! { <p class="muted">{lang.t(Word::AlertsOff)}</p> }.into_any()
     } else if view.recent.is_empty() {
-        view! { <p class="muted">"No alerts yet."</p> }.into_any()
+        view! { <p class="muted">{lang.t(Word::NoAlertsYet)}</p> }.into_any()
     } else {
         let items = view
             .recent
@@ -26,7 +25,7 @@ pub fn RecentAlerts(view: AlertsView) -> impl IntoView {
                 let delivery = batch
                     .delivery
                     .iter()
-                    .map(|(channel, state)| format!("{channel}: {state}"))
+                    .map(|(channel, state)| format!("{channel}: {}", delivery_word(state, lang)))
                     .collect::<Vec<_>>()
                     .join(", ");
                 let texts = batch
@@ -47,8 +46,16 @@ pub fn RecentAlerts(view: AlertsView) -> impl IntoView {
     };
     view! {
         <section class="recent-alerts">
-            <h2>"Recent alerts"</h2>
+            <h2>{lang.t(Word::RecentAlerts)}</h2>
             {body}
         </section>
+    }
+}
+
+fn delivery_word(state: &DeliveryState, lang: Lang) -> String {
+    match state {
+        DeliveryState::Pending => lang.t(Word::DeliveryPending).to_string(),
+        DeliveryState::Sent => lang.t(Word::DeliverySent).to_string(),
+        DeliveryState::Failed(why) => format!("{}: {why}", lang.t(Word::DeliveryFailed)),
     }
 }

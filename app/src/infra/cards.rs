@@ -1,7 +1,9 @@
 //! The 2D view: a card per worker, with the Redis and pause banners.
 
 use leptos::prelude::*;
-use shared::{NodesSnapshot, WorkerView};
+use shared::{Lang, NodesSnapshot, Word, WorkerView};
+
+use crate::i18n::use_lang;
 
 use crate::operator_ui::{dispatch, use_operator, Call, CallKind};
 
@@ -12,20 +14,18 @@ pub fn Nodes(
     /// The 3D view is showing the workers instead.
     cards_hidden: Signal<bool>,
 ) -> impl IntoView {
+    let lang = use_lang();
     let redis_down = (!snap.redis_ok).then(|| {
         let since = snap
             .stale_since
-            .clone()
-            .map(|s| format!(" — data stale since {s}"))
+            .as_deref()
+            .map(|s| lang.stale_since(s))
             .unwrap_or_default();
-        view! { <div class="banner down" role="alert">"aggregator / Redis disconnected" {since}</div> }
+        view! { <div class="banner down" role="alert">{lang.t(Word::RedisBanner)} {since}</div> }
     });
     let paused = snap.paused.then(|| {
-        let reason = snap
-            .paused_reason
-            .clone()
-            .unwrap_or_else(|| "trading".into());
-        view! { <div class="banner paused">"⏸ queues paused (" {reason} ")"</div> }
+        let reason = snap.paused_reason.as_deref().unwrap_or("trading");
+        view! { <div class="banner paused">{lang.queues_paused(reason)}</div> }
     });
     let cards = snap
         .workers
@@ -36,31 +36,34 @@ pub fn Nodes(
         {redis_down}
         {paused}
         <Show when=move || poll_failed.get()>
-            <div class="banner stale">"⚠ refresh failed — showing the last good data"</div>
+            <div class="banner stale">{lang.t(Word::RefreshFailed)}</div>
         </Show>
-        <section class="cards" aria-label="Workers" hidden=move || cards_hidden.get()>
+        <section class="cards" aria-label=lang.t(Word::WorkersLabel) hidden=move || cards_hidden.get()>
             {cards}
         </section>
-        <p class="generated">"Snapshot " {snap.generated_at}</p>
+        <p class="generated">{lang.t(Word::Snapshot)} " " {snap.generated_at}</p>
     }
 }
 
 /// Retry and purge buttons for a worker whose queue holds dead letters (hydrated pages only).
-fn dead_letter_actions(w: &WorkerView) -> Option<impl IntoView> {
+fn dead_letter_actions(w: &WorkerView, lang: Lang) -> Option<impl IntoView> {
     let q = w.queue.clone().filter(|_| w.dead_letter > 0)?;
     let ui = use_operator();
-    let call = |action: &str, word: &str| Call {
+    let call = |action: &str, word: Word| Call {
         method: "POST",
         url: format!("/api/queues/{q}/dead-letter/{action}"),
         body: None,
-        what: format!("{word} the dead letters of {q}"),
+        what: lang.dead_letters_of(word, &q),
         kind: CallKind::Other,
     };
-    let (retry, purge) = (call("retry", "retry"), call("purge", "purge"));
+    let (retry, purge) = (
+        call("retry", Word::RetryDeadLetters),
+        call("purge", Word::Purge),
+    );
     Some(view! {
         <div class="card-actions" hidden=move || !ui.hydrated.get()>
-            <button type="button" data-action="retry" on:click=move |_| dispatch(ui, retry.clone())>"retry dead letters"</button>
-            <button type="button" data-action="purge" on:click=move |_| dispatch(ui, purge.clone())>"purge"</button>
+            <button type="button" data-action="retry" on:click=move |_| dispatch(ui, retry.clone())>{lang.t(Word::RetryDeadLetters)}</button>
+            <button type="button" data-action="purge" on:click=move |_| dispatch(ui, purge.clone())>{lang.t(Word::Purge)}</button>
         </div>
     })
 }
@@ -69,14 +72,16 @@ fn dead_letter_actions(w: &WorkerView) -> Option<impl IntoView> {
 #[component]
 fn Card(w: WorkerView) -> impl IntoView {
     let status = w.status();
-    let label = w.state_label().text().to_string();
-    let age = shared::time::last_beat(w.last_beat_age_s);
-    let registered = (!w.registered).then(|| view! { <span class="tag">"discovered"</span> });
+    let lang = use_lang();
+    let label = w.state_label().text(lang).to_string();
+    let age = lang.last_beat(w.last_beat_age_s);
+    let registered =
+        (!w.registered).then(|| view! { <span class="tag">{lang.t(Word::Discovered)}</span> });
     let error = w
         .error
         .clone()
         .map(|e| view! { <p class="hb-error">"⚠ " {e}</p> });
-    let actions = dead_letter_actions(&w);
+    let actions = dead_letter_actions(&w, lang);
     view! {
         <article
             class=format!("card {}", status.as_str())
@@ -87,18 +92,18 @@ fn Card(w: WorkerView) -> impl IntoView {
             <header>
                 <h3 class="name">{w.name.clone()}</h3>
                 <span class="status" title=status.as_str()>
-                    {status.icon()} " " {status.as_str()}
+                    {status.icon()} " " {status.word(lang)}
                 </span>
             </header>
             <p class="state">{label}</p>
             <dl class="numbers">
-                <div><dt>"queue"</dt><dd class="queue">{w.queue_depth}</dd></div>
-                <div><dt>"dead letters"</dt><dd class="dead">{w.dead_letter}</dd></div>
-                <div><dt>"processing"</dt><dd class="processing">{w.processing}</dd></div>
-                <div><dt>"done/failed"</dt><dd class="jobs">{w.jobs_done} " / " {w.jobs_failed}</dd></div>
+                <div><dt>{lang.t(Word::Queue)}</dt><dd class="queue">{w.queue_depth}</dd></div>
+                <div><dt>{lang.t(Word::DeadLetters)}</dt><dd class="dead">{w.dead_letter}</dd></div>
+                <div><dt>{lang.t(Word::Processing)}</dt><dd class="processing">{w.processing}</dd></div>
+                <div><dt>{lang.t(Word::DoneFailed)}</dt><dd class="jobs">{w.jobs_done} " / " {w.jobs_failed}</dd></div>
             </dl>
             <p class="meta">
-                <span class="kind">{w.kind.as_str()}</span>
+                <span class="kind">{w.kind.word(lang)}</span>
                 " · "
                 <span class="age">{age}</span>
                 {registered}

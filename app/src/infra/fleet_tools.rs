@@ -5,9 +5,10 @@
 
 use leptos::prelude::*;
 use shared::fleet::{encode, OTHER_GROUP};
-use shared::{LinkStatus, NodesSnapshot};
+use shared::{Lang, LinkStatus, NodesSnapshot, Word};
 
 use super::data::{Window, PAGE};
+use crate::i18n::use_lang;
 
 /// `/infra` for a window (pages are 1-based in the URL).
 fn href(w: &Window) -> String {
@@ -29,22 +30,21 @@ fn href(w: &Window) -> String {
 }
 
 /// "201–400 of 2,006", or what there is to say when nothing matched.
-pub fn range_text(offset: usize, shown: usize, matched: u64, q: &str) -> String {
+pub fn range_text(lang: Lang, offset: usize, shown: usize, matched: u64, q: &str) -> String {
     if matched == 0 {
         return if q.is_empty() {
-            "no workers".into()
+            lang.t(Word::NoWorkers).into()
         } else {
-            format!("no worker name starts with “{q}”")
+            lang.no_name_starts_with(q)
         };
     }
     if shown == 0 {
-        return format!("past the end of {} workers", thousands(matched));
+        return lang.past_the_end(&thousands(matched));
     }
-    format!(
-        "{}–{} of {} workers, problems first",
-        thousands((offset + 1) as u64),
-        thousands((offset + shown) as u64),
-        thousands(matched)
+    lang.page_range(
+        &thousands((offset + 1) as u64),
+        &thousands((offset + shown) as u64),
+        &thousands(matched),
     )
 }
 
@@ -71,13 +71,14 @@ fn go(window: RwSignal<Window>, w: Window) {
 
 #[component]
 pub fn FleetTools(window: RwSignal<Window>, snap: NodesSnapshot) -> impl IntoView {
+    let lang = use_lang();
     let w = window.get_untracked();
     let matched = snap
         .page
         .as_ref()
         .map_or(snap.workers.len() as u64, |p| p.matched);
     let offset = snap.page.as_ref().map_or(0, |p| p.offset as usize);
-    let text = range_text(offset, snap.workers.len(), matched, &w.q);
+    let text = range_text(lang, offset, snap.workers.len(), matched, &w.q);
     let last_page = (matched as usize).saturating_sub(1) / PAGE;
     let at = |page: usize| Window {
         page,
@@ -87,14 +88,14 @@ pub fn FleetTools(window: RwSignal<Window>, snap: NodesSnapshot) -> impl IntoVie
         let to = at(w.page - 1);
         let link = href(&to);
         view! {
-            <a class="prev" href=link on:click=move |ev| { ev.prevent_default(); go(window, to.clone()); }>"‹ previous"</a>
+            <a class="prev" href=link on:click=move |ev| { ev.prevent_default(); go(window, to.clone()); }>{lang.t(Word::Previous)}</a>
         }
     });
     let next = (w.page < last_page).then(|| {
         let to = at(w.page + 1);
         let link = href(&to);
         view! {
-            <a class="next" href=link on:click=move |ev| { ev.prevent_default(); go(window, to.clone()); }>"next ›"</a>
+            <a class="next" href=link on:click=move |ev| { ev.prevent_default(); go(window, to.clone()); }>{lang.t(Word::Next)}</a>
         }
     });
     let group = w.group.clone().map(|g| {
@@ -106,8 +107,8 @@ pub fn FleetTools(window: RwSignal<Window>, snap: NodesSnapshot) -> impl IntoVie
         let link = href(&all);
         view! {
             <span class="group-chip">
-                "group " <strong>{g.clone()}</strong> " "
-                <a href=link on:click=move |ev| { ev.prevent_default(); go(window, all.clone()); }>"✕ all workers"</a>
+                {lang.t(Word::GroupWord)} " " <strong>{g.clone()}</strong> " "
+                <a href=link on:click=move |ev| { ev.prevent_default(); go(window, all.clone()); }>{lang.t(Word::AllWorkers)}</a>
             </span>
             <input type="hidden" name="group" value=g/>
         }
@@ -132,13 +133,13 @@ pub fn FleetTools(window: RwSignal<Window>, snap: NodesSnapshot) -> impl IntoVie
                 type="search"
                 name="q"
                 value=w.q.clone()
-                placeholder="worker name starts with…"
-                aria-label="Search workers by name"
+                placeholder=lang.t(Word::SearchPlaceholder)
+                aria-label=lang.t(Word::SearchLabel)
             />
-            <button type="submit">"Search"</button>
+            <button type="submit">{lang.t(Word::Search)}</button>
             {group}
             <span class="range" aria-live="polite">{text}</span>
-            <nav class="pager" aria-label="Pages">{prev} {next}</nav>
+            <nav class="pager" aria-label=lang.t(Word::NavPages)>{prev} {next}</nav>
         </form>
     }
 }
@@ -146,21 +147,13 @@ pub fn FleetTools(window: RwSignal<Window>, snap: NodesSnapshot) -> impl IntoVie
 /// The groups the 3D view draws, as buttons that open one (its workers, in both views).
 #[component]
 pub fn GroupList(window: RwSignal<Window>, snap: NodesSnapshot) -> impl IntoView {
+    let lang = use_lang();
     let groups = snap.summary.map(|s| s.groups).unwrap_or_default();
     let items = groups
         .into_iter()
         .map(|g| {
             let down = g.by_status.get(&LinkStatus::Down).copied().unwrap_or(0);
-            let label = format!(
-                "{} · {} workers{}",
-                g.name,
-                thousands(g.count),
-                if down > 0 {
-                    format!(" · {down} down")
-                } else {
-                    String::new()
-                }
-            );
+            let label = lang.group_button(&g.name, &thousands(g.count), down);
             let openable = g.name != OTHER_GROUP;
             let name = g.name.clone();
             let open = move |_| {
@@ -190,8 +183,8 @@ pub fn GroupList(window: RwSignal<Window>, snap: NodesSnapshot) -> impl IntoView
         })
         .collect_view();
     view! {
-        <section class="groups" aria-label="Groups">
-            <p class="groups-note">"Large fleet: one tube per group (worst status as its colour). Open a group to see its workers."</p>
+        <section class="groups" aria-label=lang.t(Word::Groups)>
+            <p class="groups-note">{lang.t(Word::GroupsNote)}</p>
             <ul>{items}</ul>
         </section>
     }
@@ -203,13 +196,27 @@ mod tests {
 
     #[test]
     fn the_range_reads_like_a_pager() {
+        let en = Lang::En;
         assert_eq!(
-            range_text(200, 200, 2_006, ""),
+            range_text(en, 200, 200, 2_006, ""),
             "201–400 of 2,006 workers, problems first"
         );
-        assert_eq!(range_text(0, 6, 6, ""), "1–6 of 6 workers, problems first");
-        assert_eq!(range_text(0, 0, 0, "zz"), "no worker name starts with “zz”");
-        assert_eq!(range_text(400, 0, 300, ""), "past the end of 300 workers");
+        assert_eq!(
+            range_text(en, 0, 6, 6, ""),
+            "1–6 of 6 workers, problems first"
+        );
+        assert_eq!(
+            range_text(en, 0, 0, 0, "zz"),
+            "no worker name starts with “zz”"
+        );
+        assert_eq!(
+            range_text(en, 400, 0, 300, ""),
+            "past the end of 300 workers"
+        );
+        assert_eq!(
+            range_text(Lang::Ko, 200, 200, 2_006, ""),
+            "워커 2,006개 중 201–400 (문제 먼저)"
+        );
         assert_eq!(thousands(100_006), "100,006");
     }
 

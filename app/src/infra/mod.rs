@@ -8,7 +8,9 @@ mod fleet_tools;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use shared::Word;
 
+use crate::i18n::{use_lang, LangSwitch};
 use crate::operator_ui::{Flash, OperatorUi, TokenPrompt};
 use crate::pipeline::PipelineView;
 use crate::view_mode::View;
@@ -20,6 +22,7 @@ use fleet_tools::{FleetTools, GroupList};
 #[component]
 pub fn InfraPage() -> impl IntoView {
     OperatorUi::provide();
+    let lang = use_lang();
     let data = use_infra_data();
     let (first, first_alerts, live, live_alerts, poll_failed) = (
         data.first,
@@ -28,33 +31,8 @@ pub fn InfraPage() -> impl IntoView {
         data.live_alerts,
         data.poll_failed,
     );
-
-    // Both sides start on the cards (so hydration matches the server's HTML); the browser then
-    // picks the view from `?view=`, the remembered toggle, and whether WebGL2 starts.
-    let view = RwSignal::new(View::Cards);
     let gl_failed = RwSignal::new(None::<String>);
-    let hydrated = RwSignal::new(false);
-    #[cfg(browser)]
-    {
-        let query = leptos_router::hooks::use_query_map();
-        Effect::new(move |_| {
-            let asked = query.with_untracked(|q| q.get("view"));
-            let remembered = crate::view_mode::remembered();
-            let phone = crate::view_mode::phone();
-            view.set(View::choose(asked.as_deref(), remembered.as_deref(), phone));
-            hydrated.set(true);
-        });
-        Effect::new(move |_| {
-            if gl_failed.get().is_some() {
-                view.set(View::Cards);
-            }
-        });
-    }
-    let choose = move |v: View| {
-        view.set(v);
-        #[cfg(browser)]
-        crate::view_mode::remember(v);
-    };
+    let (view, hydrated) = view_choice(gl_failed);
     let current = data.current();
     let show_3d = move || view.get() == View::Pipeline && gl_failed.get().is_none();
     let window = data.window;
@@ -77,47 +55,24 @@ pub fn InfraPage() -> impl IntoView {
     });
 
     view! {
-        <Title text="Infra — NODE PIPELINE"/>
+        <Title text=lang.t(Word::InfraTitle)/>
         <header class="top">
-            <h1>"🛰️ Infra — NODE PIPELINE"</h1>
-            <p class="sub">"Live status of the NAS ↔ Windows worker pipeline"</p>
-            <nav class="pages">
-                <a href="/infra" aria-current="page">"Infra"</a>
+            <h1>"🛰️ " {lang.t(Word::InfraTitle)}</h1>
+            <p class="sub">{lang.t(Word::InfraSubtitle)}</p>
+            <nav class="pages" aria-label=lang.t(Word::NavPages)>
+                <a href="/infra" aria-current="page">{lang.t(Word::NavInfra)}</a>
                 " · "
-                <a href="/agents">"Agents"</a>
+                <a href="/agents">{lang.t(Word::NavAgents)}</a>
             </nav>
-            <div class="view-toggle" role="group" aria-label="View" hidden=move || !hydrated.get()>
-                <button
-                    type="button"
-                    data-view="3d"
-                    aria-pressed=move || (view.get() == View::Pipeline).to_string()
-                    disabled=move || gl_failed.get().is_some()
-                    on:click=move |_| choose(View::Pipeline)
-                >
-                    "3D pipeline"
-                </button>
-                <button
-                    type="button"
-                    data-view="2d"
-                    aria-pressed=move || (view.get() == View::Cards).to_string()
-                    on:click=move |_| choose(View::Cards)
-                >
-                    "2D cards"
-                </button>
-            </div>
+            <LangSwitch path="/infra"/>
+            <ViewToggle view gl_failed hydrated/>
         </header>
         <TokenPrompt/>
         <Flash/>
         {move || {
-            gl_failed
-                .get()
-                .map(|why| {
-                    view! {
-                        <p class="banner stale fallback-note">
-                            "3D view unavailable (" {why} ") — showing the cards."
-                        </p>
-                    }
-                })
+            gl_failed.get().map(|why| {
+                view! { <p class="banner stale fallback-note">{lang.scene_unavailable(&why)}</p> }
+            })
         }}
         <Show when=show_3d>
             <PipelineView snap=drawn failed=gl_failed/>
@@ -128,7 +83,7 @@ pub fn InfraPage() -> impl IntoView {
                     .map(|snap| view! { <GroupList window snap/> }.into_any())
             }}
         </Show>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+        <Suspense fallback=move || view! { <p class="loading">{lang.t(Word::Loading)}</p> }>
             {move || {
                 let first = first.get();
                 let cards_hidden = Signal::derive(show_3d);
@@ -140,7 +95,7 @@ pub fn InfraPage() -> impl IntoView {
                     .into_any(),
                     None => {
                         let why = first.and_then(Result::err).map(|e| e.to_string()).unwrap_or_default();
-                        view! { <p class="error">"No data yet. " {why}</p> }.into_any()
+                        view! { <p class="error">{lang.t(Word::NoDataYet)} " " {why}</p> }.into_any()
                     }
                 }
             }}
@@ -151,5 +106,68 @@ pub fn InfraPage() -> impl IntoView {
                 live_alerts.get().or(first).map(|view| view! { <RecentAlerts view/> })
             }}
         </Suspense>
+    }
+}
+
+/// Which view shows, and whether the page is hydrated. Both sides start on the cards (so
+/// hydration matches the server's HTML); the browser then picks the view from `?view=`, the
+/// remembered toggle and whether WebGL2 starts (`gl_failed`: the cards, saying why).
+fn view_choice(gl_failed: RwSignal<Option<String>>) -> (RwSignal<View>, RwSignal<bool>) {
+    let view = RwSignal::new(View::Cards);
+    let hydrated = RwSignal::new(false);
+    #[cfg(browser)]
+    {
+        let query = leptos_router::hooks::use_query_map();
+        Effect::new(move |_| {
+            let asked = query.with_untracked(|q| q.get("view"));
+            let remembered = crate::view_mode::remembered();
+            let phone = crate::view_mode::phone();
+            view.set(View::choose(asked.as_deref(), remembered.as_deref(), phone));
+            hydrated.set(true);
+        });
+        Effect::new(move |_| {
+            if gl_failed.get().is_some() {
+                view.set(View::Cards);
+            }
+        });
+    }
+    #[cfg(not(browser))]
+    let _ = gl_failed;
+    (view, hydrated)
+}
+
+/// The 3D / 2D buttons (hydrated pages only); the choice is remembered.
+#[component]
+fn ViewToggle(
+    view: RwSignal<View>,
+    gl_failed: RwSignal<Option<String>>,
+    hydrated: RwSignal<bool>,
+) -> impl IntoView {
+    let lang = use_lang();
+    let choose = move |v: View| {
+        view.set(v);
+        #[cfg(browser)]
+        crate::view_mode::remember(v);
+    };
+    view! {
+        <div class="view-toggle" role="group" aria-label=lang.t(Word::ViewLabel) hidden=move || !hydrated.get()>
+            <button
+                type="button"
+                data-view="3d"
+                aria-pressed=move || (view.get() == View::Pipeline).to_string()
+                disabled=move || gl_failed.get().is_some()
+                on:click=move |_| choose(View::Pipeline)
+            >
+                {lang.t(Word::View3d)}
+            </button>
+            <button
+                type="button"
+                data-view="2d"
+                aria-pressed=move || (view.get() == View::Cards).to_string()
+                on:click=move |_| choose(View::Cards)
+            >
+                {lang.t(Word::View2d)}
+            </button>
+        </div>
     }
 }

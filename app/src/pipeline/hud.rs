@@ -6,7 +6,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Document, HtmlElement};
 
 use shared::status::LinkStatus;
-use shared::{NodesSnapshot, WorkerView};
+use shared::{Lang, NodesSnapshot, WorkerView};
 
 use super::declutter::{self, Rect};
 use super::label;
@@ -29,6 +29,8 @@ struct Label {
 pub struct Hud {
     root: HtmlElement,
     document: Document,
+    /// The page's language, fixed at the first paint.
+    lang: Lang,
     labels: Vec<Label>,
     /// The workers the labels describe, to rewrite them when the detail level changes.
     workers: Vec<WorkerView>,
@@ -64,10 +66,11 @@ fn set_style(el: &HtmlElement, name: &str, value: &str) {
 }
 
 impl Hud {
-    pub fn new(root: HtmlElement) -> Option<Self> {
+    pub fn new(root: HtmlElement, lang: Lang) -> Option<Self> {
         let document = root.owner_document()?;
         Some(Self {
             root,
+            lang,
             document,
             labels: Vec::new(),
             workers: Vec::new(),
@@ -165,7 +168,7 @@ impl Hud {
                 status.as_str(),
                 if self.compact { " compact" } else { "" }
             );
-            let lines = label::lines(w, self.compact);
+            let lines = label::lines(w, self.compact, self.lang);
             let text: String = lines.iter().flatten().map(|(_, t)| t.as_str()).collect();
             if l.el.class_name() == class && l.el.text_content().unwrap_or_default() == text {
                 continue;

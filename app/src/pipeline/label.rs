@@ -1,7 +1,7 @@
 //! What a worker's HUD label says. Pure, so the words are tested natively and match the cards.
 
 use shared::status::LinkStatus;
-use shared::WorkerView;
+use shared::{Lang, WorkerView};
 
 /// A piece of a label: its CSS class and its text.
 pub type Span = (&'static str, String);
@@ -11,9 +11,9 @@ pub type Line = Vec<Span>;
 /// Full labels, two lines: name and state label; queue and dead letters, and for a down worker
 /// its last beat. Compact labels (rows too close on screen): one line, the name with the status
 /// icon and the problem if there is one.
-pub fn lines(w: &WorkerView, compact: bool) -> Vec<Line> {
+pub fn lines(w: &WorkerView, compact: bool, lang: Lang) -> Vec<Line> {
     let status = w.status();
-    let beat = format!("⚠ {}", shared::time::last_beat(w.last_beat_age_s));
+    let beat = format!("⚠ {}", lang.last_beat(w.last_beat_age_s));
     if compact {
         let mut head = format!("{} {}", status.icon(), w.name);
         match status {
@@ -25,7 +25,7 @@ pub fn lines(w: &WorkerView, compact: bool) -> Vec<Line> {
     }
     let mut second = vec![(
         "hud-numbers",
-        format!("queue {} · dead {}", w.queue_depth, w.dead_letter),
+        lang.queue_and_dead(w.queue_depth, w.dead_letter),
     )];
     if status == LinkStatus::Down {
         second.push(("hud-beat", beat));
@@ -33,7 +33,7 @@ pub fn lines(w: &WorkerView, compact: bool) -> Vec<Line> {
     vec![
         vec![
             ("hud-name", w.name.clone()),
-            ("hud-state", w.state_label().text().to_string()),
+            ("hud-state", w.state_label().text(lang).to_string()),
         ],
         second,
     ]
@@ -56,8 +56,16 @@ mod tests {
     }
 
     #[test]
+    fn labels_speak_the_page_language() {
+        let l = lines(&w(false, "down", 0, Some(93)), false, Lang::Ko);
+        assert_eq!(l[0][1].1, "🔴 다운");
+        assert_eq!(l[1][0].1, "대기열 7 · 실패 0");
+        assert_eq!(l[1][1].1, "⚠ 마지막 하트비트 93초 전");
+    }
+
+    #[test]
     fn full_label_of_a_down_worker_says_when_it_last_beat() {
-        let text: Vec<Vec<String>> = lines(&w(false, "down", 0, Some(93)), false)
+        let text: Vec<Vec<String>> = lines(&w(false, "down", 0, Some(93)), false, Lang::En)
             .into_iter()
             .map(|l| l.into_iter().map(|s| s.1).collect())
             .collect();
@@ -72,7 +80,7 @@ mod tests {
 
     #[test]
     fn full_label_of_a_paused_worker() {
-        let l = lines(&w(true, "paused", 2, Some(1)), false);
+        let l = lines(&w(true, "paused", 2, Some(1)), false, Lang::En);
         assert_eq!(l[0][1].1, "⏸ paused (trading)");
         assert_eq!(l[1], vec![("hud-numbers", "queue 7 · dead 2".to_string())]);
     }
@@ -80,15 +88,15 @@ mod tests {
     #[test]
     fn compact_labels_keep_the_problem() {
         assert_eq!(
-            lines(&w(true, "idle", 0, Some(1)), true)[0][0].1,
+            lines(&w(true, "idle", 0, Some(1)), true, Lang::En)[0][0].1,
             "✔ insta-render"
         );
         assert_eq!(
-            lines(&w(true, "idle", 4, Some(1)), true)[0][0].1,
+            lines(&w(true, "idle", 4, Some(1)), true, Lang::En)[0][0].1,
             "❌ insta-render ❌4"
         );
         assert_eq!(
-            lines(&w(false, "down", 0, None), true)[0][0].1,
+            lines(&w(false, "down", 0, None), true, Lang::En)[0][0].1,
             "⚠ insta-render no heartbeat"
         );
     }

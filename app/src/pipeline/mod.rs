@@ -20,7 +20,9 @@ mod render_loop;
 mod scene;
 
 use leptos::prelude::*;
-use shared::NodesSnapshot;
+use shared::{NodesSnapshot, Word};
+
+use crate::i18n::use_lang;
 
 /// The canvas, its HUD and the "aggregator disconnected" overlay. When WebGL2 cannot start,
 /// `failed` gets the reason and the page falls back to the cards.
@@ -29,10 +31,11 @@ pub fn PipelineView(
     snap: Signal<Option<NodesSnapshot>>,
     failed: RwSignal<Option<String>>,
 ) -> impl IntoView {
+    let lang = use_lang();
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     let hud = NodeRef::<leptos::html::Div>::new();
     #[cfg(browser)]
-    run(canvas, hud, snap, failed);
+    run(canvas, hud, snap, failed, lang);
     #[cfg(not(browser))]
     let _ = failed;
 
@@ -40,17 +43,18 @@ pub fn PipelineView(
         snap.get().filter(|s| !s.redis_ok).map(|s| {
             let since = s
                 .stale_since
-                .map(|t| format!(" — last data {t}"))
+                .map(|t| lang.last_data(&t))
                 .unwrap_or_default();
-            view! { <div class="overlay-down" role="alert">"⚠ aggregator disconnected" {since}</div> }
+            let text = lang.t(Word::AggregatorDisconnected);
+            view! { <div class="overlay-down" role="alert">"⚠ " {text} {since}</div> }
         })
     };
     view! {
-        <section class="pipeline" aria-label="Pipeline">
+        <section class="pipeline" aria-label=lang.t(Word::PipelineLabel)>
             <canvas node_ref=canvas class="pipeline-canvas"></canvas>
             <div node_ref=hud class="hud" aria-live="off"></div>
             {disconnected}
-            <p class="pipeline-hint">"drag to orbit · wheel to zoom · double-click to reset"</p>
+            <p class="pipeline-hint">{lang.t(Word::OrbitHint)}</p>
         </section>
     }
 }
@@ -63,6 +67,7 @@ fn run(
     hud: NodeRef<leptos::html::Div>,
     snap: Signal<Option<NodesSnapshot>>,
     failed: RwSignal<Option<String>>,
+    lang: shared::Lang,
 ) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -84,7 +89,7 @@ fn run(
         let Some((rx, stop)) = pending.take() else {
             return;
         };
-        if let Err(why) = render_loop::start(c, h.into(), rx, stop) {
+        if let Err(why) = render_loop::start(c, h.into(), rx, stop, lang) {
             leptos::logging::warn!("3D view unavailable: {why}");
             failed.set(Some(why.to_string()));
         }

@@ -50,6 +50,7 @@ pub fn start(
     hud_root: HtmlElement,
     rx: Receiver<NodesSnapshot>,
     stop: Arc<AtomicBool>,
+    lang: shared::Lang,
 ) -> Result<(), SceneError> {
     let window = web_sys::window().ok_or(SceneError::NoWindow)?;
     let attrs = WebGlContextAttributes::new();
@@ -68,7 +69,7 @@ pub fn start(
     let glow = Arc::new(glow);
     let context =
         three_d::Context::from_gl_context(glow).map_err(|e| SceneError::Unusable(e.to_string()))?;
-    let hud = Hud::new(hud_root).ok_or(SceneError::NoWindow)?;
+    let hud = Hud::new(hud_root, lang).ok_or(SceneError::NoWindow)?;
 
     let input = Rc::new(RefCell::new(Input::default()));
     let listeners = listen(&canvas, &input);

@@ -41,6 +41,7 @@ pub(super) async fn run(
     let mut ev = Evaluator {
         rules: Rules {
             dead_letter_threshold: cfg.dead_letter_threshold,
+            language: cfg.language,
         },
         lease: cfg.lease,
         shared,

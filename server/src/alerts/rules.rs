@@ -7,13 +7,15 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use shared::alerts::{Alert, AlertKind};
-use shared::{NodesSnapshot, WorkerView};
+use shared::{Lang, NodesSnapshot, WorkerView};
 
 /// Settings of the rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rules {
     /// A dead-letter count at or above this is told (default 1).
     pub dead_letter_threshold: u64,
+    /// The language the messages are written in.
+    pub language: Lang,
 }
 
 /// What the alerts last said about one worker.
@@ -71,12 +73,12 @@ pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory,
         (true, false) => alerts.push(Alert {
             kind: AlertKind::RedisLost,
             worker: None,
-            text: "🔴 [agent-office] Redis unreachable — worker alerts paused".into(),
+            text: rules.language.redis_lost().into(),
         }),
         (false, true) => alerts.push(Alert {
             kind: AlertKind::RedisBack,
             worker: None,
-            text: "🟢 [agent-office] Redis reachable again".into(),
+            text: rules.language.redis_back().into(),
         }),
         _ => {}
     }
@@ -96,7 +98,7 @@ pub fn evaluate(memory: &Memory, snap: &NodesSnapshot, rules: Rules) -> (Memory,
         let now = worker_alerts(before, w, rules, &mut alerts);
         next.workers.insert(w.name.clone(), now);
     }
-    alerts.extend(stray_alert(&stray));
+    alerts.extend(stray_alert(&stray, rules.language));
     // Workers no longer in the snapshot (forgotten discoveries) are forgotten here too.
     next.workers
         .retain(|name, _| snap.workers.iter().any(|w| &w.name == name));
@@ -118,7 +120,7 @@ fn worker_alerts(
             alerts.push(worker_alert(
                 AlertKind::WorkerDown,
                 &w.name,
-                format!("🔴 [{}] worker down", w.name),
+                rules.language.worker_down(&w.name),
             ));
             now.told_down = true;
         }
@@ -126,7 +128,7 @@ fn worker_alerts(
             alerts.push(worker_alert(
                 AlertKind::WorkerRecovered,
                 &w.name,
-                format!("🟢 [{}] worker recovered", w.name),
+                rules.language.worker_recovered(&w.name),
             ));
             now.told_down = false;
         }
@@ -140,10 +142,7 @@ fn worker_alerts(
         alerts.push(worker_alert(
             AlertKind::DeadLetters,
             &w.name,
-            format!(
-                "❌ [{}] {} failed jobs (dead-letter)",
-                w.name, w.dead_letter
-            ),
+            rules.language.dead_letters(&w.name, w.dead_letter),
         ));
         now.dead_letter_told = w.dead_letter;
     }
@@ -151,7 +150,7 @@ fn worker_alerts(
 }
 
 /// The one line for every stray heartbeat key of this evaluation, naming the first few.
-fn stray_alert(stray: &[&str]) -> Option<Alert> {
+fn stray_alert(stray: &[&str], lang: Lang) -> Option<Alert> {
     if stray.is_empty() {
         return None;
     }
@@ -164,11 +163,7 @@ fn stray_alert(stray: &[&str]) -> Option<Alert> {
     Some(Alert {
         kind: AlertKind::StrayKeys,
         worker: None,
-        text: format!(
-            "⚠ [agent-office] {} unregistered heartbeat keys hold no valid heartbeat ({}{more})",
-            stray.len(),
-            shown.join(", ")
-        ),
+        text: lang.stray_keys(stray.len(), &format!("{}{more}", shown.join(", "))),
     })
 }
 
@@ -193,6 +188,7 @@ mod tests {
 
     const RULES: Rules = Rules {
         dead_letter_threshold: 1,
+        language: Lang::En,
     };
 
     fn worker(name: &str, alive: bool) -> WorkerView {
@@ -221,6 +217,27 @@ mod tests {
             m = next;
         }
         (m, all)
+    }
+
+    #[test]
+    fn in_korean_the_messages_are_the_plans() {
+        let ko = Rules {
+            dead_letter_threshold: 1,
+            language: Lang::Ko,
+        };
+        let up = snap(vec![worker("image-render", true)]);
+        let down = snap(vec![worker("image-render", false)]);
+        let mut dead = up.clone();
+        dead.workers[0].dead_letter = 2;
+        let (_, said) = run(Memory::default(), &[up.clone(), down, up, dead], ko);
+        assert_eq!(
+            said,
+            [
+                "🔴 [image-render] 워커 다운",
+                "🟢 [image-render] 워커 복구",
+                "❌ [image-render] 실패 누적 2건 (dead-letter)"
+            ]
+        );
     }
 
     #[test]
@@ -354,6 +371,7 @@ mod tests {
             &[with(2), with(3), with(5)],
             Rules {
                 dead_letter_threshold: 5,
+                language: Lang::En,
             },
         );
         assert_eq!(said, ["❌ [insta-render] 5 failed jobs (dead-letter)"]);

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use shared::Lang;
 
 use super::Channel;
 
@@ -30,6 +31,9 @@ pub struct AlertArgs {
     /// Lease of the replica that sends alerts; another takes over within it (default 15s).
     #[arg(long, env = "ALERT_LEASE", value_parser = humantime::parse_duration)]
     pub alert_lease: Option<Duration>,
+    /// The language of the alert messages: ko (default, the plan's messages) or en.
+    #[arg(long, env = "ALERT_LANGUAGE")]
+    pub alert_language: Option<String>,
 }
 
 /// Alert settings (SPEC §6). No channel: alerts are off.
@@ -39,6 +43,7 @@ pub struct AlertConfig {
     pub interval: Duration,
     pub dead_letter_threshold: u64,
     pub lease: Duration,
+    pub language: Lang,
 }
 
 impl Default for AlertConfig {
@@ -48,6 +53,8 @@ impl Default for AlertConfig {
             interval: Duration::from_secs(60),
             dead_letter_threshold: 1,
             lease: Duration::from_secs(15),
+            // The plan's team already receives its Korean messages.
+            language: Lang::Ko,
         }
     }
 }
@@ -83,8 +90,14 @@ impl AlertConfig {
             );
             channels.push(Channel::Webhook { url });
         }
+        let language = match pick(&args.alert_language, &file.alert_language) {
+            None => defaults.language,
+            Some(code) => Lang::parse(&code)
+                .ok_or_else(|| anyhow::anyhow!("ALERT_LANGUAGE must be ko or en, not {code:?}"))?,
+        };
         let config = AlertConfig {
             channels,
+            language,
             interval: args
                 .alert_interval
                 .or(file.alert_interval)

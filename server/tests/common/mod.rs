@@ -389,7 +389,8 @@ impl FakeTelegram {
     }
 }
 
-/// A config with alerts to `channel`, evaluated every 200 ms, lease 1 s.
+/// A config with alerts to `channel`, evaluated every 200 ms, lease 1 s, in English (the
+/// processes `ServerProcess` starts keep the default, Korean).
 pub fn alerting_config(redis_url: &str, channel: server::alerts::Channel) -> Config {
     let mut c = Server::fast_config(redis_url);
     c.alerts = server::alerts::AlertConfig {
@@ -397,6 +398,7 @@ pub fn alerting_config(redis_url: &str, channel: server::alerts::Channel) -> Con
         interval: Duration::from_millis(200),
         dead_letter_threshold: 1,
         lease: Duration::from_secs(1),
+        language: shared::Lang::En,
     };
     c
 }
@@ -442,9 +444,16 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// The binary as deployed, alerting to `tg`, with the alert settings' defaults.
     pub async fn start(redis_url: &str, tg: &FakeTelegram) -> Self {
+        Self::start_with(redis_url, tg, &[]).await
+    }
+
+    /// Like [`Self::start`], with more environment variables.
+    pub async fn start_with(redis_url: &str, tg: &FakeTelegram, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = server_command(Command::new(server_binary()), redis_url, port)
+            .envs(env.iter().copied())
             .env("COLLECT_INTERVAL", "100ms")
             .env("DISCOVER_INTERVAL", "200ms")
             .env("TELEGRAM_BOT_TOKEN", "123:test-token")

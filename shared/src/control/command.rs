@@ -48,7 +48,20 @@ impl CommandType {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
-    /// The word on a button that sends it.
+    /// The button's label for it, in `lang`.
+    pub fn button(self, lang: crate::i18n::Lang) -> &'static str {
+        use crate::i18n::Word;
+        lang.t(match self {
+            Self::StartPipeline => Word::VerbStart,
+            Self::StopPipeline => Word::VerbStop,
+            Self::PausePipeline => Word::VerbPause,
+            Self::ResumePipeline => Word::VerbResume,
+            Self::UpdateConfig => Word::VerbUpdateConfig,
+            Self::Shutdown => Word::VerbShutdown,
+        })
+    }
+
+    /// A short word for it that never changes with the language (`data-action`, tests).
     pub fn verb(self) -> &'static str {
         match self {
             Self::StartPipeline => "start",
