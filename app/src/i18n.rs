@@ -58,10 +58,19 @@ pub fn lang_of_query(query: &str) -> Option<&str> {
 }
 
 /// The ko/en switch: plain links (`?lang=ko`), so it works without JavaScript; the server
-/// remembers the choice in a cookie.
+/// remembers the choice in a cookie. `rel="external"`: a full page load even when hydrated
+/// (the router would navigate in place and keep the old language).
 #[component]
 pub fn LangSwitch(path: &'static str) -> impl IntoView {
     let lang = use_lang();
+    // The page's other parameters stay (`?view=2d&q=img`): only the language changes.
+    let query = leptos_router::hooks::use_query_map();
+    let rest: Vec<(String, String)> = query.with_untracked(|q| {
+        q.into_iter()
+            .filter(|(k, _)| k.as_ref() != "lang")
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    });
     let links = Lang::ALL
         .iter()
         .map(|&l| {
@@ -71,7 +80,7 @@ pub fn LangSwitch(path: &'static str) -> impl IntoView {
             };
             let current = (l == lang).then_some("true");
             view! {
-                <a href=format!("{path}?lang={}", l.code()) hreflang=l.code() lang=l.code() aria-current=current>
+                <a href=switch_href(path, &rest, l) rel="external" hreflang=l.code() lang=l.code() aria-current=current>
                     {name}
                 </a>
             }
@@ -82,9 +91,32 @@ pub fn LangSwitch(path: &'static str) -> impl IntoView {
     }
 }
 
+/// `path?<the other parameters>&lang=<code>`.
+fn switch_href(path: &str, rest: &[(String, String)], lang: Lang) -> String {
+    let mut parts: Vec<String> = rest
+        .iter()
+        .map(|(k, v)| format!("{}={}", shared::fleet::encode(k), shared::fleet::encode(v)))
+        .collect();
+    parts.push(format!("lang={}", lang.code()));
+    format!("{path}?{}", parts.join("&"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_switch_keeps_the_other_parameters() {
+        let rest = vec![
+            ("view".to_string(), "2d".to_string()),
+            ("q".into(), "render eu".into()),
+        ];
+        assert_eq!(
+            switch_href("/infra", &rest, Lang::Ko),
+            "/infra?view=2d&q=render%20eu&lang=ko"
+        );
+        assert_eq!(switch_href("/agents", &[], Lang::En), "/agents?lang=en");
+    }
 
     #[test]
     fn the_query_names_the_language() {

@@ -10,7 +10,7 @@ use shared::{Lang, NodesSnapshot, WorkerView};
 
 use super::declutter::{self, Rect};
 use super::label;
-use super::layout::{Layout, P3};
+use super::layout::{Layout, Tube, P3};
 
 struct Label {
     name: String,
@@ -24,6 +24,60 @@ struct Label {
     badge_at: Option<(i32, i32)>,
     probe: Option<(i32, i32)>,
     cut: Option<(i32, i32)>,
+}
+
+impl Label {
+    /// Moves the label to `at` (`x, y, shown`), hidden when off the canvas; writes styles only
+    /// when something changed.
+    fn show_at(&mut self, at: Option<(i32, i32, bool)>) {
+        if at == self.shown {
+            return;
+        }
+        self.shown = at;
+        match at {
+            Some((x, y, show)) => {
+                set_style(&self.el, "transform", &format!("translate({x}px,{y}px)"));
+                set_style(
+                    &self.el,
+                    "visibility",
+                    if show { "visible" } else { "hidden" },
+                );
+            }
+            None => set_style(&self.el, "visibility", "hidden"),
+        }
+    }
+
+    /// The tube's probe and cut points for the tests, and the dead-letter badge on the tube.
+    fn mark_tube(&mut self, tube: &Tube, on_canvas: &impl Fn(P3) -> Option<(f32, f32)>) {
+        let px = |p: Option<(f32, f32)>| p.map(|(x, y)| (x as i32, y as i32));
+        mark(
+            &self.el,
+            "data-probe",
+            &mut self.probe,
+            px(on_canvas(tube.probe())),
+        );
+        let cut = tube.broken.then(|| on_canvas(tube.cut())).flatten();
+        mark(&self.el, "data-cut", &mut self.cut, px(cut));
+        let Some(b) = &self.badge else {
+            return;
+        };
+        let at = px(on_canvas(tube.badge()));
+        if at == self.badge_at {
+            return;
+        }
+        self.badge_at = at;
+        match at {
+            Some((x, y)) => {
+                set_style(
+                    b,
+                    "transform",
+                    &format!("translate({x}px,{y}px) translate(-50%,-50%)"),
+                );
+                set_style(b, "visibility", "visible");
+            }
+            None => set_style(b, "visibility", "hidden"),
+        }
+    }
 }
 
 pub struct Hud {
@@ -202,40 +256,13 @@ impl Hud {
         height: f32,
         project: impl Fn(P3) -> Option<(f32, f32)>,
     ) {
-        let on_canvas = |p: Option<(f32, f32)>| {
-            p.filter(|(x, y)| *x >= 0.0 && *y >= 0.0 && *x <= width && *y <= height)
+        let on_canvas = |p: P3| {
+            project(p).filter(|(x, y)| *x >= 0.0 && *y >= 0.0 && *x <= width && *y <= height)
         };
-        // Two neighbours in a column (the layout fills columns first) give the row pitch.
-        if let [a, b, ..] = layout.places.as_slice() {
-            if let (Some(pa), Some(pb)) = (project(a.node), project(b.node)) {
-                let pitch = (pa.1 - pb.1).hypot(pa.0 - pb.0);
-                let compact = if self.compact {
-                    pitch < FULL_ABOVE
-                } else {
-                    pitch < COMPACT_BELOW
-                };
-                if compact != self.compact {
-                    self.compact = compact;
-                    self.write_texts();
-                }
-            }
-        }
-        let mut boxes = Vec::with_capacity(self.labels.len());
-        for (l, place) in self.labels.iter_mut().zip(&layout.places) {
-            let size = *l
-                .size
-                .get_or_insert_with(|| (l.el.offset_width() as f32, l.el.offset_height() as f32));
-            let rect = on_canvas(project(place.label)).map(|(x, y)| Rect {
-                x,
-                y: y - size.1 / 2.0,
-                w: size.0,
-                h: size.1,
-            });
-            boxes.push((rect, l.priority));
-        }
+        self.fit_detail(layout, &project);
+        let boxes = self.label_boxes(layout, &on_canvas);
         let (_, top) = layout.bus;
-        let bus =
-            on_canvas(project([top[0], top[1] - 0.6, top[2]])).map(|(x, y)| (x as i32, y as i32));
+        let bus = on_canvas([top[0], top[1] - 0.6, top[2]]).map(|(x, y)| (x as i32, y as i32));
         mark(&self.root, "data-bus", &mut self.bus, bus);
         let visible = declutter::visible(&boxes);
         for (((l, place), (rect, _)), show) in self
@@ -245,45 +272,56 @@ impl Hud {
             .zip(&boxes)
             .zip(visible)
         {
-            let at = rect.map(|r| (r.x.round() as i32, r.y.round() as i32));
-            let state = at.map(|(x, y)| (x, y, show));
-            if state != l.shown {
-                l.shown = state;
-                match state {
-                    Some((x, y, show)) => {
-                        set_style(&l.el, "transform", &format!("translate({x}px,{y}px)"));
-                        set_style(&l.el, "visibility", if show { "visible" } else { "hidden" });
-                    }
-                    None => set_style(&l.el, "visibility", "hidden"),
-                }
-            }
-            let Some(tube) = &place.tube else { continue };
-            let probe = on_canvas(project(tube.probe())).map(|(x, y)| (x as i32, y as i32));
-            mark(&l.el, "data-probe", &mut l.probe, probe);
-            let cut = tube
-                .broken
-                .then(|| on_canvas(project(tube.cut())))
-                .flatten()
-                .map(|(x, y)| (x as i32, y as i32));
-            mark(&l.el, "data-cut", &mut l.cut, cut);
-            if let Some(b) = &l.badge {
-                let at = on_canvas(project(tube.badge())).map(|(x, y)| (x as i32, y as i32));
-                if at != l.badge_at {
-                    l.badge_at = at;
-                    match at {
-                        Some((x, y)) => {
-                            set_style(
-                                b,
-                                "transform",
-                                &format!("translate({x}px,{y}px) translate(-50%,-50%)"),
-                            );
-                            set_style(b, "visibility", "visible");
-                        }
-                        None => set_style(b, "visibility", "hidden"),
-                    }
-                }
+            l.show_at(rect.map(|r| (r.x.round() as i32, r.y.round() as i32, show)));
+            if let Some(tube) = &place.tube {
+                l.mark_tube(tube, &on_canvas);
             }
         }
+    }
+
+    /// Compact labels when rows come too close on screen, full ones when they part again. Two
+    /// neighbours in a column (the layout fills columns first) give the row pitch.
+    fn fit_detail(&mut self, layout: &Layout, project: &impl Fn(P3) -> Option<(f32, f32)>) {
+        let [a, b, ..] = layout.places.as_slice() else {
+            return;
+        };
+        let (Some(pa), Some(pb)) = (project(a.node), project(b.node)) else {
+            return;
+        };
+        let pitch = (pa.1 - pb.1).hypot(pa.0 - pb.0);
+        let compact = if self.compact {
+            pitch < FULL_ABOVE
+        } else {
+            pitch < COMPACT_BELOW
+        };
+        if compact != self.compact {
+            self.compact = compact;
+            self.write_texts();
+        }
+    }
+
+    /// Where each label would sit on the canvas (none: off it), with its priority.
+    fn label_boxes(
+        &mut self,
+        layout: &Layout,
+        on_canvas: &impl Fn(P3) -> Option<(f32, f32)>,
+    ) -> Vec<(Option<Rect>, u8)> {
+        self.labels
+            .iter_mut()
+            .zip(&layout.places)
+            .map(|(l, place)| {
+                let size = *l.size.get_or_insert_with(|| {
+                    (l.el.offset_width() as f32, l.el.offset_height() as f32)
+                });
+                let rect = on_canvas(place.label).map(|(x, y)| Rect {
+                    x,
+                    y: y - size.1 / 2.0,
+                    w: size.0,
+                    h: size.1,
+                });
+                (rect, l.priority)
+            })
+            .collect()
     }
 
     /// Takes every label out of the page (the view is going away).

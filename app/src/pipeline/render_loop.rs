@@ -149,14 +149,29 @@ impl Owned {
         let started = performance.as_ref().map(|p| p.now()).unwrap_or(now);
         let t0 = *self.state.t0.get_or_insert(now);
         let mut reframe = false;
-
         if let Some(snap) = self.rx.take() {
             self.scene.update(&snap);
             self.state.hud.update(&snap, self.scene.layout());
             reframe = true;
         }
+        let (w, h, dpr, css) = self.fit_canvas(&mut reframe);
+        let orbit = self.steer(w as f32 / h as f32, reframe);
+        let t = ((now - t0) / 1000.0) as f32;
+        self.scene
+            .render(t, three_d::Viewport::new_at_origo(w, h), &orbit);
+        let scene = &self.scene;
+        let scale = dpr as f32;
+        self.state.hud.place(scene.layout(), css.0, css.1, |p| {
+            scene.project(p).map(|(x, y)| (x / scale, y / scale))
+        });
+        let ended = performance.as_ref().map(|p| p.now()).unwrap_or(now);
+        self.count(now, ended - started, ended);
+    }
 
-        // Buffer pixels per CSS pixel: the screen's ratio, lowered while frames come slowly.
+    /// Sizes the canvas buffer: CSS size × the screen's pixel ratio, lowered while frames come
+    /// slowly. Returns buffer width and height, the ratio, and the CSS size; a new size asks
+    /// for the camera to frame the picture again.
+    fn fit_canvas(&mut self, reframe: &mut bool) -> (u32, u32, f64, (f32, f32)) {
         let dpr = self.window.device_pixel_ratio().clamp(0.5, 4.0) * self.state.resolution.scale();
         let css_w = self.canvas.client_width().max(1) as f64;
         let css_h = self.canvas.client_height().max(1) as f64;
@@ -166,9 +181,14 @@ impl Owned {
             self.canvas.set_width(w);
             self.canvas.set_height(h);
             self.state.size = (w, h, dpr);
-            reframe = true;
+            *reframe = true;
         }
-        let aspect = w as f32 / h as f32;
+        (w, h, dpr, (css_w as f32, css_h as f32))
+    }
+
+    /// The camera for this frame: framed on the picture (again when it changed), then moved by
+    /// what the mouse did since the last frame.
+    fn steer(&mut self, aspect: f32, reframe: bool) -> Orbit {
         let layout = self.scene.layout();
         let orbit = self
             .state
@@ -177,33 +197,21 @@ impl Owned {
         if reframe {
             orbit.reframe(layout.min, layout.max, aspect);
         }
-        {
-            let mut input = self.input.borrow_mut();
-            if input.reset {
-                *orbit = Orbit::framing(layout.min, layout.max, aspect);
-            }
-            orbit.drag(input.dx, input.dy);
-            orbit.zoom(input.wheel);
-            input.dx = 0.0;
-            input.dy = 0.0;
-            input.wheel = 0.0;
-            input.reset = false;
+        let mut input = self.input.borrow_mut();
+        if input.reset {
+            *orbit = Orbit::framing(layout.min, layout.max, aspect);
         }
-        let orbit = *orbit;
+        orbit.drag(input.dx, input.dy);
+        orbit.zoom(input.wheel);
+        // Consumed; `drag` (a button held down) stays.
+        (input.dx, input.dy, input.wheel, input.reset) = (0.0, 0.0, 0.0, false);
+        *orbit
+    }
 
-        let t = ((now - t0) / 1000.0) as f32;
-        self.scene
-            .render(t, three_d::Viewport::new_at_origo(w, h), &orbit);
-        let scene = &self.scene;
-        let scale = dpr as f32;
-        self.state
-            .hud
-            .place(scene.layout(), css_w as f32, css_h as f32, |p| {
-                scene.project(p).map(|(x, y)| (x / scale, y / scale))
-            });
-
-        let ended = performance.as_ref().map(|p| p.now()).unwrap_or(now);
-        if let Some(interval) = self.state.stats.record(now, ended - started) {
+    /// Frame timings: the resolution's feedback, and the figures tests and benches read from
+    /// the canvas's `data-*` attributes.
+    fn count(&mut self, now: f64, cpu_ms: f64, ended: f64) {
+        if let Some(interval) = self.state.stats.record(now, cpu_ms) {
             // A new scale resizes the canvas buffer at the start of the next frame.
             self.state.resolution.record(interval);
         }
