@@ -143,7 +143,7 @@ async fn commands_arrive_by_pubsub_once_and_an_offline_agent_gets_them_on_return
         .wait_for("the worker paused", |s| {
             s.workers
                 .iter()
-                .any(|w| w.name == "image-render" && w.state == "paused")
+                .any(|w| w.name == "image-render" && w.state == Some("paused".into()))
         })
         .await;
 

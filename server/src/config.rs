@@ -127,6 +127,7 @@ impl FileConfig {
             alert_webhook_url: self.alert_webhook_url.clone(),
             alert_interval: self.alert_interval,
             alert_dead_letter_threshold: self.alert_dead_letter_threshold,
+            node_alert_deadletter_threshold: None,
             alert_lease: self.alert_lease,
             alert_language: self.alert_language.clone(),
         }
@@ -385,6 +386,27 @@ queue = "gpu"
         );
         assert_eq!(c.alerts.interval, Duration::from_secs(60));
         assert_eq!(c.alerts.dead_letter_threshold, 1);
+        assert_eq!(
+            c.alerts.language,
+            shared::Lang::Ko,
+            "the plan's messages by default"
+        );
+        // The plan's name for the threshold is read too; the product's wins over it.
+        let c = Config::from_args(&args(&["--node-alert-deadletter-threshold", "4"])).unwrap();
+        assert_eq!(c.alerts.dead_letter_threshold, 4);
+        let both = [
+            "--node-alert-deadletter-threshold",
+            "4",
+            "--alert-dead-letter-threshold",
+            "2",
+            "--alert-language",
+            "en",
+        ];
+        let c = Config::from_args(&args(&both)).unwrap();
+        assert_eq!(c.alerts.dead_letter_threshold, 2);
+        assert_eq!(c.alerts.language, shared::Lang::En);
+        let bad = Config::from_args(&args(&["--alert-language", "fr"])).unwrap_err();
+        assert!(bad.to_string().contains("ALERT_LANGUAGE"), "{bad}");
         let file = write(
             "telegram_bot_token = \"1:x\"\ntelegram_chat_id = \"42\"\nalert_interval = \"30s\"\n",
         );

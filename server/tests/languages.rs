@@ -79,7 +79,10 @@ async fn the_dashboard_speaks_the_browsers_language_and_keeps_a_choice() {
     }
     // The JSON does not change with the language.
     let snap = server.nodes().await;
-    assert!(snap.workers.iter().any(|w| w.state == "market_closed"));
+    assert!(snap
+        .workers
+        .iter()
+        .any(|w| w.state == Some("market_closed".into())));
 
     // The cookie wins over the header; `?lang=` wins over both and leaves the cookie.
     let (by_cookie, _) = page(

@@ -94,8 +94,8 @@ async fn every_state_of_the_contract_reads_back_field_by_field() {
     let music = w("music-render");
     assert!(music.alive && music.registered);
     assert_eq!(
-        (music.kind, music.state.as_str()),
-        (WorkerKind::Render, "busy")
+        (music.kind, music.state.as_ref().map(|s| s.as_str())),
+        (WorkerKind::Render, Some("busy"))
     );
     assert_eq!(
         (music.queue_depth, music.processing, music.dead_letter),
@@ -114,15 +114,16 @@ async fn every_state_of_the_contract_reads_back_field_by_field() {
     assert!(!video.alive && video.error.is_none());
     assert_eq!(
         (
-            video.state.as_str(),
+            video.state.as_ref(),
             video.last_beat_age_s,
             video.queue_depth
         ),
-        ("down", None, 0)
+        (None, None, 0),
+        "the plan's nulls for a worker without a heartbeat"
     );
     assert_eq!(link("video-render"), Some(LinkStatus::Down));
 
-    assert_eq!(w("image-render").state, "paused");
+    assert_eq!(w("image-render").state, Some("paused".into()));
     assert_eq!(link("image-render"), Some(LinkStatus::Paused));
     assert_eq!(w("insta-render").dead_letter, 3);
     assert_eq!(link("insta-render"), Some(LinkStatus::Degraded));
@@ -174,6 +175,16 @@ async fn every_state_of_the_contract_reads_back_field_by_field() {
     ] {
         assert!(first.get(field).is_some(), "worker field {field} missing");
     }
+    let video = raw["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "video-render")
+        .unwrap();
+    assert!(
+        video["state"].is_null() && video["last_beat_age_s"].is_null(),
+        "{video}"
+    );
     assert_eq!(raw["links"][0]["type"], "redis-queue");
 }
 
@@ -193,7 +204,7 @@ async fn a_changed_heartbeat_shows_without_restart() {
         .wait_for("image-render busy", |s| {
             s.workers
                 .iter()
-                .any(|w| w.name == "image-render" && w.state == "busy")
+                .any(|w| w.name == "image-render" && w.state == Some("busy".into()))
         })
         .await;
     let _: () = c.del("worker:image-render:heartbeat").await.unwrap();
@@ -253,7 +264,7 @@ async fn redis_going_away_and_coming_back_is_seen_by_the_same_process() {
             s.redis_ok
                 && s.workers
                     .iter()
-                    .any(|w| w.name == "ai_trade" && w.state == "market_open")
+                    .any(|w| w.name == "ai_trade" && w.state == Some("market_open".into()))
         })
         .await;
     assert_eq!(back.stale_since, None);

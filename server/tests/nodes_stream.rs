@@ -103,7 +103,7 @@ async fn the_stream_tells_of_each_visible_change_and_nothing_else() {
     assert!(snap
         .workers
         .iter()
-        .any(|w| w.name == "image-render" && w.state == "busy"));
+        .any(|w| w.name == "image-render" && w.state == Some("busy".into())));
 
     // The stream does not hold the server open: stopping it ends the stream.
     drop(server);

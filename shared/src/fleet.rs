@@ -378,7 +378,7 @@ mod tests {
     fn worker(name: &str, alive: bool, state: &str, dead: u64) -> WorkerView {
         WorkerView {
             alive,
-            state: state.into(),
+            state: Some(state.into()),
             dead_letter: dead,
             ..WorkerView::down(name, WorkerKind::Render)
         }

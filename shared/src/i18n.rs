@@ -281,11 +281,14 @@ impl Lang {
         }
     }
 
-    /// "last beat 5s ago" / "no heartbeat" (none seen by this server).
+    /// "last beat 5s ago", "last beat 5 min ago" (from two minutes on) / "no heartbeat" (none
+    /// seen by this server).
     pub fn last_beat(self, age_s: Option<i64>) -> String {
         match (self, age_s) {
+            (Self::Ko, Some(s)) if s >= 120 => format!("마지막 하트비트 {}분 전", s / 60),
             (Self::Ko, Some(s)) => format!("마지막 하트비트 {s}초 전"),
             (Self::Ko, None) => "하트비트 없음".to_string(),
+            (Self::En, Some(s)) if s >= 120 => format!("last beat {} min ago", s / 60),
             (Self::En, Some(s)) => format!("last beat {s}s ago"),
             (Self::En, None) => "no heartbeat".to_string(),
         }
@@ -495,6 +498,10 @@ mod tests {
             "the plan's own assertion"
         );
         assert_eq!(Lang::En.worker_down("x"), "🔴 [x] worker down");
+        assert_eq!(Lang::En.last_beat(Some(82)), "last beat 82s ago");
+        assert_eq!(Lang::En.last_beat(Some(330)), "last beat 5 min ago");
+        assert_eq!(Lang::Ko.last_beat(Some(330)), "마지막 하트비트 5분 전");
+        assert_eq!(Lang::En.last_beat(None), "no heartbeat");
     }
 
     #[test]

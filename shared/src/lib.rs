@@ -16,7 +16,7 @@ pub mod status;
 pub mod time;
 pub mod worker;
 
-pub use heartbeat::{parse_heartbeat, Heartbeat, HeartbeatError};
+pub use heartbeat::{parse_heartbeat, read_beat, Beat, Heartbeat, HeartbeatError};
 pub use i18n::{Lang, Word};
 pub use nodes::{Link, LinkKind, NodesSnapshot, WorkerView};
 pub use status::{LinkStatus, StateLabel};

@@ -79,9 +79,15 @@ pub struct WorkerView {
     pub name: String,
     pub kind: WorkerKind,
     pub alive: bool,
-    /// The heartbeat's state, or `"down"` when there is no valid heartbeat.
-    pub state: WorkerState,
+    /// The state its heartbeat says, as written; `null` while it is not alive (SPEC's plan:
+    /// a worker without a heartbeat has no state).
+    pub state: Option<WorkerState>,
+    /// Now − the heartbeat's `ts` (the writer's clock against ours); `null` without a beat.
     pub last_beat_age_s: Option<i64>,
+    /// Seconds since this server last saw a new beat from it, on its own clock (`null`: never):
+    /// what the cards and labels say ("last beat 5 min ago").
+    #[serde(default)]
+    pub last_seen_age_s: Option<i64>,
     pub queue_depth: u64,
     pub dead_letter: u64,
     pub processing: u64,
@@ -103,14 +109,15 @@ pub struct WorkerView {
 }
 
 impl WorkerView {
-    /// A registered worker with no valid heartbeat: not alive, state `"down"`, every count 0.
+    /// A registered worker with no valid heartbeat: not alive, no state, every count 0.
     pub fn down(name: impl Into<String>, kind: WorkerKind) -> Self {
         Self {
             name: name.into(),
             kind,
             alive: false,
-            state: WorkerState::Down,
+            state: None,
             last_beat_age_s: None,
+            last_seen_age_s: None,
             queue_depth: 0,
             dead_letter: 0,
             processing: 0,
@@ -128,7 +135,7 @@ impl WorkerView {
     pub fn status(&self) -> LinkStatus {
         if !self.alive {
             LinkStatus::Down
-        } else if self.state == WorkerState::Paused {
+        } else if self.state == Some(WorkerState::Paused) {
             LinkStatus::Paused
         } else if self.dead_letter > 0 {
             LinkStatus::Degraded
@@ -139,7 +146,7 @@ impl WorkerView {
 
     /// The label a person reads for its state (SPEC §5).
     pub fn state_label(&self) -> StateLabel<'_> {
-        StateLabel::of(self.alive, &self.state)
+        StateLabel::of(self.alive, self.state.as_ref())
     }
 }
 
@@ -261,7 +268,7 @@ mod tests {
     fn worker(name: &str, kind: WorkerKind) -> WorkerView {
         WorkerView {
             alive: true,
-            state: "idle".into(),
+            state: Some("idle".into()),
             last_beat_age_s: Some(3),
             ..WorkerView::down(name, kind)
         }
@@ -279,7 +286,7 @@ mod tests {
         assert_eq!(a.digest(), b.digest(), "time passing alone changes nothing");
 
         for change in [
-            |s: &mut NodesSnapshot| s.workers[0].state = "busy".into(),
+            |s: &mut NodesSnapshot| s.workers[0].state = Some("busy".into()),
             |s: &mut NodesSnapshot| s.workers[0].alive = false,
             |s: &mut NodesSnapshot| s.workers[0].dead_letter = 1,
             |s: &mut NodesSnapshot| s.workers[0].queue_depth = 7,
@@ -300,7 +307,7 @@ mod tests {
         assert_eq!(w.status(), LinkStatus::Healthy);
         w.dead_letter = 2;
         assert_eq!(w.status(), LinkStatus::Degraded);
-        w.state = "paused".into();
+        w.state = Some("paused".into());
         assert_eq!(w.status(), LinkStatus::Paused, "paused wins over degraded");
         w.alive = false;
         assert_eq!(w.status(), LinkStatus::Down, "down wins over everything");
@@ -309,7 +316,7 @@ mod tests {
     #[test]
     fn links_per_kind() {
         let mut trader = worker("ai_trade", WorkerKind::Trader);
-        trader.state = "market_open".into();
+        trader.state = Some("market_open".into());
         let workers = vec![
             worker("image-render", WorkerKind::Render),
             worker("task-watcher", WorkerKind::Watcher),

@@ -122,10 +122,11 @@ pub enum StateLabel<'a> {
 }
 
 impl<'a> StateLabel<'a> {
-    pub fn of(alive: bool, state: &'a WorkerState) -> Self {
-        if !alive {
-            return Self::Down;
-        }
+    pub fn of(alive: bool, state: Option<&'a WorkerState>) -> Self {
+        let Some(state) = state.filter(|_| alive) else {
+            // Down, or alive with no state in its beat (SPEC §5: "otherwise 🟢 idle").
+            return if alive { Self::Idle } else { Self::Down };
+        };
         match state {
             WorkerState::Down => Self::Down,
             WorkerState::Paused => Self::Paused,
@@ -182,7 +183,7 @@ mod tests {
         for (alive, state, text) in cases {
             let state = WorkerState::parse(state);
             assert_eq!(
-                StateLabel::of(alive, &state).text(Lang::En),
+                StateLabel::of(alive, Some(&state)).text(Lang::En),
                 text,
                 "{alive} {state}"
             );

@@ -74,7 +74,7 @@ fn Card(w: WorkerView) -> impl IntoView {
     let status = w.status();
     let lang = use_lang();
     let label = w.state_label().text(lang).to_string();
-    let age = lang.last_beat(w.last_beat_age_s);
+    let age = lang.last_beat(w.last_seen_age_s);
     let registered =
         (!w.registered).then(|| view! { <span class="tag">{lang.t(Word::Discovered)}</span> });
     let error = w

@@ -47,15 +47,15 @@ pub fn capped(mut snap: NodesSnapshot) -> NodesSnapshot {
 fn stand_in(g: &GroupSummary) -> WorkerView {
     let mut w = WorkerView {
         alive: g.status != LinkStatus::Down,
-        state: WorkerState::Idle,
+        state: Some(WorkerState::Idle),
         ..WorkerView::down(tube_name(g), WorkerKind::Render)
     };
     match g.status {
-        LinkStatus::Paused => w.state = WorkerState::Paused,
+        LinkStatus::Paused => w.state = Some(WorkerState::Paused),
         LinkStatus::Degraded => {
             w.dead_letter = g.by_status.get(&LinkStatus::Degraded).copied().unwrap_or(1);
         }
-        LinkStatus::Down => w.state = WorkerState::Down,
+        LinkStatus::Down => w.state = None,
         _ => {}
     }
     w
@@ -70,7 +70,7 @@ mod tests {
         let workers: Vec<WorkerView> = (0..n)
             .map(|i| WorkerView {
                 alive: i != 5,
-                state: if i == 3 { "paused" } else { "idle" }.into(),
+                state: Some(if i == 3 { "paused" } else { "idle" }.into()),
                 ..WorkerView::down(format!("g{}-{i}", i % 4), WorkerKind::Render)
             })
             .collect();

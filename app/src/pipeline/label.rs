@@ -13,7 +13,7 @@ pub type Line = Vec<Span>;
 /// icon and the problem if there is one.
 pub fn lines(w: &WorkerView, compact: bool, lang: Lang) -> Vec<Line> {
     let status = w.status();
-    let beat = format!("⚠ {}", lang.last_beat(w.last_beat_age_s));
+    let beat = format!("⚠ {}", lang.last_beat(w.last_seen_age_s));
     if compact {
         let mut head = format!("{} {}", status.icon(), w.name);
         match status {
@@ -47,10 +47,10 @@ mod tests {
     fn w(alive: bool, state: &str, dead: u64, age: Option<i64>) -> WorkerView {
         WorkerView {
             alive,
-            state: state.into(),
+            state: Some(state.into()),
             dead_letter: dead,
             queue_depth: 7,
-            last_beat_age_s: age,
+            last_seen_age_s: age,
             ..WorkerView::down("insta-render", WorkerKind::Render)
         }
     }

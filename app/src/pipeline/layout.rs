@@ -253,7 +253,9 @@ impl Layout {
                     node,
                     label: [node[0] + NODE_HALF + 0.15, y, 0.0],
                     tube,
-                    flow: link.map_or(Flow::STILL, |l| Flow::of(l, w.state == WorkerState::Busy)),
+                    flow: link.map_or(Flow::STILL, |l| {
+                        Flow::of(l, w.state == Some(WorkerState::Busy))
+                    }),
                 }
             })
             .collect();
@@ -319,7 +321,7 @@ mod tests {
     fn worker(name: &str, kind: WorkerKind, alive: bool, state: &str, dead: u64) -> WorkerView {
         WorkerView {
             alive,
-            state: state.into(),
+            state: Some(state.into()),
             dead_letter: dead,
             ..WorkerView::down(name, kind)
         }

@@ -194,7 +194,7 @@ mod tests {
     fn worker(name: &str, alive: bool) -> WorkerView {
         WorkerView {
             alive,
-            state: if alive { "idle" } else { "down" }.into(),
+            state: alive.then(|| "idle".into()),
             last_beat_age_s: alive.then_some(1),
             ..WorkerView::down(name, WorkerKind::Render)
         }

@@ -28,6 +28,9 @@ pub struct AlertArgs {
     /// Dead-letter count at or over which an alert is sent (default 1).
     #[arg(long, env = "ALERT_DEAD_LETTER_THRESHOLD")]
     pub alert_dead_letter_threshold: Option<u64>,
+    /// The plan's name for the same setting (ALERT_DEAD_LETTER_THRESHOLD wins when both are set).
+    #[arg(long, env = "NODE_ALERT_DEADLETTER_THRESHOLD")]
+    pub node_alert_deadletter_threshold: Option<u64>,
     /// Lease of the replica that sends alerts; another takes over within it (default 15s).
     #[arg(long, env = "ALERT_LEASE", value_parser = humantime::parse_duration)]
     pub alert_lease: Option<Duration>,
@@ -104,7 +107,9 @@ impl AlertConfig {
                 .unwrap_or(defaults.interval),
             dead_letter_threshold: args
                 .alert_dead_letter_threshold
+                .or(args.node_alert_deadletter_threshold)
                 .or(file.alert_dead_letter_threshold)
+                .or(file.node_alert_deadletter_threshold)
                 .unwrap_or(defaults.dead_letter_threshold),
             lease: args
                 .alert_lease

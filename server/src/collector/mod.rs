@@ -25,7 +25,7 @@ pub use beats::HeartbeatCache;
 pub use discovery::Discovery;
 pub use plan::{Discovered, Plan, Reading, ReplyError};
 pub use published::{gzip, Published};
-pub use snapshot::{build_snapshot, fill_snapshot, LastBeats};
+pub use snapshot::{build_snapshot, fill_snapshot};
 
 use crate::metrics::Metrics;
 use crate::redis_conn::{connect_with, with_timeout, RedisCallError};
@@ -87,8 +87,10 @@ pub struct Collector {
     /// The snapshot published before the current one: the next cycle fills it in place if
     /// nobody holds it any more (a reader still serialising it: a fresh one is built).
     spare: Option<Arc<NodesSnapshot>>,
-    last_beats: LastBeats,
     beats: HeartbeatCache,
+    /// The keys whose TTL this cycle asked for, and the answers (applied once the cycle's
+    /// values are in the cache).
+    ttls: (Vec<String>, Vec<i64>),
     started_at: DateTime<Utc>,
 }
 
@@ -120,8 +122,8 @@ impl Collector {
             metrics,
             last_good: None,
             spare: None,
-            last_beats: LastBeats::default(),
             beats: HeartbeatCache::default(),
+            ttls: Default::default(),
             started_at,
         };
         (collector, rx, agents_rx)
@@ -149,8 +151,8 @@ impl Collector {
     async fn cycle(&mut self) {
         let start = Instant::now();
         if self.discovered.has_changed().unwrap_or(false) {
+            // The heartbeat memory follows the new plan by name (HeartbeatCache::update).
             self.plan = Plan::new(&self.config.workers, &self.discovered.borrow_and_update());
-            self.beats.clear();
         }
         let now = Utc::now();
         let read = self.read(now).await;
@@ -192,14 +194,16 @@ impl Collector {
             tracing::info!(workers = self.plan.workers.len(), "reading Redis");
         }
         self.metrics.redis_up.set(1);
-        self.beats.update(&reading.heartbeats);
+        let names = self.plan.workers.iter().map(|w| w.name.as_str());
+        self.beats.update(names, &reading.heartbeats, now);
+        let (suspects, ttls) = std::mem::take(&mut self.ttls);
+        self.beats.set_ttls(&suspects, &ttls, now);
         let mut snap = self
             .spare
             .take()
             .and_then(|spare| Arc::try_unwrap(spare).ok())
             .unwrap_or_else(|| NodesSnapshot::empty(now));
         fill_snapshot(&mut snap, &self.plan, reading, &self.beats, now);
-        self.last_beats.apply(&mut snap, now);
         let snap = Arc::new(snap);
         self.last_good = Some(snap.clone());
         self.agents_tx
@@ -264,6 +268,22 @@ impl Collector {
             return Err(RedisCallError::Timeout(timeout).into());
         };
         let agents_pipe = self.agents.pipeline();
+        // The TTLs of the few keys whose value stands still (see beats::HeartbeatCache), in
+        // the same round trip, on the agents' connection.
+        let suspects = self.beats.suspects(now);
+        let mut ttl_pipe = redis::pipe();
+        for name in &suspects {
+            ttl_pipe.cmd("PTTL").arg(shared::keys::heartbeat(name));
+        }
+        let mut ttl_conn = conn.clone();
+        let ttls = async {
+            if suspects.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok::<_, CycleError>(
+                with_timeout(timeout, ttl_pipe.query_async::<Vec<i64>>(&mut ttl_conn)).await?,
+            )
+        };
         let workers = async {
             tokio::time::timeout(
                 timeout,
@@ -283,7 +303,8 @@ impl Collector {
                 with_timeout(timeout, agents_pipe.query_async::<Vec<redis::Value>>(conn)).await?,
             )
         };
-        let ((), agents) = tokio::try_join!(workers, agents)?;
+        let ((), agents, ttls) = tokio::try_join!(workers, agents, ttls)?;
+        self.ttls = (suspects, ttls);
         round_trips += 1;
         self.metrics.round_trips.set(round_trips);
         let agents = self.agents.read(agents)?;

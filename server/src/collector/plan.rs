@@ -328,15 +328,15 @@ mod tests {
         let w = |n: &str| snap.workers.iter().find(|w| w.name == n).unwrap();
         assert_eq!(
             (
-                w("music-render").state.as_str(),
+                w("music-render").state.as_ref().map(|s| s.as_str()),
                 w("music-render").queue_depth
             ),
-            ("busy", 3)
+            (Some("busy"), 3)
         );
         assert_eq!(w("music-render").last_beat_age_s, Some(5));
         assert_eq!(w("music-render").jobs_done, 7);
         assert!(!w("video-render").alive && w("video-render").error.is_none());
-        assert_eq!(w("video-render").state, "down");
+        assert_eq!(w("video-render").state, None, "the plan's null");
         assert_eq!(
             (w("image-render").dead_letter, w("image-render").processing),
             (2, 1)
@@ -390,19 +390,18 @@ mod tests {
         replies.extend(std::iter::repeat_n(Value::Int(0), 8));
         let snap = build_snapshot(&plan, &plan.read(as_replies(&replies)).unwrap(), now());
         let music = &snap.workers[0];
-        assert!(
-            !music.alive,
-            "a beat two hours old is not alive, TTL or not"
-        );
-        assert_eq!(music.state, "down");
+        // A beat two hours old, read once: whether its key has a TTL is asked next cycle (and
+        // decides, see snapshot::tests::liveness_never_compares_two_clocks); until then the
+        // old ts is said, not trusted.
+        assert!(music.alive, "{music:?}");
         assert_eq!(music.last_beat_age_s, Some(7200));
         assert!(music
             .error
             .as_deref()
             .unwrap()
-            .contains("over the 45s window"));
+            .contains("7200s behind the server's"));
         let video = &snap.workers[1];
-        assert!(video.alive);
+        assert!(!video.alive, "another worker's beat is not this worker's");
         assert!(video
             .error
             .as_deref()

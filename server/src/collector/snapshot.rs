@@ -6,21 +6,19 @@
 //! every worker is written on every cycle, so a filled snapshot equals a fresh one (tested).
 
 use chrono::{DateTime, Utc};
-use shared::heartbeat::{
-    skew_s, Heartbeat, HeartbeatError, WorkerKind, ALIVE_WINDOW_S, MAX_CLOCK_SKEW_S,
-};
+use shared::heartbeat::{Beat, WorkerKind, ALIVE_WINDOW_S, MAX_CLOCK_SKEW_S, STALE_TS_S};
 use shared::nodes::{fill_links, paused_reason, NodesSnapshot, WorkerView};
 use shared::reuse::{set, set_fmt, set_opt};
 use shared::time::format_ts;
-use shared::worker::WorkerState;
 
-use super::beats::HeartbeatCache;
+use super::beats::{HeartbeatCache, Slot, Value};
 use super::plan::{Plan, PlannedWorker, Reading};
 
 /// Turns one cycle's reading into the snapshot, decoding every heartbeat.
 pub fn build_snapshot(plan: &Plan, reading: &Reading<'_>, now: DateTime<Utc>) -> NodesSnapshot {
     let mut beats = HeartbeatCache::default();
-    beats.update(&reading.heartbeats);
+    let names = plan.workers.iter().map(|w| w.name.as_str());
+    beats.update(names, &reading.heartbeats, now);
     let mut snap = NodesSnapshot::empty(now);
     fill_snapshot(&mut snap, plan, reading, &beats, now);
     snap
@@ -89,7 +87,7 @@ fn fill_worker(
     pw: &PlannedWorker,
     queue_name: Option<&str>,
     counts: Counts,
-    beat: Option<&Result<Heartbeat, HeartbeatError>>,
+    slot: Option<&Slot>,
     now: DateTime<Utc>,
 ) {
     let WorkerView {
@@ -98,6 +96,7 @@ fn fill_worker(
         alive,
         state,
         last_beat_age_s,
+        last_seen_age_s,
         queue_depth,
         dead_letter,
         processing,
@@ -115,83 +114,131 @@ fn fill_worker(
     *processing = counts.processing;
     *registered = pw.registered;
     set_opt(queue, queue_name);
-    let hb = match beat {
-        Some(Ok(hb)) => hb,
-        unreadable => {
-            set_down(kind, alive, state, mode, pw);
+    *last_seen_age_s = slot.and_then(|s| s.seen).map(|at| seconds(now - at));
+    let verdict = slot
+        .and_then(|s| s.value.as_ref())
+        .map(|v| judge(v, pw, now));
+    let (beat, verdict) = match verdict {
+        Some(Ok((beat, verdict))) => (beat, verdict),
+        not_a_beat => {
+            // No heartbeat, or a value that is not one: the plan's nulls, and why.
+            *kind = pw.kind.unwrap_or(WorkerKind::Unknown);
+            *alive = false;
+            *state = None;
+            *mode = None;
             (*last_beat_age_s, *jobs_done, *jobs_failed) = (None, 0, 0);
             set_opt(last_job_at, None);
-            match unreadable {
-                Some(Err(e)) => set_fmt(error, format_args!("{e}")),
+            match not_a_beat {
+                Some(Err(why)) => set_fmt(error, format_args!("{why}")),
                 _ => *error = None,
             }
             return;
         }
     };
-    *kind = pw.kind.unwrap_or(hb.kind);
-    *jobs_done = hb.jobs_done;
-    *jobs_failed = hb.jobs_failed;
-    set_opt(last_job_at, hb.last_job_at.as_deref());
-    if let Some(ahead_s) = skew_s(hb, now) {
-        // A fast clock, not a dead worker: alive while the key (with its TTL) lives.
-        set_alive(alive, state, mode, hb);
-        *last_beat_age_s = Some(0);
-        set_fmt(
-            error,
-            format_args!(
-                "heartbeat ts is {ahead_s}s in the future, beyond the {MAX_CLOCK_SKEW_S}s allowed clock skew: check the clock of the host that writes it"
-            ),
-        );
-        return;
-    }
-    let age = hb.age_s(now);
-    *last_beat_age_s = Some(age);
-    if age > ALIVE_WINDOW_S {
-        // Only a key without a TTL can hold a beat this old.
-        *alive = false;
-        *state = WorkerState::Down;
-        *mode = None;
-        set_fmt(
-            error,
-            format_args!(
-                "heartbeat is {age}s old, over the {ALIVE_WINDOW_S}s window (a key without a TTL?)"
-            ),
-        );
+    *kind = pw.kind.unwrap_or(beat.kind);
+    *jobs_done = beat.jobs_done;
+    *jobs_failed = beat.jobs_failed;
+    set_opt(last_job_at, beat.last_job_at.as_deref());
+    *last_beat_age_s = beat.age_s(now);
+    *alive = verdict.alive;
+    if verdict.alive {
+        state.clone_from(&beat.state);
+        set_opt(mode, beat.mode.as_deref());
     } else {
-        set_alive(alive, state, mode, hb);
-        if hb.name == pw.name {
-            *error = None;
-        } else {
-            set_fmt(
-                error,
-                format_args!(
-                    "heartbeat names {:?}, not {:?}: check which worker writes this key",
-                    clip(&hb.name),
-                    pw.name
-                ),
-            );
+        *state = None;
+        *mode = None;
+    }
+    match verdict.note {
+        Some(note) => set_fmt(error, format_args!("{note}")),
+        None => match &beat.warning {
+            Some(w) => set_fmt(error, format_args!("{w}")),
+            None => *error = None,
+        },
+    }
+}
+
+/// Whether a beat is alive, and what to say about it.
+struct Verdict {
+    alive: bool,
+    /// Why it is stale, or a clock that is off: shown before the beat's own warning.
+    note: Option<Note>,
+}
+
+enum Note {
+    /// The value has not changed for this long on the server's clock.
+    StandsStill(i64),
+    /// Its `ts` is this much older than the server's clock, past [`STALE_TS_S`].
+    Ancient(i64),
+    /// The writer's clock is this many seconds behind (negative: ahead of) the server's.
+    ClockOff(i64),
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Note::StandsStill(s) => write!(
+                f,
+                "heartbeat has not changed for {s}s (over the {ALIVE_WINDOW_S}s window): a key without a TTL whose writer stopped?"
+            ),
+            Note::Ancient(s) => write!(
+                f,
+                "heartbeat ts is {s}s old (over {STALE_TS_S}s): a key without a TTL left long ago?"
+            ),
+            Note::ClockOff(s) if s > 0 => write!(
+                f,
+                "the clock of the host that writes this heartbeat is {s}s behind the server's (over the {MAX_CLOCK_SKEW_S}s allowed)"
+            ),
+            Note::ClockOff(s) => write!(
+                f,
+                "the clock of the host that writes this heartbeat is {}s ahead of the server's (over the {MAX_CLOCK_SKEW_S}s allowed)",
+                -s
+            ),
         }
     }
 }
 
-fn set_down(
-    kind: &mut WorkerKind,
-    alive: &mut bool,
-    state: &mut WorkerState,
-    mode: &mut Option<String>,
+/// The liveness rule, without trusting two machines' clocks to agree (the plan's: alive = the
+/// key exists, with its `EX 45`, and holds a beat). A key with a TTL is alive while it exists.
+/// A key without one (a writer that forgot `EX`) is stale once its value has stood still for
+/// [`ALIVE_WINDOW_S`] of the server's time (a writer changes it every beat), or at once when
+/// its `ts` is more than [`STALE_TS_S`] old. Whether a key has a TTL is asked only of the few
+/// whose value stands still or is that old (`HeartbeatCache::suspects`); until the answer, the
+/// value-change rule alone decides. The writer's clock being off — its `ts` against when we saw
+/// the value change — is a warning, never down. A value that is not a beat, or names another
+/// worker, is not this worker's beat (`Err`: why).
+fn judge<'v>(
+    value: &'v Value,
     pw: &PlannedWorker,
-) {
-    *kind = pw.kind.unwrap_or(WorkerKind::Unknown);
-    *alive = false;
-    *state = WorkerState::Down;
-    *mode = None;
+    now: DateTime<Utc>,
+) -> Result<(&'v Beat, Verdict), String> {
+    let beat = value.read.as_ref().map_err(|e| e.to_string())?;
+    if let Some(other) = beat.name.as_deref().filter(|n| *n != pw.name) {
+        return Err(format!(
+            "heartbeat names {:?}, not {:?}: not this worker's beat (check which worker writes this key)",
+            clip(other),
+            pw.name
+        ));
+    }
+    let still = seconds(now - value.changed_at);
+    let age = beat.ts.map(|ts| (now - ts).num_seconds());
+    let off = beat.ts.map(|ts| (value.changed_at - ts).num_seconds());
+    let (alive, note) = match value.expires {
+        // A key with a TTL is alive while it exists, whatever its `ts` says.
+        Some(true) => (true, None),
+        _ if still > ALIVE_WINDOW_S => (false, Some(Note::StandsStill(still))),
+        // Known to have no TTL: an old `ts` is no clock skew.
+        Some(false) if age.is_some_and(|a| a > STALE_TS_S) => (false, age.map(Note::Ancient)),
+        _ => (true, None),
+    };
+    let note = note.or_else(|| {
+        off.filter(|o| alive && o.abs() > MAX_CLOCK_SKEW_S)
+            .map(Note::ClockOff)
+    });
+    Ok((beat, Verdict { alive, note }))
 }
 
-fn set_alive(alive: &mut bool, state: &mut WorkerState, mode: &mut Option<String>, hb: &Heartbeat) {
-    *alive = true;
-    // A known state is a word without a string: nothing is allocated for it.
-    state.clone_from(&hb.state);
-    set_opt(mode, hb.mode.as_deref());
+fn seconds(d: chrono::TimeDelta) -> i64 {
+    d.num_seconds().max(0)
 }
 
 /// A name from a heartbeat, short and printable enough to quote in an error.
@@ -199,47 +246,10 @@ fn clip(name: &str) -> String {
     name.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
-/// When each worker's last valid heartbeat was stamped, so a worker whose key has expired can
-/// still say "last beat Ns ago". Kept in snapshot order (the plan's), so a cycle finds each
-/// worker by position; only after the plan changed are they matched by name, once. Holds only
-/// the plan's workers.
-#[derive(Debug, Default)]
-pub struct LastBeats(Vec<(String, Option<DateTime<Utc>>)>);
-
-impl LastBeats {
-    /// Notes the beats of the alive workers, fills in the age of the down ones it saw before,
-    /// and forgets workers that left the plan.
-    pub fn apply(&mut self, snap: &mut NodesSnapshot, now: DateTime<Utc>) {
-        let aligned = self.0.len() == snap.workers.len()
-            && self
-                .0
-                .iter()
-                .zip(&snap.workers)
-                .all(|((name, _), w)| *name == w.name);
-        if !aligned {
-            let mut known: std::collections::HashMap<String, Option<DateTime<Utc>>> =
-                std::mem::take(&mut self.0).into_iter().collect();
-            self.0 = snap
-                .workers
-                .iter()
-                .map(|w| (w.name.clone(), known.remove(&w.name).flatten()))
-                .collect();
-        }
-        for (w, (_, at)) in snap.workers.iter_mut().zip(&mut self.0) {
-            match (w.alive, w.last_beat_age_s, *at) {
-                (true, Some(age), _) => *at = Some(now - chrono::Duration::seconds(age)),
-                (false, None, Some(ts)) => {
-                    w.last_beat_age_s = Some((now - ts).num_seconds().max(0));
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use shared::worker::WorkerState;
 
     /// The clock of the collector's tests.
     pub(crate) fn now() -> DateTime<Utc> {
@@ -328,7 +338,8 @@ pub(super) mod tests {
             let values = values(&plan, shift);
             let reading = reading(&plan, &values, shift);
             let mut beats = HeartbeatCache::default();
-            beats.update(&reading.heartbeats);
+            let planned = plan.workers.iter().map(|w| w.name.as_str());
+            beats.update(planned, &reading.heartbeats, now());
             fill_snapshot(&mut snap, &plan, &reading, &beats, now());
             assert_eq!(
                 snap,
@@ -350,50 +361,70 @@ pub(super) mod tests {
         assert!(all.links.iter().any(|l| l.to == shared::nodes::NAS_STOCK));
     }
 
+    /// One registered render worker's view after `cycles` of (seconds, value, PTTL answer).
+    fn judged(cycles: &[(i64, &[u8], Option<i64>)]) -> WorkerView {
+        let plan = plan_of(&[]);
+        let mut beats = HeartbeatCache::default();
+        let mut snap = NodesSnapshot::empty(now());
+        for (at, value, pttl) in cycles {
+            let t = now() + chrono::Duration::seconds(*at);
+            let mut heartbeats: Vec<Option<&[u8]>> = plan.workers.iter().map(|_| None).collect();
+            heartbeats[0] = Some(value);
+            let zeros = vec![0; plan.queues.len()];
+            let reading = Reading {
+                paused: false,
+                heartbeats,
+                queue_len: zeros.clone(),
+                dead_len: zeros.clone(),
+                processing_len: zeros,
+            };
+            let names = plan.workers.iter().map(|w| w.name.as_str());
+            beats.update(names, &reading.heartbeats, t);
+            if let Some(ms) = pttl {
+                beats.set_ttls(&[plan.workers[0].name.clone()], &[*ms], t);
+            }
+            fill_snapshot(&mut snap, &plan, &reading, &beats, t);
+        }
+        snap.workers[0].clone()
+    }
+
     #[test]
-    fn a_worker_that_went_down_keeps_its_last_beat_age() {
-        let t0 = now();
-        let mut beats = LastBeats::default();
-        let alive = WorkerView {
-            alive: true,
-            last_beat_age_s: Some(2),
-            state: "idle".into(),
-            ..WorkerView::down("r", WorkerKind::Render)
-        };
-        let mut snap = NodesSnapshot {
-            workers: vec![alive, WorkerView::down("never", WorkerKind::Render)],
-            ..NodesSnapshot::empty(t0)
-        };
-        beats.apply(&mut snap, t0);
-
-        let later = t0 + chrono::Duration::seconds(60);
-        let mut snap = NodesSnapshot {
-            workers: vec![
-                WorkerView::down("r", WorkerKind::Render),
-                WorkerView::down("never", WorkerKind::Render),
-            ],
-            ..NodesSnapshot::empty(later)
-        };
-        beats.apply(&mut snap, later);
-        assert_eq!(snap.workers[0].last_beat_age_s, Some(62));
-        assert_eq!(snap.workers[1].last_beat_age_s, None, "never seen: unknown");
-
-        // The plan changed: a new worker first, "r" moved to the end; found by name.
-        let mut snap = NodesSnapshot {
-            workers: vec![
-                WorkerView::down("new", WorkerKind::Render),
-                WorkerView::down("never", WorkerKind::Render),
-                WorkerView::down("r", WorkerKind::Render),
-            ],
-            ..NodesSnapshot::empty(later)
-        };
-        beats.apply(&mut snap, later);
-        let ages: Vec<_> = snap.workers.iter().map(|w| w.last_beat_age_s).collect();
-        assert_eq!(ages, [None, None, Some(62)]);
-
-        // A worker that left the plan is forgotten.
-        let mut snap = NodesSnapshot::empty(later);
-        beats.apply(&mut snap, later);
-        assert!(beats.0.is_empty());
+    fn liveness_never_compares_two_clocks() {
+        let name = plan_of(&[]).workers[0].name.clone();
+        let fresh = beat(&name, "render", "idle", "2026-11-23T11:59:58Z", "");
+        let old = beat(&name, "render", "idle", "2026-06-29T00:00:00Z", "");
+        // A value that stands still for 45 s of the server's time, in a key without a TTL.
+        let w = judged(&[
+            (0, &fresh, None),
+            (30, &fresh, Some(-1)),
+            (50, &fresh, Some(-1)),
+        ]);
+        assert!(!w.alive && w.state.is_none(), "{w:?}");
+        assert!(w.error.unwrap().contains("has not changed for 50s"));
+        // The same in a key with a TTL: alive while it exists.
+        let w = judged(&[(0, &fresh, None), (50, &fresh, Some(9_000))]);
+        assert!(w.alive && w.error.is_none(), "{w:?}");
+        assert_eq!(w.last_seen_age_s, Some(50));
+        // A months-old ts: alive while its TTL is unknown or it has one (a clock warning)...
+        let w = judged(&[(0, &old, None)]);
+        assert!(w.alive && w.error.unwrap().contains("behind the server's"));
+        let w = judged(&[(0, &old, None), (1, &old, Some(30_000))]);
+        assert!(w.alive);
+        // ...and stale at once without one.
+        let w = judged(&[(0, &old, None), (1, &old, Some(-1))]);
+        assert!(!w.alive && w.error.unwrap().contains("old (over 600s)"));
+        // A fast clock is a warning.
+        let ahead = beat(&name, "render", "busy", "2026-11-23T12:05:00Z", "");
+        let w = judged(&[(0, &ahead, None)]);
+        assert!(w.alive && w.state == Some(WorkerState::Busy));
+        assert_eq!(w.last_beat_age_s, Some(0));
+        assert!(w.error.unwrap().contains("300s ahead"));
+        // Gone: the plan's nulls, and how long ago this server saw it beat.
+        let w = judged(&[(0, &fresh, None), (20, b"", None)]);
+        assert_eq!(
+            (w.alive, w.state.clone(), w.last_beat_age_s),
+            (false, None, None)
+        );
+        assert_eq!(w.last_seen_age_s, Some(20));
     }
 }
