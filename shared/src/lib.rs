@@ -3,6 +3,9 @@
 //! Everything here is plain data and pure functions: it builds for `wasm32` and native alike,
 //! so the server that derives a link status and the dashboard that colours it cannot disagree.
 
+#[macro_use]
+mod macros;
+
 pub mod alerts;
 pub mod control;
 pub mod fleet;

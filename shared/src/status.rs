@@ -96,17 +96,7 @@ impl LinkStatus {
     }
 }
 
-impl Ord for LinkStatus {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl PartialOrd for LinkStatus {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
+ord_by_word!(LinkStatus);
 
 /// The label a person reads for a worker's state (SPEC §5): one of the spec's six, or a state
 /// the contract does not list, shown as the worker wrote it.

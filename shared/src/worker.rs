@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// Contract 1: a worker beats every 15 s ...
 pub const HEARTBEAT_INTERVAL_S: u64 = 15;
@@ -74,17 +74,7 @@ impl WorkerKind {
     }
 }
 
-impl Ord for WorkerKind {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl PartialOrd for WorkerKind {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
+ord_by_word!(WorkerKind);
 
 /// A worker's state: one the contract lists (per kind, see [`WorkerKind::states`]), the
 /// product's `down` for a worker without a valid heartbeat, or any other word kept exactly as
@@ -163,18 +153,7 @@ impl PartialEq<&str> for WorkerState {
     }
 }
 
-impl Serialize for WorkerState {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for WorkerState {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Ok(Self::parse(&s))
-    }
-}
+serde_as_word!(WorkerState);
 
 #[cfg(test)]
 mod tests {
