@@ -163,7 +163,8 @@ pub fn worker_heartbeat(p: &Pipeline, globally_paused: bool) -> Heartbeat {
         ts: Utc::now(),
         last_job_at: p.stats.last_job_at(),
         jobs_done: p.stats.processed.load(Relaxed),
-        jobs_failed: p.stats.dead_lettered.load(Relaxed),
+        // Every failed job (each failed attempt), as the plan's workers count it.
+        jobs_failed: p.stats.errors.load(Relaxed),
         mode: None,
     }
 }

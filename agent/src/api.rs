@@ -46,8 +46,9 @@ struct StatusReply {
     communication_mode: &'static str,
     redis_healthy: bool,
     pipelines_running: usize,
-    /// Seconds since start.
-    uptime: u64,
+    /// Since start, as the plan writes it: `24h12m30s`.
+    uptime: String,
+    uptime_s: u64,
     version: &'static str,
 }
 
@@ -63,7 +64,8 @@ async fn status(State(a): State<Arc<Agent>>) -> Json<StatusReply> {
         communication_mode: a.mode.borrow().as_str(),
         redis_healthy: a.is_redis_healthy(),
         pipelines_running: a.running_count(),
-        uptime: a.started.elapsed().as_secs(),
+        uptime: duration_text(a.started.elapsed().as_secs()),
+        uptime_s: a.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION"),
     })
 }
@@ -142,4 +144,25 @@ async fn metrics(State(a): State<Arc<Agent>>) -> Response {
         a.metrics.encode(),
     )
         .into_response()
+}
+/// `24h12m30s`, `5m3s`, `42s`: the plan's uptime.
+fn duration_text(s: u64) -> String {
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_reads_as_the_plan_writes_it() {
+        assert_eq!(duration_text(87_150), "24h12m30s");
+        assert_eq!(duration_text(303), "5m3s");
+        assert_eq!(duration_text(42), "42s");
+    }
 }

@@ -46,7 +46,7 @@ impl Commands {
         if ledger.applied(&cmd.command_id).is_some() {
             return false;
         }
-        self.agent.metrics.command_received(cmd.kind.as_str());
+        self.agent.metrics.command_received(cmd.kind.verb());
         let (status, message) = if past(&cmd.deadline) {
             (
                 ResultStatus::Failed,

@@ -1,7 +1,9 @@
 //! The agent's configuration: `agent.yaml` (SPEC §8), then the environment on top of it.
 //!
-//! Every key but `pipelines` is optional. A bad file is refused at start with its line and
-//! field named; a bad environment variable is refused naming the variable. The same
+//! Every key is optional, and so is the file itself (the plan's first example is environment
+//! variables alone): without pipelines the agent registers, beats and waits for
+//! `start_pipeline`. A bad file is refused at start with its line and field named; a bad
+//! environment variable is refused naming the variable. The same
 //! validation runs on `update_config`, so a command can never install what a file could not.
 
 use std::collections::BTreeMap;
@@ -46,6 +48,8 @@ fn field_err(field: impl Into<String>, message: impl Into<String>) -> ConfigErro
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSection {
     pub id: Option<String>,
+    /// A map (`{env: prod}`) or the plan's list of `"key=value"` strings.
+    #[serde(deserialize_with = "labels_map_or_list")]
     pub labels: Labels,
     /// The most jobs in flight across all pipelines.
     pub max_concurrent: Option<u32>,
@@ -56,6 +60,28 @@ pub struct AgentSection {
     /// reply was lost); a job seen stranded on two sweeps in a row goes back to the queue.
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Option<Duration>,
+}
+
+/// Labels as a map, or as the plan writes them: `["region=ap-northeast-2", "zone=a"]`.
+fn labels_map_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Map(Labels),
+        List(Vec<String>),
+    }
+    match Written::deserialize(d)? {
+        Written::Map(m) => Ok(m),
+        Written::List(items) => items
+            .into_iter()
+            .map(|item| match item.split_once('=') {
+                Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
+                None => Err(serde::de::Error::custom(format!(
+                    "label {item:?} is not key=value"
+                ))),
+            })
+            .collect(),
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -144,7 +170,8 @@ pub struct ApiSection {
 impl Default for ApiSection {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            // The plan's port.
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
         }
     }
 }
@@ -295,6 +322,7 @@ struct FileConfig {
     logging: LoggingSection,
     #[serde(default)]
     api: ApiSection,
+    #[serde(default)]
     pipelines: Vec<serde_saphyr::Spanned<PipelineConfig>>,
 }
 
@@ -344,16 +372,24 @@ impl Config {
         }
     }
 
-    /// Reads `path` and applies the environment (`env` looks a variable up).
+    /// Reads `path` and applies the environment (`env` looks a variable up). `optional`: a
+    /// missing file is no error (the default path), and the environment alone decides.
     pub fn load(
         path: &Path,
+        optional: bool,
         config_dir: PathBuf,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => "{}".to_string(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
         let mut config = Self::parse(path, &text, config_dir)?;
         config.apply_env(env)?;
         Ok(config)
@@ -574,15 +610,18 @@ pipelines:
     }
 
     #[test]
-    fn everything_but_pipelines_is_optional() {
+    fn everything_is_optional() {
         let c = parse("pipelines:\n  - { id: a, queue: a, handler: [\"true\"] }\n").unwrap();
         assert_eq!(c.redis.port, 6379);
         assert_eq!(c.communication.heartbeat_interval, Duration::from_secs(10));
         assert_eq!(c.pipelines[0].max_retries, 3);
         assert_eq!(c.pipelines[0].worker_name(), "a");
-        assert_eq!(c.api.listen.to_string(), "127.0.0.1:9464");
-        let e = parse("agent: { id: x }\n").unwrap_err().to_string();
-        assert!(e.contains("pipelines"), "{e}");
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:8081");
+        let c = parse("agent: { id: x }\n").unwrap();
+        assert!(
+            c.pipelines.is_empty(),
+            "pipelines come later, by start_pipeline"
+        );
     }
 
     #[test]
@@ -656,5 +695,64 @@ pipelines:
             config_dir(env(&[("HOME", "/home/u")])),
             PathBuf::from("/home/u/.config/pipeline-agent")
         );
+    }
+
+    /// The plan's own `agent.yaml`, as printed in it.
+    const PLANS_FILE: &str = r#"agent:
+  id: "agent-001"  # 생략 시 자동 생성
+  labels:
+    - "region=ap-northeast-2"
+    - "zone=a"
+
+control_plane:
+  url: "http://control-plane:8080"
+
+redis:
+  host: "redis"
+  port: 6379
+  password: ""
+
+communication:
+  heartbeat_interval: 10s
+  command_poll_interval: 5s
+  enable_rest_fallback: true
+
+logging:
+  level: info
+  format: json
+"#;
+
+    #[test]
+    fn the_plans_agent_yaml_is_read_verbatim() {
+        let c = Config::parse(Path::new("agent.yaml"), PLANS_FILE, PathBuf::from("/tmp")).unwrap();
+        assert_eq!(c.agent.id.as_deref(), Some("agent-001"));
+        assert_eq!(c.agent.labels["region"], "ap-northeast-2");
+        assert_eq!(c.agent.labels["zone"], "a");
+        assert_eq!(
+            c.control_plane.url.as_deref(),
+            Some("http://control-plane:8080")
+        );
+        assert_eq!((c.redis.host.as_str(), c.redis.port), ("redis", 6379));
+        assert_eq!(c.logging.format, LogFormat::Json);
+        assert!(
+            c.pipelines.is_empty(),
+            "no pipelines key: waits for start_pipeline"
+        );
+        assert_eq!(c.api.listen.port(), 8081, "the plan's port");
+        let bad = PLANS_FILE.replace("\"zone=a\"", "\"zone\"");
+        let e = Config::parse(Path::new("agent.yaml"), &bad, PathBuf::from("/tmp")).unwrap_err();
+        assert!(e.to_string().contains("key=value"), "{e}");
+    }
+
+    #[test]
+    fn without_a_file_the_environment_alone_decides() {
+        let missing = Path::new("/nonexistent/agent.yaml");
+        let vars = env(&[("REDIS_HOST", "redis.local"), ("REDIS_PORT", "6380")]);
+        let c = Config::load(missing, true, PathBuf::from("/tmp"), vars).unwrap();
+        assert_eq!((c.redis.host.as_str(), c.redis.port), ("redis.local", 6380));
+        assert!(c.pipelines.is_empty());
+        // A file named on the command line must exist.
+        let e = Config::load(missing, false, PathBuf::from("/tmp"), env(&[])).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }));
     }
 }

@@ -25,8 +25,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let env = |k: &str| std::env::var(k).ok();
     let dir = config::config_dir(env);
+    // Only a file named on the command line must exist: the default one may be absent.
+    let optional = args.config.is_none();
     let path = args.config.unwrap_or_else(|| dir.join("agent.yaml"));
-    let config = Config::load(&path, dir, env).context("the agent's configuration")?;
+    let config = Config::load(&path, optional, dir, env).context("the agent's configuration")?;
     if args.check {
         eprintln!(
             "{}: ok ({} pipelines)",

@@ -82,7 +82,10 @@ pipelines:
     };
     let hb = shared::parse_heartbeat(beat.as_bytes(), chrono::Utc::now()).unwrap();
     assert_eq!(hb.kind, shared::WorkerKind::Render);
-    assert_eq!(hb.jobs_failed, 2);
+    // Every failed attempt, as the plan's workers count (2 jobs × 3 attempts), not the 2 dead
+    // letters.
+    assert_eq!(hb.jobs_failed, 6);
+    assert!(hb.last_job_at.is_some());
     let ttl: i64 = c.ttl("worker:image-render:heartbeat").await.unwrap();
     assert!((1..=45).contains(&ttl), "{ttl}");
     let metrics = agent.text("/metrics").await;
@@ -124,9 +127,10 @@ pipelines:
     let server = common::Server::start(common::Server::fast_config(&redis.url())).await;
     let snap = server
         .wait_for("the beat after the dead letter", |s| {
+            // Its two failed attempts (the plan's count).
             s.workers
                 .iter()
-                .any(|w| w.name == "hang" && w.alive && w.jobs_failed == 1)
+                .any(|w| w.name == "hang" && w.alive && w.jobs_failed == 2)
         })
         .await;
     let w = snap.workers.iter().find(|w| w.name == "hang").unwrap();

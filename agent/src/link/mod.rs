@@ -25,6 +25,8 @@ use schedule::{BeatRest, Schedule};
 /// Redis is checked (and `queue:paused` read) this often.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 const REST_TIMEOUT: Duration = Duration::from_secs(3);
+/// `CONTROL_PLANE_URL` when none is set: Agent Office's own default address.
+pub const DEFAULT_CONTROL_PLANE_URL: &str = "http://127.0.0.1:3000";
 /// Most commands read from the stream at once.
 const READ_BATCH: usize = 100;
 
@@ -43,8 +45,9 @@ struct Rest {
 impl Link {
     pub fn new(agent: Arc<Agent>, commands: Arc<Commands>) -> anyhow::Result<Arc<Self>> {
         let cp = &agent.config.control_plane;
-        let http = match (&cp.url, &cp.token) {
-            (Some(url), Some(token)) => Some(Rest {
+        let url = cp.url.as_deref().unwrap_or(DEFAULT_CONTROL_PLANE_URL);
+        let http = match &cp.token {
+            Some(token) => Some(Rest {
                 client: reqwest::Client::builder()
                     .timeout(REST_TIMEOUT)
                     .build()
@@ -52,14 +55,15 @@ impl Link {
                 base: url.trim_end_matches('/').to_string(),
                 token: token.clone(),
             }),
-            (Some(_), None) => {
-                anyhow::bail!("control_plane.url is set but no AGENT_TOKEN (control_plane.token)")
+            None => {
+                tracing::warn!(
+                    control_plane = url,
+                    "no AGENT_TOKEN: the REST fallback is off (the control plane refuses agents \
+                     without it); commands and heartbeats go over Redis only"
+                );
+                None
             }
-            _ => None,
         };
-        if http.is_none() {
-            tracing::warn!("no CONTROL_PLANE_URL: commands and heartbeats go over Redis only, with no REST fallback");
-        }
         Ok(Arc::new(Self {
             agent,
             commands,

@@ -90,6 +90,8 @@ async fn record(
             }
             p.stats.errors.fetch_add(1, Ordering::Relaxed);
             host.metrics.failed(&p.config.id);
+            // The plan's `last_job_at`: the last job that ended, however it ended.
+            *lock(&p.stats.last_job_at) = Some(format_ts(Utc::now()));
             if let Some(f) = settle(host, p, conn, job, Step::Fail).await {
                 count_failure(host, p, f);
             }

@@ -61,15 +61,16 @@ impl CommandType {
         })
     }
 
-    /// A short word for it that never changes with the language (`data-action`, tests).
+    /// A short word for it that never changes with the language (`data-action`, the agent's
+    /// `agent_command_received_total{type}`: the plan's values).
     pub fn verb(self) -> &'static str {
         match self {
             Self::StartPipeline => "start",
             Self::StopPipeline => "stop",
             Self::PausePipeline => "pause",
             Self::ResumePipeline => "resume",
-            Self::UpdateConfig => "update config",
-            Self::Shutdown => "shut down",
+            Self::UpdateConfig => "update_config",
+            Self::Shutdown => "shutdown",
         }
     }
 
