@@ -37,6 +37,7 @@ test('the 3D labels speak the page’s language', async ({ page, javaScriptEnabl
   test.skip(!javaScriptEnabled, 'the 3D view needs JavaScript');
   await openInfra(page, '3d');
   await expect(hudLabel(page, 'image-render').locator('.hud-state')).toHaveText('🟢 대기');
+  await expect(page.locator('.hud-part')).toHaveText(['NAS 서버 · 게이트웨이', 'Redis 큐 버스', 'Windows 노드']);
   await expect(hudLabel(page, 'video-render').locator('.hud-beat')).toHaveText(/^⚠ (하트비트 없음|마지막 하트비트 \d+초 전)$/);
 });
 

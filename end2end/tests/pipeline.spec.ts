@@ -60,6 +60,9 @@ test('the HUD labels say what the cards say', async ({ page }) => {
   await expect(badge(page, 'image-render')).toHaveText('❌ 3');
   await expect(badge(page, 'image-render')).toBeVisible();
   await expect(hudLabel(page, 'insta-render').locator('.hud-state')).toHaveText('🔴 down');
+  // The scene's parts are named, as the plan names them.
+  await expect(page.locator('.hud-part')).toHaveText(['NAS server · gateway', 'Redis queue bus', 'Windows node']);
+  for (const part of await page.locator('.hud-part').all()) await expect(part).toBeVisible();
   await expect(hudLabel(page, 'insta-render').locator('.hud-beat')).toHaveText(/^⚠ (no heartbeat|last beat \d+s ago)$/);
   await expect(hudLabel(page, 'ai_trade').locator('.hud-state')).toHaveText('📈 market open');
   await expect(hudLabel(page, 'task-watcher').locator('.hud-state')).toHaveText('🟢 idle');

@@ -158,6 +158,11 @@ words! {
     Purge => "비우기", "purge";
     OrbitHint => "드래그: 회전 · 휠: 확대/축소 · 더블클릭: 처음 위치", "drag to orbit · wheel to zoom · double-click to reset";
     PipelineLabel => "파이프라인", "Pipeline";
+    /// The scene's parts (the plan's words: NAS server with its gateway, Redis queue bus,
+    /// Windows node).
+    PartNas => "NAS 서버 · 게이트웨이", "NAS server · gateway";
+    PartBus => "Redis 큐 버스", "Redis queue bus";
+    PartWindows => "Windows 노드", "Windows node";
     RecentAlerts => "최근 경보", "Recent alerts";
     AlertsOff => "경보 꺼짐 — TELEGRAM_BOT_TOKEN과 TELEGRAM_CHAT_ID, 또는 ALERT_WEBHOOK_URL을 설정하세요.", "Alerts are off — set TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID, or ALERT_WEBHOOK_URL.";
     NoAlertsYet => "아직 경보가 없습니다.", "No alerts yet.";

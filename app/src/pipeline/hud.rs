@@ -6,7 +6,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Document, HtmlElement};
 
 use shared::status::LinkStatus;
-use shared::{Lang, NodesSnapshot, WorkerView};
+use shared::{Lang, NodesSnapshot, Word, WorkerView};
 
 use super::declutter::{self, Rect};
 use super::label;
@@ -91,6 +91,49 @@ pub struct Hud {
     /// One line per label: rows are too close on screen for two.
     compact: bool,
     bus: Option<(i32, i32)>,
+    /// The scene's parts named over them (NAS, Redis bus, Windows node), and where each was
+    /// last put.
+    parts: Vec<PartLabel>,
+}
+
+struct PartLabel {
+    el: HtmlElement,
+    part: Part,
+    at: Option<(i32, i32)>,
+}
+
+/// A part of the scene that has a name on screen.
+#[derive(Clone, Copy)]
+enum Part {
+    Nas,
+    Bus,
+    Windows,
+}
+
+impl Part {
+    const ALL: [Self; 3] = [Self::Nas, Self::Bus, Self::Windows];
+
+    fn word(self) -> Word {
+        match self {
+            Self::Nas => Word::PartNas,
+            Self::Bus => Word::PartBus,
+            Self::Windows => Word::PartWindows,
+        }
+    }
+
+    /// Just above the part.
+    fn anchor(self, layout: &Layout) -> P3 {
+        let above =
+            |b: &super::layout::Block| [b.centre[0], b.centre[1] + b.half[1] + 0.45, b.centre[2]];
+        match self {
+            Self::Nas => above(&layout.nas),
+            Self::Bus => {
+                let (_, top) = layout.bus;
+                [top[0], top[1] + 0.45, top[2]]
+            }
+            Self::Windows => above(&layout.windows),
+        }
+    }
 }
 
 /// Row spacing on screen (CSS px) below which labels go compact, and above which they come back;
@@ -122,9 +165,23 @@ fn set_style(el: &HtmlElement, name: &str, value: &str) {
 impl Hud {
     pub fn new(root: HtmlElement, lang: Lang) -> Option<Self> {
         let document = root.owner_document()?;
+        let mut parts = Vec::new();
+        for part in Part::ALL {
+            let el = document
+                .create_element("div")
+                .ok()?
+                .dyn_into::<HtmlElement>()
+                .ok()?;
+            el.set_class_name("hud-part");
+            el.set_text_content(Some(lang.t(part.word())));
+            // The page's own element; appending to it cannot fail.
+            let _ = root.append_child(&el);
+            parts.push(PartLabel { el, part, at: None });
+        }
         Some(Self {
             root,
             lang,
+            parts,
             document,
             labels: Vec::new(),
             workers: Vec::new(),
@@ -264,6 +321,20 @@ impl Hud {
         let (_, top) = layout.bus;
         let bus = on_canvas([top[0], top[1] - 0.6, top[2]]).map(|(x, y)| (x as i32, y as i32));
         mark(&self.root, "data-bus", &mut self.bus, bus);
+        for p in &mut self.parts {
+            let at = on_canvas(p.part.anchor(layout)).map(|(x, y)| (x as i32, y as i32));
+            if at != p.at {
+                p.at = at;
+                match at {
+                    Some((x, y)) => {
+                        let t = format!("translate({x}px,{y}px) translate(-50%,-100%)");
+                        set_style(&p.el, "transform", &t);
+                        set_style(&p.el, "visibility", "visible");
+                    }
+                    None => set_style(&p.el, "visibility", "hidden"),
+                }
+            }
+        }
         let visible = declutter::visible(&boxes);
         for (((l, place), (rect, _)), show) in self
             .labels
@@ -326,6 +397,9 @@ impl Hud {
 
     /// Takes every label out of the page (the view is going away).
     pub fn clear(&mut self) {
+        for p in self.parts.drain(..) {
+            p.el.remove();
+        }
         for l in self.labels.drain(..) {
             l.el.remove();
             if let Some(b) = l.badge {
