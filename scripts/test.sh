@@ -23,6 +23,9 @@ warm="$(cd "$ROOT" && cargo xtask build 2>&1)"
 printf '%s\n' "$warm" >&2
 grep -q "wasm unchanged since the last build" <<<"$warm" \
   || { echo "the warm build re-ran wasm-bindgen/wasm-opt" >&2; exit 1; }
+say "the Python heartbeat client (clients/python) against redis-server and the release server"
+AO_SERVER_BIN="$ROOT/target/release/agent-office" python3 -m unittest discover \
+  -s "$ROOT/clients/python" -t "$ROOT/clients/python"
 say "end-to-end tests (Playwright, Chromium)"
 cd "$ROOT/end2end"
 if [ ! -d node_modules/@playwright/test ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
