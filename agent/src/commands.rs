@@ -135,7 +135,21 @@ async fn apply(agent: &Arc<Agent>, cmd: &AgentCommand) -> Result<String, String>
             }
         }
         CommandType::StartPipeline => {
-            let p = known(need()?)?;
+            let id = need()?;
+            let Some(p) = agent.pipeline(id) else {
+                // Not on this agent yet: its file in CONFIG_DIR/pipelines, if there is one.
+                let dir = crate::config::pipeline_dir(&agent.config.config_dir);
+                let config = crate::config::load_pipeline_file(&dir, id)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| {
+                        format!(
+                            "no pipeline {id:?} on this agent, nor {}/{id}.yaml",
+                            dir.display()
+                        )
+                    })?;
+                agent.start_pipeline(config);
+                return Ok(format!("started from {}/{id}.yaml", dir.display()));
+            };
             if p.status() != Status::Stopped {
                 return Ok(format!("already {}", p.status().as_str()));
             }
@@ -167,7 +181,15 @@ async fn update_config(
         .iter()
         .map(|p| (p.config.id.clone(), p.config.clone()))
         .collect();
-    let wanted = new_set(&current, pipeline_id, config).map_err(|e| e.to_string())?;
+    // A pipeline named but not running here: its CONFIG_DIR file is the base of the patch.
+    let mut base = current.clone();
+    if let Some(id) = pipeline_id.filter(|id| !current.contains_key(*id)) {
+        let dir = crate::config::pipeline_dir(&agent.config.config_dir);
+        if let Some(p) = crate::config::load_pipeline_file(&dir, id).map_err(|e| e.to_string())? {
+            base.insert(id.to_string(), p);
+        }
+    }
+    let wanted = new_set(&base, pipeline_id, config).map_err(|e| e.to_string())?;
     let mut changes = Vec::new();
     for (id, old) in &current {
         if wanted.get(id) != Some(old) {

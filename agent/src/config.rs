@@ -392,6 +392,10 @@ impl Config {
         };
         let mut config = Self::parse(path, &text, config_dir)?;
         config.apply_env(env)?;
+        // The pipeline files of CONFIG_DIR beside the file's own; an id in both is refused.
+        let files = load_pipeline_dir(&pipeline_dir(&config.config_dir))?;
+        config.pipelines.extend(files);
+        validate_pipelines(&config.pipelines)?;
         Ok(config)
     }
 
@@ -544,6 +548,77 @@ fn url_escape(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The folder of pipeline files (the plan's `CONFIG_DIR`): `<CONFIG_DIR>/pipelines/<id>.yaml`,
+/// one pipeline each, in the same fields as an entry of `pipelines:` in `agent.yaml`.
+pub fn pipeline_dir(config_dir: &Path) -> PathBuf {
+    config_dir.join("pipelines")
+}
+
+/// The pipeline in `<dir>/<id>.yaml`, checked; `None` when there is no such file. Its `id`, when
+/// it names one, must be the file's.
+pub fn load_pipeline_file(dir: &Path, id: &str) -> Result<Option<PipelineConfig>, ConfigError> {
+    // An id is [A-Za-z0-9._-]: it cannot leave the folder.
+    valid::id("pipeline_id", id).map_err(|e| field_err(e.field, e.message))?;
+    let path = dir.join(format!("{id}.yaml"));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    let mut value: serde_json::Value =
+        serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    if let serde_json::Value::Object(m) = &mut value {
+        match m.get("id").and_then(|v| v.as_str()) {
+            Some(named) if named != id => {
+                return Err(ConfigError::Parse {
+                    path,
+                    message: format!("id {named:?} is not the file's ({id:?})"),
+                })
+            }
+            Some(_) => {}
+            None => {
+                m.insert("id".into(), id.into());
+            }
+        }
+    }
+    let p: PipelineConfig = serde_json::from_value(value).map_err(|e| ConfigError::Parse {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    p.validate(&path.display().to_string())?;
+    Ok(Some(p))
+}
+
+/// Every `*.yaml` of the pipeline folder, by file name; none when there is no folder.
+pub fn load_pipeline_dir(dir: &Path) -> Result<Vec<PipelineConfig>, ConfigError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".yaml").map(str::to_string)
+        })
+        .collect();
+    ids.sort();
+    let mut out = Vec::new();
+    for id in ids {
+        out.extend(load_pipeline_file(dir, &id)?);
+    }
+    Ok(out)
 }
 
 /// `CONFIG_DIR`, else `$XDG_CONFIG_HOME/pipeline-agent`, else `~/.config/pipeline-agent`.
@@ -754,5 +829,47 @@ logging:
         // A file named on the command line must exist.
         let e = Config::load(missing, false, PathBuf::from("/tmp"), env(&[])).unwrap_err();
         assert!(matches!(e, ConfigError::Read { .. }));
+    }
+
+    #[test]
+    fn pipelines_also_come_from_files_in_config_dir() {
+        let dir = std::env::temp_dir().join(format!("pa-cfg-{}", std::process::id()));
+        let pipes = pipeline_dir(&dir);
+        std::fs::create_dir_all(&pipes).unwrap();
+        std::fs::write(
+            pipes.join("image.yaml"),
+            "queue: image-render\nhandler: [\"true\"]\ntimeout: 5s\n",
+        )
+        .unwrap();
+        std::fs::write(pipes.join("notes.txt"), "not a pipeline").unwrap();
+        let c = Config::load(&dir.join("agent.yaml"), true, dir.clone(), env(&[])).unwrap();
+        assert_eq!(c.pipelines.len(), 1);
+        assert_eq!(
+            (c.pipelines[0].id.as_str(), c.pipelines[0].timeout),
+            ("image", Duration::from_secs(5))
+        );
+        assert_eq!(load_pipeline_file(&pipes, "missing").unwrap(), None);
+        assert!(
+            load_pipeline_file(&pipes, "../etc").is_err(),
+            "an id cannot leave the folder"
+        );
+        // The same id in agent.yaml and in a file is refused, naming it.
+        std::fs::write(
+            dir.join("agent.yaml"),
+            "pipelines:\n  - { id: image, queue: x, handler: [\"true\"] }\n",
+        )
+        .unwrap();
+        let e = Config::load(&dir.join("agent.yaml"), true, dir.clone(), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("\"image\""), "{e}");
+        std::fs::remove_file(dir.join("agent.yaml")).unwrap();
+        // A file whose id is another's is refused, naming the file.
+        std::fs::write(
+            pipes.join("video.yaml"),
+            "id: other\nqueue: v\nhandler: [\"true\"]\n",
+        )
+        .unwrap();
+        let e = load_pipeline_dir(&pipes).unwrap_err();
+        assert!(e.to_string().contains("video.yaml"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -301,3 +301,50 @@ async fn without_the_control_plane_pipelines_go_on_and_the_agent_registers_again
         "registered again with its labels"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_without_pipelines_starts_one_from_its_config_dir() {
+    let redis = Redis::start().await;
+    let server = Server::start(Server::with_tokens(&redis.url())).await;
+    // The plan's agent.yaml shape: labels as a list, no pipelines.
+    let yaml = "agent:\n  labels:\n    - \"env=test\"\n";
+    let agent = AgentProcess::start(yaml, &env(redis.port, &server));
+    let a = agent_view(&server, |a| a["online"] == true).await;
+    assert_eq!(a["labels"]["env"], "test");
+    assert_eq!(a["pipelines"].as_array().map(Vec::len), Some(0));
+    // A pipeline file dropped into CONFIG_DIR/pipelines, then started by its id.
+    std::fs::create_dir_all(agent.dir.join("pipelines")).unwrap();
+    std::fs::write(
+        agent.dir.join("pipelines/extra.yaml"),
+        "queue: extra-render\nhandler: [\"true\"]\n",
+    )
+    .unwrap();
+    let id = send_command(
+        &server,
+        json!({"type": "start_pipeline", "pipeline_id": "extra", "agent_id": "agent-1"}),
+    )
+    .await;
+    let t = settled(&server, &id).await;
+    assert_eq!(t.state, TargetState::Succeeded, "{t:?}");
+    assert!(
+        t.message.as_deref().unwrap_or("").contains("extra.yaml"),
+        "{t:?}"
+    );
+    agent
+        .wait("/pipelines/extra", Duration::from_secs(5), |v| {
+            v["status"] == "running"
+        })
+        .await;
+    // An id with no file is a failed result that says where it looked.
+    let id = send_command(
+        &server,
+        json!({"type": "start_pipeline", "pipeline_id": "nope", "agent_id": "agent-1"}),
+    )
+    .await;
+    let t = settled(&server, &id).await;
+    assert_eq!(t.state, TargetState::Failed);
+    assert!(
+        t.message.as_deref().unwrap_or("").contains("nope.yaml"),
+        "{t:?}"
+    );
+}
