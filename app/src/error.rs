@@ -21,6 +21,23 @@ pub enum LoadError {
     NoSource { url: String },
 }
 
+impl LoadError {
+    /// What the page says, in `lang` (the `Display` text is the log's, in English).
+    pub fn text(&self, lang: shared::Lang) -> String {
+        use shared::Lang::{En, Ko};
+        match (self, lang) {
+            (Self::Network { url, reason }, Ko) => format!("{url}: 응답 없음: {reason}"),
+            (Self::Status { url, status }, Ko) => format!("{url}: HTTP {status}"),
+            (Self::Decode { url, reason }, Ko) => {
+                format!("{url}: 이 페이지가 읽을 수 없는 응답: {reason}")
+            }
+            (Self::Server(why), Ko) => format!("서버가 읽지 못했습니다: {why}"),
+            (Self::NoSource { url }, Ko) => format!("{url}: 이 빌드에는 데이터 출처가 없습니다"),
+            (e, En) => e.to_string(),
+        }
+    }
+}
+
 /// Why the 3D view could not start; the page says it and shows the cards.
 #[cfg(browser)]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

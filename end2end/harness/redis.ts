@@ -14,8 +14,26 @@ export function beat(name: string, kind: string, state: string, ageS = 0, extra:
   redisCli('SET', `worker:${name}:heartbeat`, value, 'EX', '45');
 }
 
-export function reset(): void {
+/**
+ * Empties the test Redis, then waits until the collector has begun a cycle after that: from
+ * then on every snapshot (and every `collectorSees`) is of what the test writes next, never of
+ * what the test before it left.
+ */
+export async function reset(): Promise<void> {
+  const before = await collectorCycles();
   redisCli('FLUSHALL');
+  const deadline = Date.now() + 10_000;
+  while ((await collectorCycles()) < before + 2) {
+    if (Date.now() > deadline) throw new Error('the collector ran no cycle after FLUSHALL');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** How many cycles the collector of the main server has finished (its /metrics). */
+async function collectorCycles(): Promise<number> {
+  const text = await (await fetch(`${process.env.AO_BASE_URL}/metrics`)).text();
+  const m = text.match(/^agent_office_collector_cycle_seconds_count (\d+)/m);
+  return m ? Number(m[1]) : 0;
 }
 
 /** Freezes the test Redis (SIGSTOP): unreachable for the server, its data kept. */

@@ -16,7 +16,7 @@ async function withToken(page: Page, token: string): Promise<void> {
 }
 
 test.beforeEach(async () => {
-  reset();
+  await reset();
 });
 
 test('the agents page is server-rendered and read-only without JavaScript', async ({ page }, info) => {

@@ -6,7 +6,7 @@ import { collectorSees, expectFleetCards, openInfra, workerCard } from '../harne
 import { canvas } from '../harness/pipeline';
 
 test.beforeEach(async () => {
-  reset();
+  await reset();
   beat('music-render', 'render', 'idle');
   await collectorSees((n) => n.workers.some((w: any) => w.name === 'music-render' && w.alive));
 });

@@ -3,7 +3,7 @@ import { beat, redisCli, reset } from '../harness/redis';
 import { collectorSees, expectFleetCards, openInfra, workerCard } from '../harness/app';
 
 test.beforeEach(async () => {
-  reset();
+  await reset();
   beat('image-render', 'render', 'busy', 2);
   beat('insta-render', 'render', 'idle', 1);
   redisCli('RPUSH', 'queue:image-render', 'a', 'b', 'c');

@@ -9,7 +9,7 @@ import { hudLabel } from '../harness/pipeline';
 test.use({ locale: 'ko-KR' });
 
 test.beforeEach(async () => {
-  reset();
+  await reset();
   beat('music-render', 'render', 'busy');
   beat('image-render', 'render', 'idle');
   beat('ai_trade', 'trader', 'market_closed');

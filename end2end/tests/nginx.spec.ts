@@ -4,7 +4,7 @@ import { collectorSees, expectFleetCards, nginxUrl, openInfra, workerCard } from
 import { expectTubeColour, hudLabel, waitForFrames } from '../harness/pipeline';
 
 test.beforeEach(async () => {
-  reset();
+  await reset();
   beat('music-render', 'render', 'idle');
   await collectorSees((n) => n.workers.some((w: any) => w.name === 'music-render' && w.alive));
 });

@@ -11,7 +11,7 @@ import {
 test.skip(({ javaScriptEnabled }) => !javaScriptEnabled, 'the 3D view needs JavaScript');
 
 test.beforeEach(async () => {
-  reset();
+  await reset();
   beat('music-render', 'render', 'busy');
   redisCli('RPUSH', 'queue:music-render', 'a', 'b', 'c', 'd');
   beat('video-render', 'render', 'paused');

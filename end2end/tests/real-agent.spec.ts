@@ -21,7 +21,7 @@ async function press(page: Page, action: 'pause' | 'resume'): Promise<void> {
 }
 
 test.beforeEach(async () => {
-  reset();
+  await reset();
 });
 
 test('pause a real agent from the Agents view: its card pauses and its queue grows, resume drains it', async ({ page }, info) => {

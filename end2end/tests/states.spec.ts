@@ -11,7 +11,7 @@ const colours = {
 };
 
 test.beforeEach(async () => {
-  reset();
+  await reset();
   beat('music-render', 'render', 'busy');
   beat('video-render', 'render', 'paused');
   redisCli('SET', 'queue:paused', '1', 'EX', '60');

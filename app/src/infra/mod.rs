@@ -94,7 +94,7 @@ pub fn InfraPage() -> impl IntoView {
                     }
                     .into_any(),
                     None => {
-                        let why = first.and_then(Result::err).map(|e| e.to_string()).unwrap_or_default();
+                        let why = first.and_then(Result::err).map(|e| e.text(lang)).unwrap_or_default();
                         view! { <p class="error">{lang.t(Word::NoDataYet)} " " {why}</p> }.into_any()
                     }
                 }
