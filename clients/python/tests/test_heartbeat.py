@@ -26,6 +26,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    """Until something listens on ``port`` (redis-server takes a moment to bind)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def server_binary() -> pathlib.Path:
     given = os.environ.get("AO_SERVER_BIN")
     if given:
@@ -46,6 +59,7 @@ class WithRedisAndServer(unittest.IsolatedAsyncioTestCase):
             ["redis-server", "--port", str(cls.redis_port), "--save", "", "--dir", cls.dir],
             stdout=subprocess.DEVNULL,
         )
+        wait_for_port(cls.redis_port)
         cls.http_port = free_port()
         env = dict(
             os.environ,
