@@ -118,7 +118,6 @@ impl<'a> StateLabel<'a> {
             return if alive { Self::Idle } else { Self::Down };
         };
         match state {
-            WorkerState::Down => Self::Down,
             WorkerState::Paused => Self::Paused,
             WorkerState::Busy => Self::Processing,
             WorkerState::MarketOpen => Self::MarketOpen,

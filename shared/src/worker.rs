@@ -76,9 +76,9 @@ impl WorkerKind {
 
 ord_by_word!(WorkerKind);
 
-/// A worker's state: one the contract lists (per kind, see [`WorkerKind::states`]), the
-/// product's `down` for a worker without a valid heartbeat, or any other word kept exactly as
-/// the worker wrote it — shown as written, never relabelled. On the wire it is that word.
+/// A worker's state: one the contract lists (per kind, see [`WorkerKind::states`]), or any other
+/// word kept exactly as the worker wrote it — shown as written, never relabelled. On the wire it
+/// is the word; a worker that is not alive has none (`null` in `/nodes`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum WorkerState {
     /// render
@@ -91,8 +91,6 @@ pub enum WorkerState {
     /// trader
     MarketOpen,
     MarketClosed,
-    /// No valid heartbeat (not a Contract-1 state; `/nodes` writes it for a worker it cannot read).
-    Down,
     /// A word the contract does not list.
     Other(String),
 }
@@ -108,7 +106,6 @@ impl WorkerState {
             "free" => Self::Free,
             "market_open" => Self::MarketOpen,
             "market_closed" => Self::MarketClosed,
-            "down" => Self::Down,
             other => Self::Other(other.to_string()),
         }
     }
@@ -123,7 +120,6 @@ impl WorkerState {
             Self::Free => "free",
             Self::MarketOpen => "market_open",
             Self::MarketClosed => "market_closed",
-            Self::Down => "down",
             Self::Other(s) => s,
         }
     }
@@ -167,7 +163,11 @@ mod tests {
                 assert!(kind.allows(state));
             }
         }
-        assert_eq!(WorkerState::parse("down"), WorkerState::Down);
+        // `null` is how /nodes says "no state"; a worker that writes "down" is shown as written.
+        assert_eq!(
+            WorkerState::parse("down"),
+            WorkerState::Other("down".into())
+        );
         let odd = WorkerState::parse("starting");
         assert_eq!(odd, WorkerState::Other("starting".into()));
         assert_eq!(odd.as_str(), "starting", "kept as written");
