@@ -203,7 +203,44 @@ pub struct PipelineConfig {
     /// Compensation queue: a dead-lettered job is also pushed to `queue:<on_failure>`.
     #[serde(default)]
     pub on_failure: Option<String>,
+    /// The job history this pipeline writes (SPEC §10) and how long it is kept.
+    #[serde(default)]
+    pub history: HistoryConfig,
 }
+
+/// Job history of one pipeline's queue: on by default; retention by count and age, failures
+/// (dead, expired) kept longer than successes. README "Jobs you can follow" has the numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    pub enabled: bool,
+    /// Succeeded jobs kept per queue, at most …
+    pub keep_succeeded: u64,
+    /// … and for at most this long.
+    #[serde(with = "humantime_serde")]
+    pub succeeded_for: Duration,
+    /// Dead and expired jobs kept per queue, at most …
+    pub keep_failed: u64,
+    /// … and for at most this long.
+    #[serde(with = "humantime_serde")]
+    pub failed_for: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            keep_succeeded: 10_000,
+            succeeded_for: Duration::from_secs(3 * 24 * 3600),
+            keep_failed: 20_000,
+            failed_for: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Most jobs of one kind (succeeded, failed) a queue's history may keep, and the longest age.
+pub const MAX_KEEP: u64 = 1_000_000;
+pub const MAX_KEEP_FOR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn default_timeout() -> Duration {
     Duration::from_secs(60)
@@ -266,6 +303,22 @@ impl PipelineConfig {
             return Err(field_err(
                 f("concurrency"),
                 format!("must be 1..={MAX_CONCURRENCY}"),
+            ));
+        }
+        let h = &self.history;
+        if h.keep_succeeded > MAX_KEEP || h.keep_failed > MAX_KEEP {
+            return Err(field_err(
+                f("history"),
+                format!("keep_succeeded and keep_failed are at most {MAX_KEEP}"),
+            ));
+        }
+        if [h.succeeded_for, h.failed_for]
+            .iter()
+            .any(|d| d.as_secs() == 0 || *d > MAX_KEEP_FOR)
+        {
+            return Err(field_err(
+                f("history"),
+                "succeeded_for and failed_for are at least 1s and at most 365 days",
             ));
         }
         if WorkerKind::parse(&self.kind).is_none() {

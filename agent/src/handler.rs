@@ -1,17 +1,22 @@
 //! Runs a pipeline's handler: an external program (argv, no shell) in its own process group,
 //! the job on stdin. On timeout, or when the agent must stop, the whole group gets SIGTERM,
 //! then SIGKILL after a short grace, so a handler's children never outlive it.
+//!
+//! Its stdout and stderr are always drained (a handler is never blocked on a full pipe): the
+//! last [`TAIL_CAP`] bytes of each are kept for the job's history, and, when the caller gives
+//! a [`Live`] buffer, every byte is also handed to it for the live log.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use shared::jobs::record::TAIL_CAP;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 /// After SIGTERM, the group has this long before SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
-/// The tail of stderr kept for the failure message.
+/// The end of stderr quoted in the failure message.
 const STDERR_TAIL: usize = 512;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -31,71 +36,209 @@ pub struct Job<'a> {
     pub input: &'a [u8],
     pub timeout: Duration,
     pub env: &'a [(&'a str, String)],
+    /// Where the output goes as it is written (the live log), if anywhere.
+    pub live: Option<&'a Live>,
 }
 
-pub async fn run(job: Job<'_>, abort: &CancellationToken) -> Outcome {
+/// What a run of the handler left: how it ended and the tails of its output.
+#[derive(Debug)]
+pub struct Ran {
+    pub outcome: Outcome,
+    /// The exit status, when it exited (not killed by a signal, not timed out).
+    pub exit_code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Ran {
+    fn without_output(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            exit_code: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        }
+    }
+}
+
+/// Which stream a piece of output came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Out => "out",
+            Self::Err => "err",
+        }
+    }
+}
+
+/// Output written but not yet published to the live log: at most [`TAIL_CAP`] bytes per
+/// stream; when the publisher falls behind, the oldest pending bytes are dropped and counted.
+#[derive(Default)]
+pub struct Live(std::sync::Mutex<[Pending; 2]>);
+
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    skipped: u64,
+}
+
+impl Live {
+    fn push(&self, stream: Stream, bytes: &[u8]) {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let p = &mut all[stream as usize];
+        p.bytes.extend_from_slice(bytes);
+        if p.bytes.len() > TAIL_CAP {
+            let cut = p.bytes.len() - TAIL_CAP;
+            p.bytes.drain(..cut);
+            p.skipped += cut as u64;
+        }
+    }
+
+    /// Everything pending, per stream (a note first when bytes were dropped).
+    pub fn take(&self) -> Vec<(Stream, Vec<u8>)> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (i, stream) in [Stream::Out, Stream::Err].into_iter().enumerate() {
+            let p = std::mem::take(&mut all[i]);
+            if p.skipped > 0 {
+                out.push((
+                    stream,
+                    format!("[… {} bytes skipped …]\n", p.skipped).into_bytes(),
+                ));
+            }
+            if !p.bytes.is_empty() {
+                out.push((stream, p.bytes));
+            }
+        }
+        out
+    }
+}
+
+/// How long a pipe may stay open after the handler's group has ended.
+const PIPE_GRACE: Duration = Duration::from_secs(1);
+
+/// Reads a pipe to its end (or [`PIPE_GRACE`] after `ended_at` is set), keeping its last
+/// [`TAIL_CAP`] bytes and handing every byte to `live`.
+async fn drain(
+    pipe: Option<impl AsyncRead + Unpin>,
+    stream: Stream,
+    live: Option<&Live>,
+    mut ended_at: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
+) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let Some(mut pipe) = pipe else { return tail };
+    let mut buf = [0u8; 8192];
+    let given_up = async move {
+        let at = match ended_at.wait_for(Option::is_some).await {
+            Ok(at) => *at,
+            Err(_) => None,
+        };
+        match at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(given_up);
+    loop {
+        let n = tokio::select! {
+            r = pipe.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            () = &mut given_up => break,
+        };
+        if let Some(live) = live {
+            live.push(stream, &buf[..n]);
+        }
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > TAIL_CAP * 2 {
+            tail.drain(..tail.len() - TAIL_CAP);
+        }
+    }
+    let keep = shared::jobs::record::tail(&tail, TAIL_CAP).len();
+    tail.drain(..tail.len() - keep);
+    tail
+}
+
+pub async fn run(job: Job<'_>, abort: &CancellationToken) -> Ran {
     let Some((program, args)) = job.argv.split_first() else {
-        return Outcome::NotStarted("the handler has no program".into());
+        return Ran::without_output(Outcome::NotStarted("the handler has no program".into()));
     };
     let mut cmd = Command::new(program);
     cmd.args(args)
         .envs(job.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return Outcome::NotStarted(format!("cannot start {program:?}: {e}")),
+        Err(e) => {
+            return Ran::without_output(Outcome::NotStarted(format!(
+                "cannot start {program:?}: {e}"
+            )))
+        }
     };
     let Some(pgid) = child.id() else {
-        return Outcome::Failed("exited before it could be watched".into());
+        return Ran::without_output(Outcome::Failed("exited before it could be watched".into()));
     };
     let mut stdin = child.stdin.take();
-    let mut stderr = child.stderr.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
     let input = job.input.to_vec();
-    // Feeding stdin and draining stderr run beside the wait, so a handler that does not
-    // read its input (or writes a lot) cannot block us.
+    // Feeding stdin runs beside the wait, so a handler that does not read its input cannot
+    // block us.
     let feed = async move {
         if let Some(mut s) = stdin.take() {
             // A handler that exits without reading its input is not an error of ours.
             let _ = s.write_all(&input).await;
         }
     };
-    let drain = async move {
-        let mut tail = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = s.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > STDERR_TAIL * 2 {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
-            }
-        }
-        tail
+    // The pipes are read beside the wait and until they close: the group's end closes them,
+    // so the tails are complete. A process that escaped the group and holds a pipe gets
+    // [`PIPE_GRACE`] after the end, then the pipe is left.
+    let (ended_at, closing) = tokio::sync::watch::channel(None);
+    let out = drain(stdout, Stream::Out, job.live, closing.clone());
+    let err = drain(stderr, Stream::Err, job.live, closing);
+    let main = async {
+        let ended = tokio::select! {
+            (status, ()) = async { tokio::join!(child.wait(), feed) } => Ended::Exited(status),
+            _ = tokio::time::sleep(job.timeout) => Ended::TimedOut,
+            _ = abort.cancelled() => Ended::Aborted,
+        };
+        // Whatever happened, nothing of the group may live on: a handler that exited can
+        // still have left children behind (and they would hold the pipes open).
+        kill_group(pgid, &mut child).await;
+        ended_at.send_replace(Some(tokio::time::Instant::now() + PIPE_GRACE));
+        ended
     };
-    let waited = async {
-        let (status, (), tail) = tokio::join!(child.wait(), feed, drain);
-        (status, tail)
+    let (ended, stdout, stderr) = tokio::join!(main, out, err);
+    let (outcome, exit_code) = match ended {
+        Ended::Exited(Ok(s)) if s.success() => (Outcome::Succeeded, Some(0)),
+        Ended::Exited(Ok(s)) => (Outcome::Failed(failure_message(s, &stderr)), s.code()),
+        Ended::Exited(Err(e)) => (Outcome::Failed(format!("lost the handler: {e}")), None),
+        Ended::TimedOut => (Outcome::TimedOut, None),
+        Ended::Aborted => (Outcome::Aborted, None),
     };
-    let outcome = tokio::select! {
-        (status, tail) = waited => match status {
-            Ok(s) if s.success() => Outcome::Succeeded,
-            Ok(s) => Outcome::Failed(failure_message(s, &tail)),
-            Err(e) => Outcome::Failed(format!("lost the handler: {e}")),
-        },
-        _ = tokio::time::sleep(job.timeout) => Outcome::TimedOut,
-        _ = abort.cancelled() => Outcome::Aborted,
-    };
-    // Whatever happened, nothing of the group may live on: a handler that exited can still
-    // have left children behind.
-    kill_group(pgid, &mut child).await;
-    outcome
+    Ran {
+        outcome,
+        exit_code,
+        stdout,
+        stderr,
+    }
+}
+
+enum Ended {
+    Exited(std::io::Result<std::process::ExitStatus>),
+    TimedOut,
+    Aborted,
 }
 
 fn failure_message(status: std::process::ExitStatus, tail: &[u8]) -> String {
@@ -154,6 +297,10 @@ mod tests {
     }
 
     async fn go(v: &[&str], input: &[u8], timeout_ms: u64) -> Outcome {
+        ran(v, input, timeout_ms, None).await.outcome
+    }
+
+    async fn ran(v: &[&str], input: &[u8], timeout_ms: u64, live: Option<&Live>) -> Ran {
         let a = argv(v);
         run(
             Job {
@@ -161,10 +308,46 @@ mod tests {
                 input,
                 timeout: Duration::from_millis(timeout_ms),
                 env: &[("JOB_KIND", "test".into())],
+                live,
             },
             &CancellationToken::new(),
         )
         .await
+    }
+
+    #[tokio::test]
+    async fn output_tails_exit_codes_and_the_live_copy() {
+        let live = Live::default();
+        let r = ran(
+            &["sh", "-c", "echo out-line; echo err-line >&2; exit 4"],
+            b"",
+            5000,
+            Some(&live),
+        )
+        .await;
+        assert_eq!(r.exit_code, Some(4));
+        assert_eq!(r.stdout, b"out-line\n");
+        assert_eq!(r.stderr, b"err-line\n");
+        let taken = live.take();
+        assert_eq!(taken.len(), 2);
+        assert!(live.take().is_empty(), "taking empties it");
+        // 1 MB on stdout: the tail is capped, the handler never blocks, the live copy too
+        let r = ran(
+            &[
+                "sh",
+                "-c",
+                "head -c 1048576 /dev/zero | tr '\\0' x; echo END",
+            ],
+            b"",
+            10_000,
+            Some(&live),
+        )
+        .await;
+        assert_eq!(r.outcome, Outcome::Succeeded);
+        assert_eq!(r.stdout.len(), TAIL_CAP);
+        assert!(r.stdout.ends_with(b"xEND\n"));
+        let pending: usize = live.take().iter().map(|(_, b)| b.len()).sum();
+        assert!(pending <= TAIL_CAP + 64, "{pending}");
     }
 
     #[tokio::test]

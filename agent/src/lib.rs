@@ -7,6 +7,7 @@ pub mod api;
 pub mod commands;
 pub mod config;
 pub mod handler;
+pub mod history;
 pub mod link;
 pub mod metrics;
 pub mod mode;

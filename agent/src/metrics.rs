@@ -28,6 +28,19 @@ pub struct PipelineLabel {
     pub pipeline_id: String,
 }
 
+/// `queue="<q>",status="<final status>"`: queues come from the config, statuses from a fixed
+/// set, so the label space stays bounded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabel {
+    pub queue: String,
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabel {
+    pub queue: String,
+}
+
 fn duration_histogram() -> Histogram {
     // 10 ms to ~80 s
     Histogram::new(exponential_buckets(0.01, 2.0, 14))
@@ -47,6 +60,9 @@ pub struct Metrics {
     dead: Family<PipelineLabel, Counter>,
     restarts: Family<PipelineLabel, Counter>,
     duration: Family<PipelineLabel, Histogram, fn() -> Histogram>,
+    jobs: Family<JobLabel, Counter>,
+    job_duration: Family<QueueLabel, Histogram, fn() -> Histogram>,
+    waiting: Family<QueueLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -65,6 +81,9 @@ impl Default for Metrics {
             dead: Family::default(),
             restarts: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
+            jobs: Family::default(),
+            job_duration: Family::new_with_constructor(duration_histogram),
+            waiting: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -127,6 +146,21 @@ impl Default for Metrics {
             "Handler run time",
             m.duration.clone(),
         );
+        r.register(
+            "agent_jobs",
+            "Jobs that reached a final status (succeeded, dead, expired), by queue",
+            m.jobs.clone(),
+        );
+        r.register(
+            "agent_job_duration_seconds",
+            "Run time of jobs that reached a final status after running, by queue",
+            m.job_duration.clone(),
+        );
+        r.register(
+            "agent_jobs_waiting",
+            "Jobs waiting for their dependencies, by queue (as last seen)",
+            m.waiting.clone(),
+        );
         Self { registry: r, ..m }
     }
 }
@@ -145,6 +179,28 @@ impl Metrics {
     }
     pub fn dead_lettered(&self, id: &str) {
         self.dead.get_or_create(&Self::pl(id)).inc();
+    }
+    /// A job reached a final status; `took` when it ran.
+    pub fn job_ended(&self, queue: &str, status: &'static str, took: Option<std::time::Duration>) {
+        let queue = queue.to_string();
+        self.jobs
+            .get_or_create(&JobLabel {
+                queue: queue.clone(),
+                status,
+            })
+            .inc();
+        if let Some(t) = took {
+            self.job_duration
+                .get_or_create(&QueueLabel { queue })
+                .observe(t.as_secs_f64());
+        }
+    }
+    pub fn waiting(&self, queue: &str, n: u64) {
+        self.waiting
+            .get_or_create(&QueueLabel {
+                queue: queue.to_string(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
     pub fn pipeline_restart(&self, id: &str) {
         self.restarts.get_or_create(&Self::pl(id)).inc();

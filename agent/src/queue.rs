@@ -23,6 +23,8 @@ pub struct QueueKeys {
     pub processing: String,
     pub dead: String,
     pub retries: String,
+    /// Jobs waiting for their dependencies (SPEC §10).
+    pub waiting: String,
     /// `queue:<on_failure>`: compensation jobs for dead letters.
     pub compensate: Option<String>,
 }
@@ -34,6 +36,7 @@ impl QueueKeys {
             processing: keys::processing(queue, agent_id),
             dead: keys::dead_letter(queue),
             retries: retries_key(queue),
+            waiting: shared::jobs::keys::waiting(queue),
             compensate: on_failure.map(keys::queue),
         }
     }
@@ -101,16 +104,65 @@ return {1, n}
     )
 });
 
-/// KEYS: processing, queue; ARGV: job. Puts one job back at the front of the queue.
-static GIVE_BACK: LazyLock<redis::Script> = LazyLock::new(|| {
+/// KEYS: from, to; ARGV: job, `R` or `L`. Moves one copy of a job from one list to the
+/// right (front of a queue) or left end of another; 0 when it was not there.
+static MOVE_ONE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
 if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return 0 end
-redis.call('RPUSH', KEYS[2], ARGV[1])
+if ARGV[2] == 'R' then redis.call('RPUSH', KEYS[2], ARGV[1]) else redis.call('LPUSH', KEYS[2], ARGV[1]) end
 return 1
 "#,
     )
 });
+
+/// Which end of the target list a moved job goes to.
+#[derive(Clone, Copy)]
+pub enum End {
+    /// The right: the front of a queue (taken next), like a job given back.
+    Front,
+    /// The left: where producers push, and where dead letters go.
+    Back,
+}
+
+/// Loads the scripts that travel inside pipelines (a pipeline cannot fall back from EVALSHA
+/// to EVAL by itself): done on every new connection, so a restarted Redis has them again.
+pub async fn load_scripts(conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    MOVE_ONE.load_async(conn).await?;
+    crate::history::load_scripts(conn).await
+}
+
+fn side(end: End) -> &'static str {
+    match end {
+        End::Front => "R",
+        End::Back => "L",
+    }
+}
+
+/// [`move_one`] added to a pipeline (its answer ignored: a job an operator moved meanwhile is
+/// simply not there).
+pub fn move_one_into(p: &mut redis::Pipeline, from: &str, to: &str, job: &[u8], end: End) {
+    p.invoke_script(MOVE_ONE.key(from).key(to).arg(job).arg(side(end)))
+        .ignore();
+}
+
+/// Moves one job between two lists of the same queue (one slot when its name has a tag).
+pub async fn move_one(
+    conn: &mut MultiplexedConnection,
+    from: &str,
+    to: &str,
+    job: &[u8],
+    end: End,
+) -> redis::RedisResult<bool> {
+    let n: u32 = MOVE_ONE
+        .key(from)
+        .key(to)
+        .arg(job)
+        .arg(side(end))
+        .invoke_async(conn)
+        .await?;
+    Ok(n == 1)
+}
 
 /// Takes the next job into our processing list, waiting up to `wait` (BLMOVE). The
 /// connection must be this slot's own: a blocking call holds it.
@@ -129,14 +181,10 @@ pub async fn take(
         .await
 }
 
-/// Success: remove exactly that job and forget its retry count, one round trip.
-pub async fn ack(
-    conn: &mut MultiplexedConnection,
-    k: &QueueKeys,
-    job: &[u8],
-) -> redis::RedisResult<()> {
-    redis::pipe()
-        .cmd("LREM")
+/// Success: remove exactly that job and forget its retry count (added to `p`, which may
+/// carry the job's history with it: one round trip).
+pub fn ack_into(p: &mut redis::Pipeline, k: &QueueKeys, job: &[u8]) {
+    p.cmd("LREM")
         .arg(&k.processing)
         .arg(-1)
         .arg(job)
@@ -144,9 +192,7 @@ pub async fn ack(
         .cmd("HDEL")
         .arg(&k.retries)
         .arg(job_field(job))
-        .ignore()
-        .query_async(conn)
-        .await
+        .ignore();
 }
 
 pub async fn fail(
@@ -182,13 +228,7 @@ pub async fn give_back(
     k: &QueueKeys,
     job: &[u8],
 ) -> redis::RedisResult<bool> {
-    let n: u32 = GIVE_BACK
-        .key(&k.processing)
-        .key(&k.queue)
-        .arg(job)
-        .invoke_async(conn)
-        .await?;
-    Ok(n == 1)
+    move_one(conn, &k.processing, &k.queue, job, End::Front).await
 }
 
 /// The jobs a previous run of this agent left in its processing list, oldest first.

@@ -11,6 +11,7 @@ pub mod control;
 pub mod fleet;
 pub mod heartbeat;
 pub mod i18n;
+pub mod jobs;
 pub mod keys;
 pub mod nodes;
 pub mod registry;

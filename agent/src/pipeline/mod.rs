@@ -8,9 +8,11 @@
 //! permits, the global pause, the shutdown tokens and the metrics — never the whole agent.
 //! The agent keeps its pipelines in [`Pipelines`].
 
+mod gate;
 mod slot;
 mod supervisor;
 mod sweeper;
+mod waiting;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -88,9 +90,12 @@ impl Host {
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
-        self.client
+        let mut c = self
+            .client
             .get_multiplexed_async_connection_with_config(&cfg)
-            .await
+            .await?;
+        crate::queue::load_scripts(&mut c).await?;
+        Ok(c)
     }
 }
 
@@ -213,6 +218,8 @@ pub struct Pipeline {
     done: watch::Sender<bool>,
     /// The jobs our slots hold right now (job → copies), for the sweeper.
     in_hand: Mutex<HashMap<Vec<u8>, u32>>,
+    /// A job of this pipeline succeeded: jobs waiting on it may be released.
+    settled: Notify,
 }
 
 impl Pipeline {
@@ -229,6 +236,7 @@ impl Pipeline {
             abort: host.abort.child_token(),
             done: watch::Sender::new(false),
             in_hand: Mutex::new(HashMap::new()),
+            settled: Notify::new(),
         });
         tokio::spawn(supervisor::supervise(host.clone(), p.clone()));
         p

@@ -6,13 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    count_failure, slot, sweeper, Backoff, Crash, Host, Pipeline, MAX_BACKOFF, SLOT_TIMEOUT,
+    count_failure, slot, sweeper, waiting, Backoff, Crash, Host, Pipeline, MAX_BACKOFF,
+    SLOT_TIMEOUT,
 };
+use shared::jobs::record::Outcome;
+use shared::jobs::{keys, read_item, JobStatus};
+
+use crate::history;
 use crate::queue;
 
 pub(super) async fn supervise(host: Arc<Host>, p: Arc<Pipeline>) {
     recover(&host, &p).await;
     tokio::spawn(sweeper::sweep(host.clone(), p.clone()));
+    tokio::spawn(waiting::release(host.clone(), p.clone()));
     let mut restarts = 0u32;
     while !p.stop.is_cancelled() {
         let run = p.stop.child_token();
@@ -81,6 +87,7 @@ async fn recover(host: &Host, p: &Pipeline) {
             for job in &jobs {
                 let outcome = queue::fail(&mut c, &p.keys, job, p.config.max_retries).await?;
                 count_failure(host, p, outcome);
+                recovered_history(host, p, &mut c, job, outcome).await?;
                 n += 1;
             }
             Ok::<_, redis::RedisError>(n)
@@ -100,4 +107,46 @@ async fn recover(host: &Host, p: &Pipeline) {
             }
         }
     }
+}
+
+/// Closes the attempt a dead run left open in the job's history: it failed, and the job is
+/// retried or dead by the same rule as any failure.
+async fn recovered_history(
+    host: &Host,
+    p: &Pipeline,
+    c: &mut redis::aio::MultiplexedConnection,
+    item: &[u8],
+    outcome: queue::Failed,
+) -> redis::RedisResult<()> {
+    let status = match outcome {
+        queue::Failed::Retried { .. } => JobStatus::Retrying,
+        queue::Failed::DeadLettered { .. } => JobStatus::Dead,
+        queue::Failed::Gone => return Ok(()),
+    };
+    if !p.config.history.enabled {
+        return Ok(());
+    }
+    let job = history::Job {
+        item,
+        read: read_item(item),
+        queue: &p.config.queue,
+    };
+    let n: Option<u32> = redis::cmd("HGET")
+        .arg(keys::record(&job.read.id))
+        .arg("attempts")
+        .query_async(c)
+        .await?;
+    let change = history::Change {
+        status,
+        reason: Some("the agent stopped during the run (found at its restart)"),
+        attempt: n.map(|n| (n, Outcome::Failed)),
+        exit_code: None,
+        duration: None,
+        stdout: b"",
+        stderr: b"",
+        agent: &host.agent_id,
+    };
+    let mut pipe = redis::pipe();
+    history::end_into(&mut pipe, &job, &change, &p.config.history);
+    pipe.query_async(c).await
 }
