@@ -13,7 +13,6 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use sha2::{Digest, Sha256};
 use shared::keys;
 
 /// The keys of one queue as this agent consumes it.
@@ -43,28 +42,15 @@ impl QueueKeys {
 }
 
 pub fn retries_key(queue: &str) -> String {
-    format!("agent-office:retries:queue:{queue}")
+    shared::jobs::keys::retries(queue)
 }
 
 /// Retry counts expire this long after the last failure of any job of the queue.
 const RETRIES_TTL_S: u64 = 7 * 24 * 3600;
 
-/// The retry-count field of a job: the job itself when short, else its SHA-256.
-pub fn job_field(job: &[u8]) -> Vec<u8> {
-    if job.len() <= 64 {
-        let mut f = b"j:".to_vec();
-        f.extend_from_slice(job);
-        f
-    } else {
-        let mut f = b"h:".to_vec();
-        f.extend(
-            Sha256::digest(job)
-                .iter()
-                .flat_map(|b| format!("{b:02x}").into_bytes()),
-        );
-        f
-    }
-}
+/// The retry-count field of a job (`shared::jobs::retry_field`; the server's retry action
+/// clears it too).
+pub use shared::jobs::retry_field as job_field;
 
 /// What became of a failed job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod error;
+pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod redis_conn;
@@ -104,12 +105,29 @@ fn start_tasks(
         client.clone(),
         stop.clone(),
     ));
+    let jobs = jobs::Jobs::new(control::Store::new(client.clone(), config.redis_timeout));
+    tasks.spawn(jobs::index::run(
+        jobs.store.clone(),
+        jobs.index.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(jobs::events::relay_jobs(
+        client.clone(),
+        jobs.events.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(jobs::events::watch_agents(
+        control.agents.clone(),
+        jobs.events.clone(),
+        stop.clone(),
+    ));
     Ok(AppState {
         leptos_options,
         nodes,
         alerts,
         metrics,
         control,
+        jobs,
         closing: stop.clone(),
         streams: Arc::new(tokio::sync::Semaphore::new(config.limits.max_streams)),
     })

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::AlertsRx;
 use crate::collector::SnapshotRx;
 use crate::control::Control;
+use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 
 #[derive(Clone, FromRef)]
@@ -18,6 +19,7 @@ pub struct AppState {
     pub alerts: AlertsRx,
     pub metrics: Arc<Metrics>,
     pub control: Control,
+    pub jobs: Jobs,
     /// Cancelled when the server starts shutting down, so long-lived responses (the push
     /// stream) end and the graceful shutdown does not wait for them.
     pub closing: CancellationToken,

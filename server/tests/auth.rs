@@ -94,6 +94,13 @@ const CALLS: &[(Method, &str, Need, &str, &str)] = &[
     ),
     (
         Method::POST,
+        "/api/jobs/j1/retry",
+        Need::Operator,
+        "job.retry",
+        "j1",
+    ),
+    (
+        Method::POST,
         "/api/queues/img/dead-letter/purge",
         Need::Operator,
         "queue.dead_letter.purge",
@@ -123,6 +130,7 @@ fn state(redis_url: &str, operator: Option<&str>, agent: Option<&str>) -> AppSta
         agents,
         nodes: nodes.clone(),
     };
+    let jobs = server::jobs::Jobs::new(control.store.clone());
     AppState {
         leptos_options: leptos::config::LeptosOptions::builder()
             .output_name("agent-office")
@@ -131,6 +139,7 @@ fn state(redis_url: &str, operator: Option<&str>, agent: Option<&str>) -> AppSta
         alerts: server::alerts::disabled(),
         metrics: Arc::new(server::metrics::Metrics::new()),
         control,
+        jobs,
         closing: tokio_util::sync::CancellationToken::new(),
         streams: Arc::new(tokio::sync::Semaphore::new(4)),
     }

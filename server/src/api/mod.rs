@@ -14,4 +14,5 @@ pub fn router() -> Router<AppState> {
         .merge(alerts::router())
         .merge(health::router())
         .merge(crate::control::router())
+        .merge(crate::jobs::router())
 }

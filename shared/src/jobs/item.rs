@@ -41,6 +41,24 @@ pub fn hashed_id(item: &[u8]) -> String {
     id
 }
 
+/// The field of a job in its queue's retry-count hash (`agent-office:retries:queue:<q>`): the
+/// item itself when short, else `h:` and its SHA-256.
+pub fn retry_field(item: &[u8]) -> Vec<u8> {
+    if item.len() <= 64 {
+        let mut f = b"j:".to_vec();
+        f.extend_from_slice(item);
+        f
+    } else {
+        let mut f = b"h:".to_vec();
+        f.extend(
+            Sha256::digest(item)
+                .iter()
+                .flat_map(|b| format!("{b:02x}").into_bytes()),
+        );
+        f
+    }
+}
+
 /// A queue item as a job.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Item<'a> {

@@ -36,6 +36,11 @@ pub fn waiting(queue: &str) -> String {
     format!("agent-office:waiting:queue:{queue}")
 }
 
+/// A queue's failed-attempt counts (a hash: retry field → count), in the queue's slot.
+pub fn retries(queue: &str) -> String {
+    format!("agent-office:retries:queue:{queue}")
+}
+
 /// Live log chunks: bytes per entry, entries kept, and how long the stream lives.
 pub const LOG_CHUNK: usize = 4 * 1024;
 pub const LOG_ENTRIES: u64 = 64;

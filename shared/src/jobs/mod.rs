@@ -6,6 +6,8 @@ pub mod keys;
 pub mod record;
 mod status;
 
-pub use item::{hashed_id, is_valid_id, read_item, Item, ID_RULE, MAX_DEPENDS_ON, MAX_ID_LEN};
+pub use item::{
+    hashed_id, is_valid_id, read_item, retry_field, Item, ID_RULE, MAX_DEPENDS_ON, MAX_ID_LEN,
+};
 pub use record::{Attempt, AttemptFacts, JobDetail, JobRow, Outcome};
 pub use status::JobStatus;

@@ -1,0 +1,53 @@
+//! Jobs you can follow (SPEC §10, Contract 4), the server's half: the job index kept from the
+//! agents' history records ([`index`]), the list, search, detail and retry endpoints
+//! ([`http`]), a job's live log ([`log`]) and the events stream ([`events`]).
+
+pub mod events;
+mod http;
+pub mod index;
+mod log;
+mod retry;
+
+use std::sync::{Arc, RwLock};
+
+use shared::jobs::JobRow;
+use tokio::sync::broadcast;
+
+use crate::control::Store;
+
+pub use http::router;
+
+/// What the job handlers share.
+#[derive(Clone)]
+pub struct Jobs {
+    pub store: Store,
+    pub index: index::Shared,
+    /// Job and agent events as JSON, for `GET /api/events`.
+    pub events: broadcast::Sender<Arc<str>>,
+}
+
+impl Jobs {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            index: Arc::new(RwLock::new(index::Index::default())),
+            events: broadcast::channel(events::BUFFER).0,
+        }
+    }
+
+    /// A page of the list from the index (no Redis call).
+    pub fn page(&self, f: &index::Filter, limit: usize, cursor: Option<&str>) -> index::Page {
+        self.index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .page(f, limit, cursor)
+    }
+
+    pub fn row(&self, id: &str) -> Option<JobRow> {
+        self.index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .map(|e| e.row.clone())
+    }
+}
