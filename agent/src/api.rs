@@ -1,5 +1,5 @@
 //! The agent's local REST API (SPEC §8): `/health`, `/status`, `/pipelines`,
-//! `/pipelines/{id}`, `/metrics`. Read-only; bound to loopback unless `api.listen` says
+//! `/pipelines/{id}`, `/pipelines/{id}/jobs` (its recent jobs), `/metrics`. Read-only; bound to loopback unless `api.listen` says
 //! otherwise.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -21,6 +21,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/status", get(status))
         .route("/pipelines", get(pipelines))
         .route("/pipelines/{id}", get(pipeline))
+        .route("/pipelines/{id}/jobs", get(pipeline_jobs))
         .route("/metrics", get(metrics))
         .with_state(agent)
 }
@@ -117,6 +118,25 @@ async fn pipeline(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Respon
             let mut v = serde_json::to_value(view(&p)).unwrap_or_default();
             v["config"] = serde_json::to_value(&p.config).unwrap_or_default();
             Json(v).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": format!("no pipeline {id:?}"), "field": "id"})),
+        )
+            .into_response(),
+    }
+}
+
+/// The pipeline's recent jobs, newest first, as this agent last changed them (its own memory;
+/// the whole history is the server's `GET /api/jobs?queue=`).
+async fn pipeline_jobs(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response {
+    match a.pipeline(&id) {
+        Some(p) => {
+            let jobs: Vec<_> = crate::pipeline::lock(&p.stats.recent)
+                .iter()
+                .cloned()
+                .collect();
+            Json(serde_json::json!({ "jobs": jobs })).into_response()
         }
         None => (
             StatusCode::NOT_FOUND,

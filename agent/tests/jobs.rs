@@ -152,6 +152,14 @@ pipelines:
     assert!(d.reason.unwrap().contains("exit status 3"));
     assert_eq!(d.exit_code, Some(3));
     assert_eq!(llen(&mut c, "dead_letter:queue:image-render").await, 1);
+    // the agent's own API lists its recent jobs
+    let recent = agent.get("/pipelines/image/jobs").await.unwrap();
+    let mine = recent["jobs"].as_array().unwrap();
+    assert!(
+        mine.iter()
+            .any(|j| j["id"] == "job-1" && j["status"] == "dead" && j["attempts"] == 3),
+        "{recent}"
+    );
 
     let big = shared::jobs::hashed_id(b"big");
     let b = wait_status(&mut c, &big, JobStatus::Succeeded, Duration::from_secs(30)).await;

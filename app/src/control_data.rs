@@ -11,13 +11,14 @@ pub const COMMANDS_URL: &str = "/api/commands?limit=20";
 pub const AUDIT_URL: &str = "/api/audit?limit=20";
 pub const CONTROL_URL: &str = "/api/control";
 
+/// A load the SSR render awaits.
+#[cfg(feature = "ssr")]
+pub type Pending<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, LoadError>> + Send>>;
+
 /// A server-side loader: a future the SSR render awaits.
 #[cfg(feature = "ssr")]
-pub type Loader<T> = std::sync::Arc<
-    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, LoadError>> + Send>>
-        + Send
-        + Sync,
->;
+pub type Loader<T> = std::sync::Arc<dyn Fn() -> Pending<T> + Send + Sync>;
 
 /// What the server gives the pages during SSR, provided as Leptos context.
 #[cfg(feature = "ssr")]

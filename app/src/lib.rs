@@ -7,6 +7,8 @@ mod control_data;
 mod error;
 pub mod i18n;
 mod infra;
+mod jobs;
+mod nav;
 mod nodes;
 // Operator calls are sent only by the hydrated browser build; the server renders the controls.
 #[cfg_attr(not(browser), allow(dead_code))]
@@ -25,6 +27,9 @@ pub use agents::AgentsPage;
 pub use control_data::{ControlSource, Loader};
 pub use error::LoadError;
 pub use infra::InfraPage;
+#[cfg(feature = "ssr")]
+pub use jobs::JobsSource;
+pub use jobs::{JobPage, JobsPage};
 #[cfg(feature = "ssr")]
 pub use nodes::{AlertsSource, NodesSource};
 
@@ -63,6 +68,8 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=move || view! { <p class="not-found">{lang.t(shared::Word::PageNotFound)}</p> }>
                     <Route path=path!("/infra") view=InfraPage ssr=SsrMode::Async/>
                     <Route path=path!("/agents") view=AgentsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/jobs") view=JobsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/jobs/:id") view=JobPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

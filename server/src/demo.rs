@@ -87,7 +87,8 @@ pub async fn run(
             in_flight: None,
             last_state: String::new(),
             last_beat: 0,
-            job_seq: 0,
+            // Ids stay unique across runs of the demo (its history outlives it).
+            job_seq: u64::try_from(Utc::now().timestamp()).unwrap_or(0) * 1000,
             simulated: simulate.is_none_or(|names| names.contains(&spec.name)),
             name: spec.name,
         })
@@ -243,8 +244,10 @@ fn produce(w: &mut DemoWorker, rng: &mut impl Rng, writes: &mut redis::Pipeline)
     if rng.random_bool(arrival_rate(q)) {
         w.job_seq += 1;
         let job = format!(
-            r#"{{"id":"{q}-{}","submitted_at":"{}"}}"#,
+            r#"{{"id":"{q}-{}","payload":"frame {} of scene {}","submitted_at":"{}"}}"#,
             w.job_seq,
+            w.job_seq % 1000,
+            rng.random_range(1..=12),
             format_ts(Utc::now())
         );
         writes.lpush(keys::queue(q), job).ignore();

@@ -178,6 +178,7 @@ pub fn app(state: AppState) -> Router {
     let alerts = state.alerts.clone();
     let options = state.leptos_options.clone();
     let control = control_source(state.control.clone());
+    let jobs = jobs::source(state.jobs.clone());
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/infra") }))
         .merge(api::router())
@@ -187,6 +188,7 @@ pub fn app(state: AppState) -> Router {
             move || {
                 provide_context(nodes_source(nodes.clone()));
                 provide_context(control.clone());
+                provide_context(jobs.clone());
                 let alerts = alerts.clone();
                 provide_context(app::AlertsSource(Arc::new(move || {
                     (**alerts.borrow()).clone()

@@ -232,6 +232,43 @@ words! {
     VerbResume => "재개", "resume";
     VerbUpdateConfig => "설정 변경", "update config";
     VerbShutdown => "종료", "shut down";
+    // Jobs (SPEC §10).
+    NavJobs => "작업", "Jobs";
+    JobsTitle => "작업 — 기록과 검색", "Jobs — history and search";
+    JobsSearch => "찾기", "Search";
+    JobsSearchHint => "id, 페이로드, 출력 속 단어", "id, payload, a word of its output";
+    FieldQueue => "큐 ", "queue ";
+    FieldStatus => "상태 ", "status ";
+    AnyQueue => "모든 큐", "every queue";
+    AnyStatus => "모든 상태", "any status";
+    ProblemsOnly => "문제만", "problems only";
+    ProblemJobs => "문제 — 실패, 만료, 재시도 중", "Problems — dead, expired, retrying";
+    RecentJobs => "최근 작업", "Recent jobs";
+    NoJobs => "해당하는 작업이 없습니다.", "No jobs match.";
+    OlderJobs => "더 오래된 작업 →", "Older →";
+    NewestJobs => "← 최신", "← Newest";
+    ColJob => "작업", "job";
+    ColStatus => "상태", "status";
+    ColAttempts => "시도", "attempts";
+    ColStarted => "시작", "started";
+    ColTook => "걸린 시간", "took";
+    ColExit => "종료 코드", "exit";
+    ColReason => "이유", "reason";
+    JobPayload => "페이로드", "Payload";
+    JobAttempts => "시도 기록", "Attempts";
+    JobStdout => "표준 출력", "stdout";
+    JobStderr => "표준 오류", "stderr";
+    JobLive => "실시간 출력", "Live output";
+    JobLiveNoJs => "실행 중입니다. JavaScript가 켜져 있으면 출력이 여기에 바로 나옵니다. 새로 고치면 최신 기록을 봅니다.", "Running. With JavaScript its output appears here as it is written; reload for the latest record.";
+    JobWhy => "끝난 이유", "Why it ended";
+    JobRetry => "이 작업 재시도", "Retry this job";
+    JobDependsOn => "선행 작업", "Depends on";
+    JobDeadline => "마감", "Deadline";
+    JobNotFound => "기록에 없는 작업입니다 (보관 기간이 지났을 수 있습니다).", "No such job in the history (it may have aged out).";
+    JobsOfQueue => "작업 기록 →", "jobs →";
+    BackToJobs => "← 작업 목록", "← all jobs";
+    NoOutput => "(출력 없음)", "(no output)";
+    PayloadCut => "(앞부분만 보임)", "(the start of it)";
 }
 
 impl Lang {
@@ -430,6 +467,54 @@ impl Lang {
         match self {
             Self::Ko => format!("필요한 작업: {what}. "),
             Self::En => format!("Needed for: {what}. "),
+        }
+    }
+
+    /// A job's status as the pages show it (the API keeps the words of SPEC §10).
+    pub fn job_status(self, s: &crate::jobs::JobStatus) -> String {
+        use crate::jobs::JobStatus as S;
+        let ko = match s {
+            S::Waiting => "⏳ 선행 작업 대기",
+            S::Running => "⚙️ 실행 중",
+            S::Retrying => "🔁 재시도 대기",
+            S::Succeeded => "✅ 성공",
+            S::Dead => "❌ 실패 (dead)",
+            S::Expired => "⌛ 만료",
+            S::Other(w) => return w.clone(),
+        };
+        let en = match s {
+            S::Waiting => "⏳ waiting for dependencies",
+            S::Running => "⚙️ running",
+            S::Retrying => "🔁 retrying",
+            S::Succeeded => "✅ succeeded",
+            S::Dead => "❌ dead",
+            S::Expired => "⌛ expired",
+            S::Other(w) => return w.clone(),
+        };
+        match self {
+            Self::Ko => ko.to_string(),
+            Self::En => en.to_string(),
+        }
+    }
+
+    /// How long a job took: `850 ms`, `12.3 s`, `4 min 5 s`.
+    pub fn took(self, ms: u64) -> String {
+        let (s, min) = (ms as f64 / 1000.0, ms / 60_000);
+        match self {
+            Self::Ko if ms < 1000 => format!("{ms}ms"),
+            Self::Ko if min == 0 => format!("{s:.1}초"),
+            Self::Ko => format!("{min}분 {}초", (ms / 1000) % 60),
+            Self::En if ms < 1000 => format!("{ms} ms"),
+            Self::En if min == 0 => format!("{s:.1} s"),
+            Self::En => format!("{min} min {} s", (ms / 1000) % 60),
+        }
+    }
+
+    /// An attempt's heading: `attempt 2 · agent-1`.
+    pub fn attempt_of(self, n: u32, agent: &str) -> String {
+        match self {
+            Self::Ko => format!("{n}번째 시도 · {agent}"),
+            Self::En => format!("attempt {n} · {agent}"),
         }
     }
 

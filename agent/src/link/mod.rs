@@ -190,6 +190,7 @@ impl Link {
                     status: p.status().into(),
                     processed: p.stats.processed.load(std::sync::atomic::Ordering::Relaxed),
                     errors: p.stats.errors.load(std::sync::atomic::Ordering::Relaxed),
+                    queue: Some(p.config.queue.clone()),
                 })
                 .collect(),
             communication_mode: mode,

@@ -28,7 +28,10 @@ use shared::worker::WorkerState;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use shared::jobs::JobRow;
+
 use crate::config::PipelineConfig;
+use crate::history::{Change, Job};
 use crate::metrics::Metrics;
 use crate::queue::{Failed, QueueKeys};
 
@@ -190,7 +193,13 @@ pub struct Stats {
     pub restarts: AtomicU32,
     pub last_job_at: Mutex<Option<String>>,
     pub last_error: Mutex<Option<String>>,
+    /// The last [`RECENT_KEPT`] jobs this pipeline changed, newest first (the local API's
+    /// `/pipelines/{id}/jobs`).
+    pub recent: Mutex<std::collections::VecDeque<JobRow>>,
 }
+
+/// Jobs the local API lists per pipeline.
+pub const RECENT_KEPT: usize = 100;
 
 impl Stats {
     pub fn last_job_at(&self) -> Option<String> {
@@ -201,6 +210,29 @@ impl Stats {
     }
     fn set_error(&self, e: Option<String>) {
         *lock(&self.last_error) = e;
+    }
+
+    /// Remembers a job's latest change for the local API.
+    pub(crate) fn remember(&self, job: &Job<'_>, c: &Change<'_>) {
+        let row = JobRow {
+            id: job.read.id.clone(),
+            queue: job.queue.to_string(),
+            status: c.status.clone(),
+            reason: c.reason.map(String::from),
+            attempts: c.attempt.map_or(0, |(n, _)| n),
+            agent_id: Some(c.agent.to_string()),
+            started_at: None,
+            finished_at: c
+                .status
+                .is_final()
+                .then(|| shared::time::format_ts(Utc::now())),
+            duration_ms: c.duration.and_then(|d| u64::try_from(d.as_millis()).ok()),
+            exit_code: c.exit_code,
+        };
+        let mut recent = lock(&self.recent);
+        recent.retain(|r| r.id != row.id);
+        recent.push_front(row);
+        recent.truncate(RECENT_KEPT);
     }
 }
 

@@ -122,6 +122,7 @@ async fn admit(
                 }
             })
             .await;
+            p.stats.remember(job, &change);
             if parked {
                 tracing::debug!(pipeline = %p.config.id, job = %job.read.id, "waits for {on}");
             }
@@ -176,6 +177,7 @@ pub(super) async fn bury(
         }
     })
     .await;
+    p.stats.remember(job, c);
     count_failure(host, p, Failed::DeadLettered { attempts: 0 });
     let word = if c.status == JobStatus::Expired {
         "expired"
@@ -284,6 +286,7 @@ async fn record(
                 }
             })
             .await;
+            p.stats.remember(job, &change);
             p.stats.processed.fetch_add(1, Ordering::Relaxed);
             host.metrics.processed(&p.config.id);
             host.metrics
@@ -356,6 +359,9 @@ async fn give_back(
     job: &Job<'_>,
     c: Option<&Change<'_>>,
 ) {
+    if let Some(c) = c {
+        p.stats.remember(job, c);
+    }
     send(host, p, conn, |pipe| {
         queue::move_one_into(
             pipe,
@@ -380,6 +386,7 @@ pub(super) async fn note(
     job: &Job<'_>,
     c: &Change<'_>,
 ) {
+    p.stats.remember(job, c);
     if p.config.history.enabled {
         send(host, p, conn, |pipe| {
             history::end_into(pipe, job, c, &p.config.history)

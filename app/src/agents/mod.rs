@@ -11,6 +11,7 @@ use leptos_meta::Title;
 use shared::Word;
 
 use crate::i18n::{use_lang, LangSwitch};
+use crate::nav::PagesNav;
 use crate::operator_ui::{Flash, OperatorUi, TokenPrompt};
 use data::use_agents_data;
 use form::CommandForm;
@@ -34,11 +35,7 @@ pub fn AgentsPage() -> impl IntoView {
         <Title text=lang.t(Word::AgentsTitle)/>
         <header class="top">
             <h1>"🛰️ " {lang.t(Word::AgentsTitle)}</h1>
-            <nav class="pages" aria-label=lang.t(Word::NavPages)>
-                <a href="/infra">{lang.t(Word::NavInfra)}</a>
-                " · "
-                <a href="/agents" aria-current="page">{lang.t(Word::NavAgents)}</a>
-            </nav>
+            <PagesNav current="/agents"/>
             <LangSwitch path="/agents"/>
         </header>
         <Suspense fallback=|| ()>

@@ -40,6 +40,12 @@ fn Pipeline(agent: String, p: PipelineStat) -> impl IntoView {
             }
         })
         .collect_view();
+    let jobs = p.queue.clone().map(|q| {
+        view! {
+            " · "
+            <a class="jobs-link" href=format!("/jobs?queue={}", shared::fleet::encode(&q))>{lang.t(Word::JobsOfQueue)}</a>
+        }
+    });
     view! {
         <li class="agent-pipeline" data-pipeline=p.id.clone() data-status=p.status.as_str().to_string()>
             <span class="pid">{p.id.clone()}</span>
@@ -47,6 +53,7 @@ fn Pipeline(agent: String, p: PipelineStat) -> impl IntoView {
             <span class="pstatus">{p.status.as_str().to_string()}</span>
             " · "
             <span class="counts">{lang.done_errors(p.processed, p.errors)}</span>
+            {jobs}
             <span class="actions" hidden=move || !ui.hydrated.get()>{buttons}</span>
         </li>
     }

@@ -82,6 +82,16 @@ fn Card(w: WorkerView) -> impl IntoView {
         .clone()
         .map(|e| view! { <p class="hb-error">"⚠ " {e}</p> });
     let actions = dead_letter_actions(&w, lang);
+    // That queue's jobs, dead letters first when it has some.
+    let jobs = w.queue.clone().map(|q| {
+        let q = shared::fleet::encode(&q);
+        let href = if w.dead_letter > 0 {
+            format!("/jobs?queue={q}&status=dead,expired")
+        } else {
+            format!("/jobs?queue={q}")
+        };
+        view! { " · " <a class="jobs-link" href=href>{lang.t(Word::JobsOfQueue)}</a> }
+    });
     view! {
         <article
             class=format!("card {}", status.as_str())
@@ -106,6 +116,7 @@ fn Card(w: WorkerView) -> impl IntoView {
                 <span class="kind">{w.kind.word(lang)}</span>
                 " · "
                 <span class="age">{age}</span>
+                {jobs}
                 {registered}
             </p>
             {error}

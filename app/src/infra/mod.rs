@@ -11,6 +11,7 @@ use leptos_meta::Title;
 use shared::Word;
 
 use crate::i18n::{use_lang, LangSwitch};
+use crate::nav::PagesNav;
 use crate::operator_ui::{Flash, OperatorUi, TokenPrompt};
 use crate::pipeline::PipelineView;
 use crate::view_mode::View;
@@ -59,11 +60,7 @@ pub fn InfraPage() -> impl IntoView {
         <header class="top">
             <h1>"🛰️ " {lang.t(Word::InfraTitle)}</h1>
             <p class="sub">{lang.t(Word::InfraSubtitle)}</p>
-            <nav class="pages" aria-label=lang.t(Word::NavPages)>
-                <a href="/infra" aria-current="page">{lang.t(Word::NavInfra)}</a>
-                " · "
-                <a href="/agents">{lang.t(Word::NavAgents)}</a>
-            </nav>
+            <PagesNav current="/infra"/>
             <LangSwitch path="/infra"/>
             <ViewToggle view gl_failed hydrated/>
         </header>

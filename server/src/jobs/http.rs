@@ -5,10 +5,10 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::jobs::record::{detail, Fields};
-use shared::jobs::{is_valid_id, keys, JobDetail, JobRow, JobStatus, ID_RULE};
+use shared::jobs::{is_valid_id, keys, JobDetail, JobStatus, JobsReply, ID_RULE};
 
 use super::index::Filter;
 use super::{events, log, retry, Jobs};
@@ -42,12 +42,6 @@ pub struct ListQuery {
     pub q: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub struct ListReply {
-    pub jobs: Vec<JobRow>,
-    pub next_cursor: Option<String>,
 }
 
 impl ListQuery {
@@ -90,13 +84,13 @@ impl ListQuery {
 async fn list(
     State(jobs): State<Jobs>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<ListReply>, ApiError> {
+) -> Result<Json<JobsReply>, ApiError> {
     let (filter, limit) = query.filter()?;
     let cursor = query.cursor.clone();
     let page = tokio::task::spawn_blocking(move || jobs.page(&filter, limit, cursor.as_deref()))
         .await
         .map_err(|e| ApiError::Internal(format!("listing jobs: {e}")))?;
-    Ok(Json(ListReply {
+    Ok(Json(JobsReply {
         jobs: page.rows,
         next_cursor: page.next_cursor,
     }))

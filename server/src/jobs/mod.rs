@@ -51,3 +51,37 @@ impl Jobs {
             .map(|e| e.row.clone())
     }
 }
+
+/// The jobs pages' data during SSR: the list from the index, a job from Redis.
+pub fn source(jobs: Jobs) -> app::JobsSource {
+    let for_detail = jobs.clone();
+    app::JobsSource {
+        list: Arc::new(move |query: &str| {
+            let uri: axum::http::Uri = format!("/?{query}")
+                .parse()
+                .map_err(|e| app::LoadError::Server(format!("the query: {e}")))?;
+            let asked = axum::extract::Query::<http::ListQuery>::try_from_uri(&uri)
+                .map_err(|e| app::LoadError::Server(e.body_text()))?;
+            let (filter, limit) = asked
+                .filter()
+                .map_err(|e| app::LoadError::Server(e.to_string()))?;
+            let page = jobs.page(&filter, limit, asked.cursor.as_deref());
+            Ok(shared::jobs::JobsReply {
+                jobs: page.rows,
+                next_cursor: page.next_cursor,
+            })
+        }),
+        detail: Arc::new(move |id: String| {
+            let jobs = for_detail.clone();
+            Box::pin(async move {
+                match http::lookup(&jobs, &id).await {
+                    Ok(d) => Ok(Some(d)),
+                    Err(
+                        crate::error::ApiError::NotFound(_) | crate::error::ApiError::BadRequest(_),
+                    ) => Ok(None),
+                    Err(e) => Err(app::LoadError::Server(e.to_string())),
+                }
+            })
+        }),
+    }
+}

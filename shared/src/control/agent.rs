@@ -139,6 +139,9 @@ pub struct PipelineStat {
     pub status: PipelineStatus,
     pub processed: u64,
     pub errors: u64,
+    /// The queue it consumes (our agent says; the page links that queue's jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
 }
 
 /// The SPEC §7 agent heartbeat, every 10 s, over Redis (its key, with a TTL) or REST.
@@ -232,6 +235,7 @@ pub fn agent_view(
                         status: PipelineStatus::Running,
                         processed: 0,
                         errors: 0,
+                        queue: None,
                     });
                 }
             }

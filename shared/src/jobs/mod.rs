@@ -9,5 +9,5 @@ mod status;
 pub use item::{
     hashed_id, is_valid_id, read_item, retry_field, Item, ID_RULE, MAX_DEPENDS_ON, MAX_ID_LEN,
 };
-pub use record::{Attempt, AttemptFacts, JobDetail, JobRow, Outcome};
+pub use record::{Attempt, AttemptFacts, JobDetail, JobRow, JobsReply, Outcome};
 pub use status::JobStatus;

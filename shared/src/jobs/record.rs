@@ -95,6 +95,13 @@ pub struct JobRow {
     pub exit_code: Option<i32>,
 }
 
+/// `GET /api/jobs`: newest first, and where the next page starts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobsReply {
+    pub jobs: Vec<JobRow>,
+    pub next_cursor: Option<String>,
+}
+
 /// An attempt as `GET /api/jobs/{id}` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
