@@ -204,6 +204,22 @@ pub struct Change<'a> {
     pub agent: &'a str,
 }
 
+impl<'a> Change<'a> {
+    /// A job that ends or waits without running (no attempt, no output).
+    pub fn not_run(status: JobStatus, reason: &'a str, agent: &'a str) -> Self {
+        Self {
+            status,
+            reason: Some(reason),
+            attempt: None,
+            exit_code: None,
+            duration: None,
+            stdout: b"",
+            stderr: b"",
+            agent,
+        }
+    }
+}
+
 /// Adds the `SET` of a change (and, for a final status, its results entry) plus its event to
 /// `p`, so it travels with the queue step that goes with it.
 pub fn end_into(p: &mut redis::Pipeline, job: &Job<'_>, c: &Change<'_>, keep: &HistoryConfig) {

@@ -129,3 +129,66 @@ async fn the_dashboard_speaks_the_browsers_language_and_keeps_a_choice() {
     let (en, _) = page(&server, "/infra", &[("accept-language", "en-US")]).await;
     assert!(en.contains("aggregator / Redis disconnected"));
 }
+
+/// The jobs pages render on the server in both languages, with a job's record read from Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_pages_render_in_both_languages() {
+    let redis = Redis::start().await;
+    let mut c = redis.conn().await;
+    let attempt = r#"{"n":1,"agent_id":"a1","started_at":"2026-12-07T00:00:00Z","finished_at":"2026-12-07T00:00:01Z","exit_code":3,"outcome":"failed"}"#;
+    let _: () = redis::cmd("HSET")
+        .arg("agent-office:{jobs}:job:j-1")
+        .arg(&[
+            ("id", "j-1"),
+            ("queue", "image-render"),
+            ("status", "dead"),
+            ("reason", "exit status 3: disk on fire"),
+            ("attempts", "1"),
+            ("item", r#"{"id":"j-1","payload":"frame 1"}"#),
+            ("a:1", attempt),
+            ("e:1", "disk on fire"),
+        ])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg("agent-office:{jobs}:all")
+        .arg(1)
+        .arg("j-1")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let server = Server::start(Server::fast_config(&redis.url())).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (list, _) = page(&server, "/jobs?lang=en", &[]).await;
+        if list.contains("data-job=\"j-1\"") {
+            assert!(list.contains("Jobs — history and search"));
+            assert!(list.contains("Problems — dead, expired, retrying"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (ko, _) = page(&server, "/jobs?lang=ko", &[]).await;
+    assert!(
+        ko.contains("작업 — 기록과 검색") && ko.contains("❌ 실패 (dead)"),
+        "{ko}"
+    );
+    let (job, _) = page(&server, "/jobs/j-1?lang=ko", &[]).await;
+    assert!(
+        job.contains("끝난 이유") && job.contains("exit status 3: disk on fire"),
+        "{job}"
+    );
+    assert!(
+        job.contains("frame 1") && job.contains("1번째 시도 · a1"),
+        "{job}"
+    );
+    let (en, _) = page(&server, "/jobs/j-1?lang=en", &[]).await;
+    assert!(
+        en.contains("Why it ended") && en.contains("attempt 1 · a1"),
+        "{en}"
+    );
+    let (missing, _) = page(&server, "/jobs/nope?lang=en", &[]).await;
+    assert!(missing.contains("No such job in the history"), "{missing}");
+}

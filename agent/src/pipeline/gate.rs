@@ -67,6 +67,9 @@ pub async fn statuses(
     conn: &mut MultiplexedConnection,
     ids: &[String],
 ) -> redis::RedisResult<Vec<Option<JobStatus>>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut p = redis::pipe();
     for id in ids {
         p.cmd("HGET").arg(keys::record(id)).arg("status");

@@ -148,16 +148,18 @@ async fn admit(
 }
 
 fn not_run<'a>(host: &'a Host, status: JobStatus, reason: &'a str) -> Change<'a> {
-    Change {
-        status,
-        reason: Some(reason),
-        attempt: None,
-        exit_code: None,
-        duration: None,
-        stdout: b"",
-        stderr: b"",
-        agent: &host.agent_id,
-    }
+    Change::not_run(status, reason, &host.agent_id)
+}
+
+/// Counts a job that went to the dead letter without running (dead or expired).
+pub(super) fn count_unrun(host: &Host, p: &Pipeline, status: &JobStatus) {
+    count_failure(host, p, Failed::DeadLettered { attempts: 0 });
+    let word = if *status == JobStatus::Expired {
+        "expired"
+    } else {
+        "dead"
+    };
+    host.metrics.job_ended(&p.config.queue, word, None);
 }
 
 /// Ends a job that will never run (bad envelope, deadline passed, dependency failed): to the
@@ -178,13 +180,7 @@ pub(super) async fn bury(
     })
     .await;
     p.stats.remember(job, c);
-    count_failure(host, p, Failed::DeadLettered { attempts: 0 });
-    let word = if c.status == JobStatus::Expired {
-        "expired"
-    } else {
-        "dead"
-    };
-    host.metrics.job_ended(&p.config.queue, word, None);
+    count_unrun(host, p, &c.status);
 }
 
 /// Runs the handler with the job's payload, `JOB_ID` and `JOB_ATTEMPT`; while it runs, its

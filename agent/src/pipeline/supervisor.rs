@@ -137,14 +137,12 @@ async fn recovered_history(
         .query_async(c)
         .await?;
     let change = history::Change {
-        status,
-        reason: Some("the agent stopped during the run (found at its restart)"),
         attempt: n.map(|n| (n, Outcome::Failed)),
-        exit_code: None,
-        duration: None,
-        stdout: b"",
-        stderr: b"",
-        agent: &host.agent_id,
+        ..history::Change::not_run(
+            status,
+            "the agent stopped during the run (found at its restart)",
+            &host.agent_id,
+        )
     };
     let mut pipe = redis::pipe();
     history::end_into(&mut pipe, &job, &change, &p.config.history);

@@ -93,24 +93,9 @@ async fn pass(host: &Host, p: &Pipeline, conn: &mut SlotConn) -> redis::RedisRes
                 let c = conn.get(host).await?;
                 // Only the agent whose move took the job from the waiting list ends it.
                 if queue::move_one(c, &p.keys.waiting, &p.keys.dead, job.item, End::Back).await? {
-                    let change = Change {
-                        status,
-                        reason: Some(&reason),
-                        attempt: None,
-                        exit_code: None,
-                        duration: None,
-                        stdout: b"",
-                        stderr: b"",
-                        agent: &host.agent_id,
-                    };
+                    let change = Change::not_run(status, &reason, &host.agent_id);
                     slot::note(host, p, conn, job, &change).await;
-                    super::count_failure(host, p, queue::Failed::DeadLettered { attempts: 0 });
-                    let word = if change.status == JobStatus::Expired {
-                        "expired"
-                    } else {
-                        "dead"
-                    };
-                    host.metrics.job_ended(&p.config.queue, word, None);
+                    slot::count_unrun(host, p, &change.status);
                 }
             }
         }

@@ -2,19 +2,22 @@
 //! /api/jobs/{id}` (one record, one Redis call), `POST /api/jobs/{id}/retry` (operator,
 //! audited), plus the live log and events streams.
 
-use axum::extract::{Path, Query, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::jobs::record::{detail, Fields};
-use shared::jobs::{is_valid_id, keys, JobDetail, JobStatus, JobsReply, ID_RULE};
+use shared::jobs::{JobDetail, JobStatus, JobsReply};
 
 use super::index::Filter;
 use super::{events, log, retry, Jobs};
 use crate::control::call::{action, Call};
+use crate::control::Control;
 use crate::error::ApiError;
-use crate::state::AppState;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// Rows per page unless asked, and at most.
 const DEFAULT_LIMIT: usize = 50;
@@ -22,7 +25,14 @@ const MAX_LIMIT: usize = 500;
 /// Longest search text.
 const MAX_Q: usize = 200;
 
-pub fn router() -> Router<AppState> {
+pub fn router<S>() -> Router<S>
+where
+    Jobs: FromRef<S>,
+    Control: FromRef<S>,
+    CancellationToken: FromRef<S>,
+    Arc<Semaphore>: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/api/jobs", get(list))
         .route("/api/jobs/{id}", get(one))
@@ -96,30 +106,11 @@ async fn list(
     }))
 }
 
-pub fn check_id(id: &str) -> Result<(), ApiError> {
-    if is_valid_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::field("id", format!("a job id is {ID_RULE}")))
-    }
-}
-
-/// One job's record, from Redis (one `HGETALL`).
-pub async fn lookup(jobs: &Jobs, id: &str) -> Result<JobDetail, ApiError> {
-    check_id(id)?;
-    let key = keys::record(id);
-    let f: Fields = jobs
-        .store
-        .run(|mut c| async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await })
-        .await?;
-    detail(id, &f).ok_or_else(|| ApiError::NotFound(format!("no job {id} in the history")))
-}
-
 async fn one(
     State(jobs): State<Jobs>,
     Path(id): Path<String>,
 ) -> Result<Json<JobDetail>, ApiError> {
-    Ok(Json(lookup(&jobs, &id).await?))
+    Ok(Json(jobs.lookup(&id).await?))
 }
 
 async fn retry_job(
@@ -128,7 +119,7 @@ async fn retry_job(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let result = async {
-        check_id(&id)?;
+        super::check_id(&id)?;
         let moved = retry::retry(&jobs.store, &id).await?;
         tracing::info!(job = %id, "job retried by an operator");
         Ok(Json(json!({ "moved": moved })))

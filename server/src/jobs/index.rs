@@ -29,6 +29,9 @@ const BATCH: usize = 500;
 const PASS_CAP: usize = 20_000;
 /// How often the whole id list is compared, to drop jobs retention removed.
 const FULL_EVERY: Duration = Duration::from_secs(30);
+/// Sooner than [`FULL_EVERY`] when Redis holds fewer jobs than the index (a flush, a big
+/// retention cut), but not more often than this.
+const SHRUNK_EVERY: Duration = Duration::from_secs(3);
 /// Jobs held at most.
 pub const MAX_ENTRIES: usize = 200_000;
 /// Bytes kept of the payload's start and of each output tail for search.
@@ -113,10 +116,8 @@ impl Filter {
         if !self.statuses.is_empty() && !self.statuses.contains(&e.row.status) {
             return false;
         }
-        match &self.q {
-            None => true,
-            Some(q) => e.row.id.to_lowercase().starts_with(q.as_str()) || e.matches(q),
-        }
+        // The text starts with the id, so an id prefix is a substring too.
+        self.q.as_ref().is_none_or(|q| e.matches(q))
     }
 }
 
@@ -222,7 +223,9 @@ pub async fn run(store: Store, index: Shared, stop: CancellationToken) {
     let mut full_at = tokio::time::Instant::now();
     let mut warned = false;
     loop {
-        let full = !read(&index).ready || full_at.elapsed() >= FULL_EVERY;
+        let full = !read(&index).ready
+            || full_at.elapsed() >= FULL_EVERY
+            || (full_at.elapsed() >= SHRUNK_EVERY && shrunk(&store, &index).await);
         match pass(&store, &index, full).await {
             Ok(()) => {
                 if full {
@@ -244,6 +247,14 @@ pub async fn run(store: Store, index: Shared, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
     }
+}
+
+/// Whether Redis's list of jobs is shorter than the index (one `ZCARD`).
+async fn shrunk(store: &Store, index: &Shared) -> bool {
+    let n: Result<usize, _> = store
+        .run(|mut c| async move { redis::cmd("ZCARD").arg(keys::ALL).query_async(&mut c).await })
+        .await;
+    n.is_ok_and(|n| n < read(index).len())
 }
 
 fn read(i: &Shared) -> std::sync::RwLockReadGuard<'_, Index> {

@@ -18,7 +18,6 @@ use shared::jobs::{keys, JobDetail, JobStatus};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::http::lookup;
 use super::Jobs;
 use crate::control::store::{stream_entries, StreamEntry};
 use crate::error::ApiError;
@@ -36,7 +35,7 @@ pub async fn follow(
     State(streams): State<Arc<Semaphore>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = lookup(&jobs, &id).await?;
+    let job = jobs.lookup(&id).await?;
     let slot = streams
         .try_acquire_owned()
         .map_err(|_| ApiError::Busy("too many open streams (MAX_STREAMS)".into()))?;
@@ -147,7 +146,7 @@ impl Follow {
         if self.done || !self.polls.is_multiple_of(STATUS_EVERY) {
             return;
         }
-        if let Ok(job) = lookup(&self.jobs, &self.id).await {
+        if let Ok(job) = self.jobs.lookup(&self.id).await {
             if job.status.is_final() {
                 if self.live_seen {
                     // Its end entry is due on the live log; give it one more look, then stop.

@@ -10,10 +10,12 @@ mod retry;
 
 use std::sync::{Arc, RwLock};
 
-use shared::jobs::JobRow;
+use shared::jobs::record::{detail, Fields};
+use shared::jobs::{is_valid_id, keys, JobDetail, ID_RULE};
 use tokio::sync::broadcast;
 
 use crate::control::Store;
+use crate::error::ApiError;
 
 pub use http::router;
 
@@ -43,12 +45,24 @@ impl Jobs {
             .page(f, limit, cursor)
     }
 
-    pub fn row(&self, id: &str) -> Option<JobRow> {
-        self.index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .map(|e| e.row.clone())
+    /// One job's record, from Redis (one `HGETALL`).
+    pub async fn lookup(&self, id: &str) -> Result<JobDetail, ApiError> {
+        check_id(id)?;
+        let key = keys::record(id);
+        let f: Fields = self
+            .store
+            .run(|mut c| async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await })
+            .await?;
+        detail(id, &f).ok_or_else(|| ApiError::NotFound(format!("no job {id} in the history")))
+    }
+}
+
+/// The id rule of SPEC §10, as a 400 naming the field.
+pub fn check_id(id: &str) -> Result<(), ApiError> {
+    if is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::field("id", format!("a job id is {ID_RULE}")))
     }
 }
 
@@ -74,7 +88,7 @@ pub fn source(jobs: Jobs) -> app::JobsSource {
         detail: Arc::new(move |id: String| {
             let jobs = for_detail.clone();
             Box::pin(async move {
-                match http::lookup(&jobs, &id).await {
+                match jobs.lookup(&id).await {
                     Ok(d) => Ok(Some(d)),
                     Err(
                         crate::error::ApiError::NotFound(_) | crate::error::ApiError::BadRequest(_),
