@@ -31,7 +31,7 @@ pub fn JobPage() -> impl IntoView {
         move || (id.get(), tick.get(), ui.changed.get()),
         |(id, _, _)| load_job(id),
     );
-    let running = Signal::derive(move || {
+    let running = Memo::new(move |_| {
         job.get()
             .and_then(Result::ok)
             .flatten()
@@ -48,9 +48,7 @@ pub fn JobPage() -> impl IntoView {
         <TokenPrompt/>
         <Flash/>
         // Outside the refreshed part, so the live output keeps its stream while the job runs.
-        <Show when=move || running.get()>
-            <LiveOutput id=id.get_untracked()/>
-        </Show>
+        <LiveOutput id running/>
         <Transition fallback=move || view! { <p class="loading">{lang.t(Word::Loading)}</p> }>
             {move || job.get().map(|r| match r {
                 Ok(Some(d)) => view! { <JobView d/> }.into_any(),
@@ -107,6 +105,7 @@ fn JobView(d: JobDetail) -> impl IntoView {
                 {deps}
             </dl>
             {why}
+            {(!d.status.is_final()).then(|| view! { <NoJsNote/> })}
             {(!d.status.is_failure()).then(|| d.reason.clone().map(|r| view! { <p class="job-reason">{r}</p> }))}
             {payload}
             <section class="job-attempts">
@@ -151,6 +150,15 @@ fn why_it_ended(d: &JobDetail, lang: Lang) -> impl IntoView {
     }
 }
 
+/// Said while the job runs, until the page is hydrated (then the live output shows instead).
+#[component]
+fn NoJsNote() -> impl IntoView {
+    let lang = use_lang();
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    view! { <p class="muted live-nojs" hidden=move || hydrated.get()>{lang.t(Word::JobLiveNoJs)}</p> }
+}
+
 #[component]
 fn AttemptView(a: Attempt) -> impl IntoView {
     let lang = use_lang();
@@ -180,25 +188,28 @@ fn AttemptView(a: Attempt) -> impl IntoView {
     }
 }
 
-/// The running job's output as it is written (hydrated), else a line saying how to see it.
+/// The running job's output as it is written, followed from the moment the page (hydrated)
+/// sees the job running; without JavaScript the job's facts say to reload.
 #[component]
-fn LiveOutput(id: String) -> impl IntoView {
+fn LiveOutput(id: Memo<String>, running: Memo<bool>) -> impl IntoView {
     let lang = use_lang();
     let text = RwSignal::new(String::new());
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
     #[cfg(browser)]
     {
-        // The browser has one thread; the cleanup's Send bound is met by the wrapper.
-        let follow = send_wrapper::SendWrapper::new(super::live::Follow::open(&id, text));
-        on_cleanup(move || drop(follow));
+        // The browser has one thread; the stored value's Send bound is met by the wrapper.
+        let follow = StoredValue::new(None::<send_wrapper::SendWrapper<super::live::Follow>>);
+        Effect::new(move |_| {
+            if running.get() && follow.with_value(Option::is_none) {
+                let f = super::live::Follow::open(&id.get_untracked(), text);
+                follow.set_value(Some(send_wrapper::SendWrapper::new(f)));
+            }
+        });
     }
     #[cfg(not(browser))]
     let _ = id;
     view! {
-        <section class="job-live">
+        <section class="job-live" hidden=move || !running.get()>
             <h2>{lang.t(Word::JobLive)}</h2>
-            <p class="muted" hidden=move || hydrated.get()>{lang.t(Word::JobLiveNoJs)}</p>
             <pre class="live-log" aria-live="polite">{move || text.get()}</pre>
         </section>
     }
