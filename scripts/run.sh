@@ -64,5 +64,12 @@ for _ in $(seq 100); do
   curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-say "Agent Office is up: http://127.0.0.1:$PORT/infra   (agents: /agents, API: /api/agent-office/nodes, Ctrl-C stops)"
+if [ "${DEMO:-0}" = 1 ] && [ -n "${OPERATOR_TOKEN:-}" ]; then
+  # The demo ships one schedule, so it fires while you watch: a thumbnail sweep on image-render
+  # every 30 s (a 409 means an earlier run left it there).
+  curl -s -o /dev/null -X POST -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"name":"thumbnail-sweep","cron":"*/30 * * * * *","queue":"image-render","job":{"payload":"thumbnail sweep"}}' \
+    "http://127.0.0.1:$PORT/api/schedules" || true
+fi
+say "Agent Office is up: http://127.0.0.1:$PORT/infra   (agents: /agents, jobs: /jobs, schedules: /schedules, API: /api/agent-office/nodes, Ctrl-C stops)"
 wait "${pids[-1]}"

@@ -9,6 +9,7 @@ pub mod i18n;
 mod infra;
 mod jobs;
 mod nav;
+mod schedules;
 mod nodes;
 // Operator calls are sent only by the hydrated browser build; the server renders the controls.
 #[cfg_attr(not(browser), allow(dead_code))]
@@ -30,6 +31,9 @@ pub use infra::InfraPage;
 #[cfg(feature = "ssr")]
 pub use jobs::JobsSource;
 pub use jobs::{JobPage, JobsPage};
+pub use schedules::SchedulesPage;
+#[cfg(feature = "ssr")]
+pub use schedules::SchedulesSource;
 #[cfg(feature = "ssr")]
 pub use nodes::{AlertsSource, NodesSource};
 
@@ -70,6 +74,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/agents") view=AgentsPage ssr=SsrMode::Async/>
                     <Route path=path!("/jobs") view=JobsPage ssr=SsrMode::Async/>
                     <Route path=path!("/jobs/:id") view=JobPage ssr=SsrMode::Async/>
+                    <Route path=path!("/schedules") view=SchedulesPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -13,6 +13,7 @@ pub fn PagesNav(current: &'static str) -> impl IntoView {
         ("/infra", Word::NavInfra),
         ("/agents", Word::NavAgents),
         ("/jobs", Word::NavJobs),
+        ("/schedules", Word::NavSchedules),
     ]
     .into_iter()
     .enumerate()

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod redis_conn;
+pub mod schedules;
 pub mod sink;
 pub mod state;
 
@@ -105,6 +106,10 @@ fn start_tasks(
         client.clone(),
         stop.clone(),
     ));
+    let schedules = schedules::Schedules {
+        store: control::Store::new(client.clone(), config.redis_timeout),
+    };
+    tasks.spawn(schedules::fire::run(schedules.store.clone(), stop.clone()));
     let jobs = jobs::Jobs::new(control::Store::new(client.clone(), config.redis_timeout));
     tasks.spawn(jobs::index::run(
         jobs.store.clone(),
@@ -128,6 +133,7 @@ fn start_tasks(
         metrics,
         control,
         jobs,
+        schedules,
         closing: stop.clone(),
         streams: Arc::new(tokio::sync::Semaphore::new(config.limits.max_streams)),
     })
@@ -179,6 +185,7 @@ pub fn app(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let control = control_source(state.control.clone());
     let jobs = jobs::source(state.jobs.clone());
+    let schedules = schedules_source(state.schedules.clone());
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/infra") }))
         .merge(api::router())
@@ -189,6 +196,7 @@ pub fn app(state: AppState) -> Router {
                 provide_context(nodes_source(nodes.clone()));
                 provide_context(control.clone());
                 provide_context(jobs.clone());
+                provide_context(schedules.clone());
                 let alerts = alerts.clone();
                 provide_context(app::AlertsSource(Arc::new(move || {
                     (**alerts.borrow()).clone()
@@ -236,6 +244,18 @@ fn control_source(ctl: Control) -> app::ControlSource {
             })
         }),
     }
+}
+
+/// The schedules as the page sees them during SSR (two short reads).
+fn schedules_source(s: schedules::Schedules) -> app::SchedulesSource {
+    app::SchedulesSource(Arc::new(move || {
+        let s = s.clone();
+        Box::pin(async move {
+            s.reply()
+                .await
+                .map_err(|e| app::LoadError::Server(e.to_string()))
+        })
+    }))
 }
 
 fn nodes_source(nodes: SnapshotRx) -> app::NodesSource {

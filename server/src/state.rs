@@ -10,6 +10,7 @@ use crate::alerts::AlertsRx;
 use crate::collector::SnapshotRx;
 use crate::control::Control;
 use crate::jobs::Jobs;
+use crate::schedules::Schedules;
 use crate::metrics::Metrics;
 
 #[derive(Clone, FromRef)]
@@ -20,6 +21,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub control: Control,
     pub jobs: Jobs,
+    pub schedules: Schedules,
     /// Cancelled when the server starts shutting down, so long-lived responses (the push
     /// stream) end and the graceful shutdown does not wait for them.
     pub closing: CancellationToken,

@@ -94,6 +94,27 @@ const CALLS: &[(Method, &str, Need, &str, &str)] = &[
     ),
     (
         Method::POST,
+        "/api/schedules",
+        Need::Operator,
+        "schedule.create",
+        "",
+    ),
+    (
+        Method::PUT,
+        "/api/schedules/s1",
+        Need::Operator,
+        "schedule.update",
+        "s1",
+    ),
+    (
+        Method::DELETE,
+        "/api/schedules/s1",
+        Need::Operator,
+        "schedule.delete",
+        "s1",
+    ),
+    (
+        Method::POST,
         "/api/jobs/j1/retry",
         Need::Operator,
         "job.retry",
@@ -131,6 +152,9 @@ fn state(redis_url: &str, operator: Option<&str>, agent: Option<&str>) -> AppSta
         nodes: nodes.clone(),
     };
     let jobs = server::jobs::Jobs::new(control.store.clone());
+    let schedules = server::schedules::Schedules {
+        store: control.store.clone(),
+    };
     AppState {
         leptos_options: leptos::config::LeptosOptions::builder()
             .output_name("agent-office")
@@ -140,6 +164,7 @@ fn state(redis_url: &str, operator: Option<&str>, agent: Option<&str>) -> AppSta
         metrics: Arc::new(server::metrics::Metrics::new()),
         control,
         jobs,
+        schedules,
         closing: tokio_util::sync::CancellationToken::new(),
         streams: Arc::new(tokio::sync::Semaphore::new(4)),
     }

@@ -269,6 +269,29 @@ words! {
     BackToJobs => "← 작업 목록", "← all jobs";
     NoOutput => "(출력 없음)", "(no output)";
     PayloadCut => "(앞부분만 보임)", "(the start of it)";
+    // Schedules (SPEC §11).
+    NavSchedules => "스케줄", "Schedules";
+    SchedulesTitle => "스케줄 — 정해진 시각의 작업", "Schedules — jobs at set times";
+    NoSchedules => "스케줄이 없습니다.", "No schedules yet.";
+    ColSchedule => "스케줄", "schedule";
+    ColCron => "cron 식", "cron";
+    ColNextRuns => "다음 실행 (세 번)", "next three runs";
+    ColLastRun => "마지막 실행", "last run";
+    ColLastJob => "마지막 작업", "last job";
+    ScheduleOn => "켜짐", "on";
+    ScheduleOff => "꺼짐", "paused";
+    EditSchedule => "편집", "edit";
+    DeleteSchedule => "삭제", "delete";
+    NewSchedule => "새 스케줄", "New schedule";
+    EditingSchedule => "스케줄 편집", "Edit schedule";
+    FieldName => "이름 ", "name ";
+    FieldCron => "cron 식 (5개 필드, 또는 초부터 6개) ", "cron (5 fields, or 6 with seconds first) ";
+    FieldTimezone => "시간대 ", "time zone ";
+    FieldJob => "작업 (문자열, 또는 id 없는 JSON 엔벌로프) ", "job (a string, or a JSON envelope without id) ";
+    FieldEnabled => " 켜기", " enabled";
+    SaveSchedule => "저장", "Save";
+    PreviewRuns => "다음 실행 미리 보기", "Preview the next runs";
+    NextRuns => "다음 실행: ", "Next runs: ";
 }
 
 impl Lang {
@@ -494,6 +517,15 @@ impl Lang {
         match self {
             Self::Ko => ko.to_string(),
             Self::En => en.to_string(),
+        }
+    }
+
+    /// What a schedule call was: `delete nightly`.
+    pub fn schedule_call(self, verb: Word, name: &str) -> String {
+        let verb = self.t(verb);
+        match self {
+            Self::Ko => format!("스케줄 {name} {verb}"),
+            Self::En => format!("{verb} schedule {name}"),
         }
     }
 

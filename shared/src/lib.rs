@@ -16,6 +16,7 @@ pub mod keys;
 pub mod nodes;
 pub mod registry;
 pub mod reuse;
+pub mod schedules;
 pub mod status;
 pub mod time;
 pub mod worker;

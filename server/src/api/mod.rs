@@ -15,4 +15,5 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(crate::control::router())
         .merge(crate::jobs::router())
+        .merge(crate::schedules::router())
 }
