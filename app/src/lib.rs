@@ -9,8 +9,8 @@ pub mod i18n;
 mod infra;
 mod jobs;
 mod nav;
-mod schedules;
 mod nodes;
+mod schedules;
 // Operator calls are sent only by the hydrated browser build; the server renders the controls.
 #[cfg_attr(not(browser), allow(dead_code))]
 mod operator;
@@ -31,11 +31,11 @@ pub use infra::InfraPage;
 #[cfg(feature = "ssr")]
 pub use jobs::JobsSource;
 pub use jobs::{JobPage, JobsPage};
+#[cfg(feature = "ssr")]
+pub use nodes::{AlertsSource, NodesSource};
 pub use schedules::SchedulesPage;
 #[cfg(feature = "ssr")]
 pub use schedules::SchedulesSource;
-#[cfg(feature = "ssr")]
-pub use nodes::{AlertsSource, NodesSource};
 
 /// The HTML document around the app, in the request's language.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

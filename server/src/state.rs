@@ -10,8 +10,8 @@ use crate::alerts::AlertsRx;
 use crate::collector::SnapshotRx;
 use crate::control::Control;
 use crate::jobs::Jobs;
-use crate::schedules::Schedules;
 use crate::metrics::Metrics;
+use crate::schedules::Schedules;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {

@@ -35,7 +35,9 @@ async fn pushed(c: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, u
     for i in items {
         let v: Value = serde_json::from_str(&i).unwrap();
         assert_eq!(v["payload"], "tick", "{i}");
-        *seen.entry(v["id"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *seen
+            .entry(v["id"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
     }
     seen
 }
@@ -75,7 +77,10 @@ async fn two_replicas_push_every_due_second_once_through_kills_and_restarts() {
         .query_async(&mut c)
         .await
         .unwrap();
-    let _: () = c.set("agent-office:{sched}:version", "test-disabled").await.unwrap();
+    let _: () = c
+        .set("agent-office:{sched}:version", "test-disabled")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     let seen = pushed(&mut c).await;
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
@@ -90,7 +95,11 @@ async fn two_replicas_push_every_due_second_once_through_kills_and_restarts() {
         .collect();
     assert!(secs.len() >= 15, "{seen:?}");
     let (first, last) = (secs[0], secs[secs.len() - 1]);
-    assert_eq!(secs.len() as i64, last - first + 1, "a due second is missing: {seen:?}");
+    assert_eq!(
+        secs.len() as i64,
+        last - first + 1,
+        "a due second is missing: {seen:?}"
+    );
 
     // the list says when it last ran and which job that was
     let list: Value = a.server.get("/api/schedules").await.json().await.unwrap();
@@ -126,7 +135,10 @@ async fn bad_schedules_are_refused_naming_the_field_and_the_list_previews_runs()
         let (status, err) = post(&s, body).await;
         assert_eq!(status, 400, "{patch}: {err}");
         let f = err["field"].as_str().unwrap_or_default();
-        assert!(f == field || (field == "body" && !f.is_empty()), "{patch}: {err}");
+        assert!(
+            f == field || (field == "body" && !f.is_empty()),
+            "{patch}: {err}"
+        );
     }
     let (status, v) = post(
         &s,
@@ -134,7 +146,10 @@ async fn bad_schedules_are_refused_naming_the_field_and_the_list_previews_runs()
     )
     .await;
     assert_eq!(status, 201, "{v}");
-    assert!(v["next_runs"][0].as_str().unwrap().ends_with("T17:30:00Z"), "{v}");
+    assert!(
+        v["next_runs"][0].as_str().unwrap().ends_with("T17:30:00Z"),
+        "{v}"
+    );
     let (status, _) = post(
         &s,
         json!({"name": "nightly", "cron": "* * * * *", "queue": "q", "job": "x"}),
@@ -149,7 +164,10 @@ async fn bad_schedules_are_refused_naming_the_field_and_the_list_previews_runs()
         .await
         .unwrap();
     assert_eq!(preview["next_runs"].as_array().unwrap().len(), 5);
-    assert!(preview["next_runs"][0].as_str().unwrap().ends_with("-01-01T00:00:00Z"));
+    assert!(preview["next_runs"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("-01-01T00:00:00Z"));
     let r = s.server.get("/api/schedules/preview?cron=nope").await;
     assert_eq!(r.status(), 400);
     // unauthenticated changes are refused

@@ -107,7 +107,10 @@ mod tests {
         let read = crate::jobs::read_item(plain.as_bytes());
         assert_eq!(read.id, id);
         assert_eq!(read.payload.as_ref(), b"thumbnails");
-        let env = item(&json!({"payload": {"frame": 1}, "deadline": "2099-01-01T00:00:00Z"}), &id);
+        let env = item(
+            &json!({"payload": {"frame": 1}, "deadline": "2099-01-01T00:00:00Z"}),
+            &id,
+        );
         let read = crate::jobs::read_item(env.as_bytes());
         assert_eq!(read.id, id);
         assert_eq!(read.payload.as_ref(), br#"{"frame":1}"#);

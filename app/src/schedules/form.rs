@@ -40,9 +40,12 @@ impl Fields {
             })
             .unwrap_or_default();
         self.name.set(s.map(|s| s.name.clone()).unwrap_or_default());
-        self.cron.set(s.map_or("*/30 * * * * *".into(), |s| s.cron.clone()));
-        self.timezone.set(s.map_or("UTC".into(), |s| s.timezone.clone()));
-        self.queue.set(s.map(|s| s.queue.clone()).unwrap_or_default());
+        self.cron
+            .set(s.map_or("*/30 * * * * *".into(), |s| s.cron.clone()));
+        self.timezone
+            .set(s.map_or("UTC".into(), |s| s.timezone.clone()));
+        self.queue
+            .set(s.map(|s| s.queue.clone()).unwrap_or_default());
         self.job.set(job);
         self.enabled.set(s.is_none_or(|s| s.enabled));
     }
@@ -111,7 +114,11 @@ pub fn ScheduleForm(editing: RwSignal<Option<ScheduleView>>) -> impl IntoView {
                     Some(n) => ("PUT", format!("{SCHEDULES_URL}/{}", encode(n))),
                     None => ("POST", SCHEDULES_URL.to_string()),
                 };
-                let verb = if editing_name.is_some() { Word::EditSchedule } else { Word::SaveSchedule };
+                let verb = if editing_name.is_some() {
+                    Word::EditSchedule
+                } else {
+                    Word::SaveSchedule
+                };
                 dispatch(
                     ui,
                     Call {

@@ -70,7 +70,10 @@ pub fn SchedulesPage() -> impl IntoView {
 }
 
 #[component]
-fn SchedulesTable(schedules: Vec<ScheduleView>, editing: RwSignal<Option<ScheduleView>>) -> impl IntoView {
+fn SchedulesTable(
+    schedules: Vec<ScheduleView>,
+    editing: RwSignal<Option<ScheduleView>>,
+) -> impl IntoView {
     let lang = use_lang();
     if schedules.is_empty() {
         return view! { <p class="muted no-schedules">{lang.t(Word::NoSchedules)}</p> }.into_any();
@@ -102,7 +105,11 @@ fn SchedulesTable(schedules: Vec<ScheduleView>, editing: RwSignal<Option<Schedul
 fn Row(s: ScheduleView, editing: RwSignal<Option<ScheduleView>>) -> impl IntoView {
     let lang = use_lang();
     let ui = crate::operator_ui::use_operator();
-    let state = if s.enabled { Word::ScheduleOn } else { Word::ScheduleOff };
+    let state = if s.enabled {
+        Word::ScheduleOn
+    } else {
+        Word::ScheduleOff
+    };
     let next = s
         .next_runs
         .iter()
@@ -115,7 +122,11 @@ fn Row(s: ScheduleView, editing: RwSignal<Option<ScheduleView>>) -> impl IntoVie
     let toggle = {
         let mut body = body_of(&s);
         body.enabled = !s.enabled;
-        let verb = if s.enabled { Word::VerbPause } else { Word::VerbResume };
+        let verb = if s.enabled {
+            Word::VerbPause
+        } else {
+            Word::VerbResume
+        };
         Call {
             method: "PUT",
             url: url.clone(),
@@ -124,7 +135,11 @@ fn Row(s: ScheduleView, editing: RwSignal<Option<ScheduleView>>) -> impl IntoVie
             kind: CallKind::Other,
         }
     };
-    let toggle_word = if s.enabled { Word::VerbPause } else { Word::VerbResume };
+    let toggle_word = if s.enabled {
+        Word::VerbPause
+    } else {
+        Word::VerbResume
+    };
     let delete = Call {
         method: "DELETE",
         url,

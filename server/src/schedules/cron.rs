@@ -101,7 +101,9 @@ impl Plan {
         let mut fire = Vec::new();
         let mut at = after;
         for _ in 0..SCAN_CAP {
-            let Some(next) = self.next_after(at) else { break };
+            let Some(next) = self.next_after(at) else {
+                break;
+            };
             if next > now {
                 break;
             }
@@ -143,7 +145,11 @@ mod tests {
         let s = plan("*/15 * * * * *", None).unwrap();
         assert_eq!(
             ts(&s.next_runs(t("2026-12-07T00:00:01Z"), 3)),
-            ["2026-12-07T00:00:15Z", "2026-12-07T00:00:30Z", "2026-12-07T00:00:45Z"]
+            [
+                "2026-12-07T00:00:15Z",
+                "2026-12-07T00:00:30Z",
+                "2026-12-07T00:00:45Z"
+            ]
         );
         assert_eq!(s.timezone(), "UTC");
     }
@@ -172,20 +178,36 @@ mod tests {
         // 8 March: once, right after the gap (03:00 EDT); then 02:30 EDT again
         assert_eq!(
             ts(&runs),
-            ["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z", "2026-03-10T06:30:00Z"]
+            [
+                "2026-03-08T07:00:00Z",
+                "2026-03-09T06:30:00Z",
+                "2026-03-10T06:30:00Z"
+            ]
         );
         assert_eq!(runs.len(), 3);
         let days: Vec<String> = runs
             .iter()
-            .map(|r| r.with_timezone(&chrono_tz::America::New_York).format("%m-%d").to_string())
+            .map(|r| {
+                r.with_timezone(&chrono_tz::America::New_York)
+                    .format("%m-%d")
+                    .to_string()
+            })
             .collect();
-        assert_eq!(days, ["03-08", "03-09", "03-10"], "one run on the day without 02:30");
+        assert_eq!(
+            days,
+            ["03-08", "03-09", "03-10"],
+            "one run on the day without 02:30"
+        );
         // 1 November 2026: 01:30 happens twice; a fixed 01:30 runs once
         let p = plan("30 1 * * *", Some("America/New_York")).unwrap();
         let runs = p.next_runs(t("2026-10-31T12:00:00Z"), 3);
         let days: Vec<String> = runs
             .iter()
-            .map(|r| r.with_timezone(&chrono_tz::America::New_York).format("%m-%d").to_string())
+            .map(|r| {
+                r.with_timezone(&chrono_tz::America::New_York)
+                    .format("%m-%d")
+                    .to_string()
+            })
             .collect();
         assert_eq!(days, ["11-01", "11-02", "11-03"]);
     }
@@ -199,15 +221,25 @@ mod tests {
             ["2026-12-07T00:00:01Z"]
         );
         // a replica that took over after 4 s: all 4, none lost
-        assert_eq!(p.to_fire(t("2026-12-07T00:00:00Z"), t("2026-12-07T00:00:04Z")).len(), 4);
+        assert_eq!(
+            p.to_fire(t("2026-12-07T00:00:00Z"), t("2026-12-07T00:00:04Z"))
+                .len(),
+            4
+        );
         // back after an hour with no server: the one latest missed, then the last 10 s
         let fire = p.to_fire(t("2026-12-07T00:00:00Z"), t("2026-12-07T01:00:00Z"));
         assert_eq!(fire.len(), 1 + 11);
         assert_eq!(shared::time::format_ts(fire[0]), "2026-12-07T00:59:49Z");
         // nothing due
-        assert!(p.to_fire(t("2026-12-07T00:00:00Z"), t("2026-12-07T00:00:00.900Z")).is_empty());
+        assert!(p
+            .to_fire(t("2026-12-07T00:00:00Z"), t("2026-12-07T00:00:00.900Z"))
+            .is_empty());
         let nightly = plan("0 3 * * *", None).unwrap();
         let fire = nightly.to_fire(t("2026-12-01T00:00:00Z"), t("2026-12-07T12:00:00Z"));
-        assert_eq!(ts(&fire), ["2026-12-07T03:00:00Z"], "six nights missed: pushed once");
+        assert_eq!(
+            ts(&fire),
+            ["2026-12-07T03:00:00Z"],
+            "six nights missed: pushed once"
+        );
     }
 }

@@ -36,7 +36,10 @@ where
     Router::new()
         .route("/api/schedules", get(list).post(create))
         .route("/api/schedules/preview", get(preview))
-        .route("/api/schedules/{name}", axum::routing::put(replace).delete(remove))
+        .route(
+            "/api/schedules/{name}",
+            axum::routing::put(replace).delete(remove),
+        )
 }
 
 action!(CreateSchedule, "schedule.create", Operator, Always);
@@ -95,7 +98,10 @@ async fn replace(
     let result = async {
         let body: ScheduleBody = read_json(body).await?;
         if body.name.as_deref().is_some_and(|n| n != name) {
-            return Err(ApiError::field("name", "differs from the path; a schedule cannot be renamed"));
+            return Err(ApiError::field(
+                "name",
+                "differs from the path; a schedule cannot be renamed",
+            ));
         }
         let (mut schedule, p) = checked(&name, body)?;
         // Its past stays its past: created_at is kept, so no due time before it is pushed.
@@ -136,10 +142,18 @@ fn checked(name: &str, b: ScheduleBody) -> Result<(Schedule, Plan), ApiError> {
     valid::id("name", name)?;
     let p = plan(&b.cron, b.timezone.as_deref())?;
     if !shared::keys::is_valid_name(&b.queue) {
-        return Err(FieldError::new("queue", format!("a queue name is {}", shared::keys::NAME_RULE)).into());
+        return Err(FieldError::new(
+            "queue",
+            format!("a queue name is {}", shared::keys::NAME_RULE),
+        )
+        .into());
     }
     if store::claims(&b.queue).is_none() {
-        return Err(FieldError::new("queue", "braces in a queue name must make a hash tag, like {img}").into());
+        return Err(FieldError::new(
+            "queue",
+            "braces in a queue name must make a hash tag, like {img}",
+        )
+        .into());
     }
     check_job(&b.job)?;
     Ok((
@@ -160,13 +174,24 @@ fn check_job(job: &Value) -> Result<(), FieldError> {
     match job {
         Value::String(_) => {}
         Value::Object(m) if m.contains_key("id") => {
-            return Err(FieldError::new("job.id", "is made for each due time (sched:<name>:<time>); leave it out"))
+            return Err(FieldError::new(
+                "job.id",
+                "is made for each due time (sched:<name>:<time>); leave it out",
+            ))
         }
         Value::Object(_) => {}
-        _ => return Err(FieldError::new("job", "a string, or an envelope (a JSON object) without id")),
+        _ => {
+            return Err(FieldError::new(
+                "job",
+                "a string, or an envelope (a JSON object) without id",
+            ))
+        }
     }
     if job.to_string().len() > MAX_JOB_BYTES {
-        return Err(FieldError::new("job", format!("at most {MAX_JOB_BYTES} bytes")));
+        return Err(FieldError::new(
+            "job",
+            format!("at most {MAX_JOB_BYTES} bytes"),
+        ));
     }
     let probe = item(job, &job_id("x", "2026-01-01T00:00:00Z"));
     if let Some(problem) = shared::jobs::read_item(probe.as_bytes()).problem {
@@ -176,7 +201,11 @@ fn check_job(job: &Value) -> Result<(), FieldError> {
 }
 
 pub fn view(s: &Schedule, p: &Plan, last: Option<chrono::DateTime<Utc>>) -> ScheduleView {
-    let next_runs: Vec<String> = p.next_runs(Utc::now(), 3).into_iter().map(format_ts).collect();
+    let next_runs: Vec<String> = p
+        .next_runs(Utc::now(), 3)
+        .into_iter()
+        .map(format_ts)
+        .collect();
     let last_run_at = last.map(format_ts);
     ScheduleView {
         name: s.name.clone(),
