@@ -52,8 +52,7 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(id: String, config: Config) -> anyhow::Result<Arc<Self>> {
-        let client = redis::Client::open(config.redis_url())
-            .map_err(|e| anyhow::anyhow!("redis settings: {e}"))?;
+        let client = config.redis_client()?;
         let hostname = hostname();
         let permits = Arc::new(Semaphore::new(config.max_concurrent() as usize));
         let global_paused = Arc::new(watch::Sender::new(false));

@@ -97,6 +97,10 @@ pub struct RedisSection {
     pub host: String,
     pub port: u16,
     pub password: Option<String>,
+    /// Speak TLS (`rediss://`), verifying the server against `ca_file` or the system's roots.
+    pub tls: bool,
+    /// A PEM file with the CA that signed the Redis server's certificate.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RedisSection {
@@ -105,6 +109,8 @@ impl Default for RedisSection {
             host: "127.0.0.1".into(),
             port: 6379,
             password: None,
+            tls: false,
+            ca_file: None,
         }
     }
 }
@@ -414,15 +420,51 @@ impl Config {
     }
 
     pub fn redis_url(&self) -> String {
+        let scheme = if self.redis.tls { "rediss" } else { "redis" };
         match &self.redis.password {
             Some(pw) => format!(
-                "redis://:{}@{}:{}",
+                "{scheme}://:{}@{}:{}",
                 url_escape(pw),
                 self.redis.host,
                 self.redis.port
             ),
-            None => format!("redis://{}:{}", self.redis.host, self.redis.port),
+            None => format!("{scheme}://{}:{}", self.redis.host, self.redis.port),
         }
+    }
+
+    /// A client for the configured Redis: TLS with `redis.tls`, verified against
+    /// `redis.ca_file` when given, else the system's roots.
+    pub fn redis_client(&self) -> Result<redis::Client, ConfigError> {
+        let url = self.redis_url();
+        let client = match &self.redis.ca_file {
+            None => redis::Client::open(url),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    field_err(
+                        "redis.ca_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                redis::Client::build_with_tls(
+                    url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+        };
+        // The error may quote the URL, password and all: say which setting instead.
+        client.map_err(|_| match &self.redis.ca_file {
+            Some(path) => field_err(
+                "redis.ca_file",
+                format!("{} holds no PEM certificate it can use", path.display()),
+            ),
+            None => field_err(
+                "redis",
+                "host, port and password do not make a Redis address",
+            ),
+        })
     }
 
     /// Reads `path` and applies the environment (`env` looks a variable up). `optional`: a
@@ -557,6 +599,12 @@ impl Config {
         if let Some((_, v)) = get("REDIS_PASSWORD") {
             self.redis.password = Some(v);
         }
+        if let Some((var, v)) = get("REDIS_TLS") {
+            self.redis.tls = boolean(var, &v)?;
+        }
+        if let Some((_, v)) = get("REDIS_CA_FILE") {
+            self.redis.ca_file = Some(PathBuf::from(v));
+        }
         let duration = |var: &'static str, v: &str| {
             humantime::parse_duration(v).map_err(|e| ConfigError::Env {
                 var,
@@ -570,16 +618,7 @@ impl Config {
             self.communication.command_poll_interval = duration(var, &v)?;
         }
         if let Some((var, v)) = get("ENABLE_REST_FALLBACK") {
-            self.communication.enable_rest_fallback = match v.as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => {
-                    return Err(ConfigError::Env {
-                        var,
-                        message: format!("{v:?} is not true or false"),
-                    })
-                }
-            };
+            self.communication.enable_rest_fallback = boolean(var, &v)?;
         }
         self.validate().map_err(|e| match e {
             ConfigError::Field { field, message } => ConfigError::Field {
@@ -588,6 +627,18 @@ impl Config {
             },
             other => other,
         })
+    }
+}
+
+/// A boolean environment variable.
+fn boolean(var: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::Env {
+            var,
+            message: format!("{v:?} is not true or false"),
+        }),
     }
 }
 
@@ -796,6 +847,31 @@ pipelines:
         assert_eq!(c.communication.heartbeat_interval, Duration::from_secs(2));
         assert!(!c.communication.enable_rest_fallback);
         assert_eq!(c.control_plane.url.as_deref(), Some("http://cp:3000"));
+        // TLS (SPEC §12): rediss://, a CA file that must be readable and hold a certificate
+        c.apply_env(env(&[
+            ("REDIS_TLS", "true"),
+            ("REDIS_CA_FILE", "/no/such.pem"),
+        ]))
+        .unwrap();
+        assert!(c.redis_url().starts_with("rediss://"));
+        let e = c.redis_client().unwrap_err().to_string();
+        assert!(
+            e.contains("redis.ca_file") && e.contains("/no/such.pem") && !e.contains("p@ss"),
+            "{e}"
+        );
+        let e = c
+            .apply_env(env(&[("REDIS_TLS", "maybe")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("REDIS_TLS"), "{e}");
+        let file =
+            parse("redis: { host: r.example, port: 6380, tls: true, ca_file: /etc/ca.pem }\n")
+                .unwrap();
+        assert_eq!(file.redis_url(), "rediss://r.example:6380");
+        assert_eq!(
+            file.redis.ca_file.as_deref(),
+            Some(Path::new("/etc/ca.pem"))
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub async fn run(
     let ledger = state::Ledger::open(&config.config_dir)?;
     let listen = config.api.listen;
     let pipelines = config.pipelines.clone();
+    refuse_an_unverified_certificate(&config).await?;
     let agent = agent::Agent::new(id, config)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -80,6 +81,34 @@ pub async fn run(
     }
     tracing::info!("pipeline-agent stopped");
     Ok(())
+}
+
+/// With `redis.tls`, a server certificate that does not verify is a setting to fix: the agent
+/// refuses to start, saying so. Redis merely not up yet is waited out as always.
+async fn refuse_an_unverified_certificate(config: &Config) -> anyhow::Result<()> {
+    if !config.redis.tls {
+        return Ok(());
+    }
+    let client = config.redis_client()?;
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(3)));
+    match client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+    {
+        Err(e) if e.to_string().to_lowercase().contains("certificate") => anyhow::bail!(
+            "redis {}:{}: the Redis server's TLS certificate did not verify ({e}); set \
+             redis.ca_file (REDIS_CA_FILE) to the PEM of the CA that signed it",
+            config.redis.host,
+            config.redis.port
+        ),
+        Err(e) => {
+            tracing::warn!("Redis is not reachable yet: {e}");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+    }
 }
 
 async fn all_finished(agent: &agent::Agent, limit: Duration) -> bool {

@@ -52,6 +52,10 @@ pub struct ServeArgs {
         global = true
     )]
     pub redis_url: String,
+    /// A PEM file with the CA that signed the Redis server's certificate (`rediss://` with a
+    /// private CA); without it the system's roots are used.
+    #[arg(long, env = "REDIS_CA_FILE", global = true)]
+    pub redis_ca_file: Option<PathBuf>,
     /// Serve without checking the site bundle (API use, tests): the page then links files
     /// that may not exist.
     #[arg(long, env = "API_ONLY")]
@@ -138,6 +142,8 @@ impl FileConfig {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub redis_url: String,
+    /// The CA of `REDIS_CA_FILE`, read at start (PEM).
+    pub redis_ca: Option<Vec<u8>>,
     pub collect_interval: Duration,
     pub discover_interval: Duration,
     pub redis_timeout: Duration,
@@ -158,6 +164,7 @@ impl Config {
             redis_timeout: self.redis_timeout,
             forget_after: self.forget_after,
             workers: self.workers.clone(),
+            tls: self.redis_tls(),
         }
     }
 
@@ -165,6 +172,7 @@ impl Config {
     pub fn new(redis_url: impl Into<String>) -> Self {
         Self {
             redis_url: redis_url.into(),
+            redis_ca: None,
             collect_interval: Duration::from_secs(1),
             discover_interval: Duration::from_secs(5),
             redis_timeout: Duration::from_millis(500),
@@ -205,6 +213,12 @@ impl Config {
             workers: file.workers.unwrap_or(defaults.workers),
             limits: crate::limits::Limits::resolve(&args.limits, crate::limits::nofile())?,
             redis_url: defaults.redis_url,
+            redis_ca: match &args.redis_ca_file {
+                None => None,
+                Some(path) => Some(std::fs::read(path).with_context(|| {
+                    format!("REDIS_CA_FILE {}: cannot read it", path.display())
+                })?),
+            },
         };
         config.validate()?;
         Ok(config)
@@ -245,20 +259,73 @@ impl Config {
                 w.name
             );
         }
-        let shown = redact(&self.redis_url);
-        anyhow::ensure!(
-            !self.redis_url.starts_with("rediss://"),
-            "REDIS_URL {shown}: rediss:// (TLS) is not built into this server; use redis:// on \
-             a trusted network, or a local TLS tunnel (stunnel, spiped) in front of Redis"
-        );
-        // The parse error itself may quote the URL: name the variable, never the secret.
-        if redis::Client::open(self.redis_url.as_str()).is_err() {
-            anyhow::bail!(
-                "REDIS_URL {shown} is not a Redis URL (redis://[:password@]host[:port][/db])"
-            );
+        self.redis_client()?;
+        if self.redis_url.starts_with("rediss://") {
+            crate::tls::client_config(self.redis_ca.as_deref())?;
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// The collector's TLS settings for `rediss://` (`None` for `redis://`). Checked at start
+    /// by [`Config::validate`], so a failure here cannot happen after it.
+    pub fn redis_tls(&self) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+        if !self.redis_url.starts_with("rediss://") {
+            return None;
+        }
+        match crate::tls::client_config(self.redis_ca.as_deref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!("TLS settings for Redis: {e}");
+                None
+            }
+        }
+    }
+
+    /// A client for `REDIS_URL`: `rediss://` speaks TLS (rustls), verifying the server against
+    /// `REDIS_CA_FILE` when given, else against the system's roots.
+    pub fn redis_client(&self) -> anyhow::Result<redis::Client> {
+        redis_client(&self.redis_url, self.redis_ca.as_deref())
+    }
+}
+
+/// See [`Config::redis_client`]; refuses a CA without `rediss://`, and never quotes the URL's
+/// password in an error.
+pub fn redis_client(url: &str, ca: Option<&[u8]>) -> anyhow::Result<redis::Client> {
+    let shown = redact(url);
+    let tls = url.starts_with("rediss://");
+    anyhow::ensure!(
+        ca.is_none() || tls,
+        "REDIS_CA_FILE is set but REDIS_URL {shown} is not rediss:// (TLS): use rediss://"
+    );
+    let client = match ca {
+        Some(pem) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        ),
+        None => redis::Client::open(url),
+    };
+    // The parse error itself may quote the URL: name the variable, never the secret.
+    client.map_err(|e| {
+        let why = if ca.is_some() && e.to_string().to_lowercase().contains("cert") {
+            "REDIS_CA_FILE holds no PEM certificate it can use"
+        } else {
+            "not a Redis URL (redis://[:password@]host[:port][/db], or rediss:// for TLS)"
+        };
+        anyhow::anyhow!("REDIS_URL {shown}: {why}")
+    })
+}
+
+/// Whether a Redis error is the server's TLS certificate failing to verify.
+pub fn is_certificate_error(e: &redis::RedisError) -> bool {
+    let text = e.to_string().to_lowercase();
+    text.contains("certificate")
+        || text.contains("unknownissuer")
+        || text.contains("invalidcertificate")
 }
 
 /// A Redis URL without its password, for logs and errors: the `user:password@` part and any
@@ -448,14 +515,46 @@ queue = "gpu"
         for url in [
             "redis://:s3cret@[::1",
             "redis://host:port?password=s3cret",
-            "rediss://:s3cret@host",
+            "rediss://:s3cret@[::1",
         ] {
             let err = Config::from_args(&args(&["--redis-url", url])).unwrap_err();
             assert!(!format!("{err:#}").contains("s3cret"), "{err:#}");
             assert!(format!("{err:#}").contains("REDIS_URL"), "{err:#}");
         }
-        let tls = Config::from_args(&args(&["--redis-url", "rediss://host"])).unwrap_err();
-        assert!(tls.to_string().contains("TLS"), "{tls}");
+        // TLS is spoken (SPEC §12); a CA file is for rediss:// only, and must be readable
+        let tls = Config::from_args(&args(&["--redis-url", "rediss://:s3cret@host"])).unwrap();
+        assert!(tls.redis_tls().is_some() && tls.collector().tls.is_some());
+        let missing = Config::from_args(&args(&[
+            "--redis-url",
+            "rediss://host",
+            "--redis-ca-file",
+            "/no/such.pem",
+        ]))
+        .unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("REDIS_CA_FILE /no/such.pem"),
+            "{missing:#}"
+        );
+        let not_pem = write("not a certificate\n");
+        let bad = Config::from_args(&args(&[
+            "--redis-url",
+            "rediss://:s3cret@host",
+            "--redis-ca-file",
+            not_pem.0.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        assert!(
+            format!("{bad:#}").contains("REDIS_CA_FILE") && !format!("{bad:#}").contains("s3cret"),
+            "{bad:#}"
+        );
+        let plain = Config::from_args(&args(&[
+            "--redis-url",
+            "redis://host",
+            "--redis-ca-file",
+            not_pem.0.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        assert!(format!("{plain:#}").contains("not rediss://"), "{plain:#}");
     }
 
     #[test]

@@ -9,7 +9,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::Utc;
 use rand::Rng;
 use redis::aio::MultiplexedConnection;
@@ -63,11 +62,11 @@ struct DemoWorker {
     simulated: bool,
 }
 
-/// Runs the demo fleet against `redis_url` until `shutdown`.
+/// Runs the demo fleet against the Redis of `client` until `shutdown`.
 /// `simulate` names the workers to play (all of the default fleet when `None`); the render
 /// workers left out still get jobs, for real agents to take.
 pub async fn run(
-    redis_url: &str,
+    client: redis::Client,
     period: Duration,
     simulate: Option<&[String]>,
     shutdown: impl Future<Output = ()>,
@@ -76,7 +75,6 @@ pub async fn run(
         period >= Duration::from_secs(60),
         "the demo period must be at least 60s"
     );
-    let client = redis::Client::open(redis_url).context("opening REDIS_URL")?;
     let mut workers: Vec<DemoWorker> = default_fleet()
         .into_iter()
         .map(|spec| DemoWorker {

@@ -16,6 +16,7 @@ pub mod redis_conn;
 pub mod schedules;
 pub mod sink;
 pub mod state;
+pub mod tls;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -48,7 +49,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let client = redis::Client::open(config.redis_url.as_str()).context("opening REDIS_URL")?;
+    let client = config.redis_client()?;
+    refuse_an_unverified_certificate(&client, &config).await?;
     let metrics = Arc::new(Metrics::new());
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -58,6 +60,33 @@ pub async fn run(
     stop.cancel();
     tasks.wait().await;
     served
+}
+
+/// A `rediss://` server whose certificate does not verify is a setting to fix, not an outage
+/// to wait out: the server refuses to start, saying so. Any other failure to connect (Redis not
+/// up yet) is left to the collector, which reports it and reconnects.
+async fn refuse_an_unverified_certificate(
+    client: &redis::Client,
+    config: &Config,
+) -> anyhow::Result<()> {
+    if !config.redis_url.starts_with("rediss://") {
+        return Ok(());
+    }
+    let limit = config.redis_timeout.max(std::time::Duration::from_secs(2));
+    match redis_conn::connect(client, limit).await {
+        Err(redis_conn::RedisCallError::Redis(e)) if config::is_certificate_error(&e) => {
+            anyhow::bail!(
+                "REDIS_URL {}: the Redis server's TLS certificate did not verify ({e}); set \
+                 REDIS_CA_FILE to the PEM of the CA that signed it",
+                config::redact(&config.redis_url)
+            )
+        }
+        Err(e) => {
+            tracing::warn!(redis = %config::redact(&config.redis_url), "Redis is not reachable yet: {e}");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+    }
 }
 
 /// The background tasks — discovery, the collector, the alerts (when a channel is set), the
@@ -83,7 +112,7 @@ fn start_tasks(
         );
         alerts::disabled()
     } else {
-        let client = redis::Client::open(config.redis_url.as_str()).context("opening REDIS_URL")?;
+        let client = config.redis_client()?;
         alerts::spawn(
             tasks,
             config.alerts.clone(),

@@ -15,8 +15,15 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Demo(demo)) => {
+            let ca =
+                match &cli.serve.redis_ca_file {
+                    Some(p) => Some(std::fs::read(p).with_context(|| {
+                        format!("REDIS_CA_FILE {}: cannot read it", p.display())
+                    })?),
+                    None => None,
+                };
             server::demo::run(
-                &cli.serve.redis_url,
+                server::config::redis_client(&cli.serve.redis_url, ca.as_deref())?,
                 demo.period,
                 demo.simulate.as_deref(),
                 server::shutdown_signal(),

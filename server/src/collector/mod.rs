@@ -56,6 +56,8 @@ pub struct CollectorConfig {
     pub forget_after: std::time::Duration,
     /// The registered workers.
     pub workers: Vec<shared::registry::WorkerSpec>,
+    /// Whom the collector's own connection trusts when `REDIS_URL` is `rediss://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -254,10 +256,13 @@ impl Collector {
                     Ok::<_, CycleError>(connect_with(&self.client, connect_timeout, None).await?)
                 },
                 async {
-                    tokio::time::timeout(connect_timeout, WireConn::connect(info))
-                        .await
-                        .map_err(|_| RedisCallError::Timeout(connect_timeout))?
-                        .map_err(CycleError::from)
+                    tokio::time::timeout(
+                        connect_timeout,
+                        WireConn::connect(info, self.config.tls.as_ref()),
+                    )
+                    .await
+                    .map_err(|_| RedisCallError::Timeout(connect_timeout))?
+                    .map_err(CycleError::from)
                 },
             )?;
             self.conn = Some(conn);

@@ -161,11 +161,26 @@ pub struct WireConn {
 }
 
 impl WireConn {
-    pub async fn connect(info: &redis::ConnectionInfo) -> Result<Self, WireError> {
+    pub async fn connect(
+        info: &redis::ConnectionInfo,
+        tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, WireError> {
         let stream: Box<dyn Io> = match info.addr() {
             ConnectionAddr::Tcp(host, port) => {
                 let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                 s.set_nodelay(true)?;
+                Box::new(s)
+            }
+            ConnectionAddr::TcpTls { host, port, .. } => {
+                let tls = tls.ok_or(WireError::Unsupported("TLS without its settings"))?;
+                let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                s.set_nodelay(true)?;
+                let name = rustls_pki_types::ServerName::try_from(host.clone()).map_err(|_| {
+                    WireError::Unsupported("a TLS host that is not a name or an address")
+                })?;
+                let s = tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(name, s)
+                    .await?;
                 Box::new(s)
             }
             #[cfg(unix)]
