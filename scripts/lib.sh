@@ -107,13 +107,24 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# start_redis PORT DIR: a private redis-server that dies with this shell's process group.
+# start_redis PORT DIR: a private redis-server that keeps what it learned in DIR (an
+# append-only file, fsync'd every second), so the next run finds the jobs, schedules and history
+# of this one. It runs in a session of its own, so a Ctrl-C reaches the agents and the server
+# first and the caller's cleanup stops Redis after them (it then writes its last second). One
+# left running by a run that was killed outright is stopped first (its pid file in DIR).
 start_redis() {
   local port="$1" dir="$2"
   mkdir -p "$dir"
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
-    --logfile "$dir/redis.log" &
-  for _ in $(seq 50); do
+  local old
+  old="$(cat "$dir/redis.pid" 2>/dev/null || true)"
+  if [ -n "$old" ] && kill -0 "$old" 2>/dev/null && grep -q redis-server "/proc/$old/cmdline" 2>/dev/null; then
+    say "stopping the private redis-server an earlier run left (pid $old)"
+    kill "$old"
+    for _ in $(seq 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+  fi
+  setsid redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
+    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" &
+  for _ in $(seq 100); do
     redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
     sleep 0.1
   done

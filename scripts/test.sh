@@ -3,7 +3,7 @@
 # redis-server), then Playwright in Debian's Chromium against the release build.
 source "$(dirname "$0")/lib.sh"
 
-ensure_apt redis-server redis-tools chromium fonts-noto-cjk nginx python3 curl procps
+ensure_apt redis-server redis-tools chromium fonts-noto-cjk nginx python3 curl procps openssl
 cd "$ROOT"
 
 say "cargo fmt --check"

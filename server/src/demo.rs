@@ -35,6 +35,8 @@ pub struct Scene {
     pub flaky_beating: bool,
     /// The failing worker's jobs go to the dead-letter list.
     pub failing: bool,
+    /// A burst of work arrives at every render queue.
+    pub burst: bool,
 }
 
 /// The scene at `t` into a period (pure, so the story can be checked without Redis).
@@ -44,6 +46,7 @@ pub fn scene(t: Duration, period: Duration) -> Scene {
         trading: (0.30..0.50).contains(&f),
         flaky_beating: !(0.40..0.90).contains(&f),
         failing: (0.55..0.95).contains(&f),
+        burst: (0.75..0.78).contains(&f),
     }
 }
 
@@ -147,7 +150,7 @@ async fn step(
     let mut rng = rand::rng();
     for w in workers.iter_mut() {
         if w.kind == WorkerKind::Render {
-            produce(w, &mut rng, &mut writes);
+            produce(w, &now, &mut rng, &mut writes);
         }
         if !w.simulated {
             continue;
@@ -237,9 +240,11 @@ async fn render_step(
 }
 
 /// New work arrives at a render worker's queue now and then.
-fn produce(w: &mut DemoWorker, rng: &mut impl Rng, writes: &mut redis::Pipeline) {
+fn produce(w: &mut DemoWorker, now: &Scene, rng: &mut impl Rng, writes: &mut redis::Pipeline) {
     let q = &w.name;
-    if rng.random_bool(arrival_rate(q)) {
+    let rate = arrival_rate(q, now);
+    let arrivals = rate.floor() as u32 + u32::from(rng.random_bool(rate.fract()));
+    for _ in 0..arrivals {
         w.job_seq += 1;
         let job = format!(
             r#"{{"id":"{q}-{}","payload":"frame {} of scene {}","submitted_at":"{}"}}"#,
@@ -252,12 +257,18 @@ fn produce(w: &mut DemoWorker, rng: &mut impl Rng, writes: &mut redis::Pipeline)
     }
 }
 
-fn arrival_rate(queue: &str) -> f64 {
+/// Jobs a second a render queue gets: a steady trickle below what one agent serves (the demo
+/// handler takes about 1.8 s a job, so ~0.55 a second, ~0.45 with the trading pauses), and a
+/// burst now and then — so queues rise (while trading, in a burst) and drain again.
+fn arrival_rate(queue: &str, now: &Scene) -> f64 {
+    if now.burst {
+        return 2.5;
+    }
     match queue {
-        "image-render" => 0.6,
-        "video-render" => 0.5,
-        "insta-render" => 0.45,
-        _ => 0.3,
+        "image-render" => 0.2,
+        "video-render" => 0.18,
+        "insta-render" => 0.15,
+        _ => 0.12,
     }
 }
 
@@ -287,5 +298,36 @@ mod tests {
             scenes[1],
             "periods repeat"
         );
+        assert!(scenes.iter().any(|s| s.burst) && !scenes[0].burst);
+    }
+
+    #[test]
+    fn work_arrives_slower_than_one_agent_serves_so_queues_drain() {
+        let period = Duration::from_secs(180);
+        // one agent with the demo handler: ~0.55 jobs a second, paused while trading
+        let served = 0.55
+            * (0..180)
+                .filter(|&s| !scene(Duration::from_secs(s), period).trading)
+                .count() as f64;
+        for q in [
+            "image-render",
+            "video-render",
+            "insta-render",
+            "music-render",
+        ] {
+            let arrived: f64 = (0..180)
+                .map(|s| arrival_rate(q, &scene(Duration::from_secs(s), period)))
+                .sum();
+            assert!(
+                arrived < 0.75 * served,
+                "{q}: {arrived:.0} jobs a period against {served:.0} served"
+            );
+            let burst: f64 = (0..180)
+                .map(|s| scene(Duration::from_secs(s), period))
+                .filter(|s| s.burst)
+                .map(|s| arrival_rate(q, &s))
+                .sum();
+            assert!(burst >= 10.0, "{q}: a burst worth seeing ({burst:.0} jobs)");
+        }
     }
 }
