@@ -14,7 +14,7 @@ pipelines:
   - id: image
     queue: image-render
     max_retries: 1
-    handler: ["sh", "-c", "read job; case $job in big) head -c 1048576 /dev/zero | tr '\\\\0' y; echo; echo BIG-END; exit 0;; slow*) for i in 1 2 3 4; do echo tick $i; sleep 0.8; done; exit 0;; esac; echo \\"rendering $job\\"; if [ -e ${BROKEN} ]; then echo 'disk on fire' >&2; exit 3; fi"]
+    handler: ["sh", "-c", "read job; case $job in big) head -c 1048576 /dev/zero | tr '\\\\0' y; echo; echo BIG-END; exit 0;; slow*) for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done; exit 0;; esac; echo \\"rendering $job\\"; if [ -e ${BROKEN} ]; then echo 'disk on fire' >&2; exit 3; fi"]
 `;
 
 /** Waits until the API says job `id` has `status`. */
@@ -117,10 +117,10 @@ test('a running job: its output appears on its page line by line as it is writte
   const live = page.locator('pre.live-log');
   await expect(live).toContainText('tick 1');
   // seen while the job still runs, before its last line was written
-  expect(await live.textContent()).not.toContain('tick 4');
+  expect(await live.textContent()).not.toContain('tick 6');
   await expect(live).toContainText('tick 3');
-  await expect(page.locator('article.job')).toHaveAttribute('data-status', 'succeeded', { timeout: 10_000 });
-  await expect(page.locator('section.attempt .tail.stdout pre')).toContainText('tick 4');
+  await expect(page.locator('article.job')).toHaveAttribute('data-status', 'succeeded', { timeout: 15_000 });
+  await expect(page.locator('section.attempt .tail.stdout pre')).toContainText('tick 6');
 });
 
 test('a worker card and an agent pipeline row lead to that queue’s jobs', async ({ page }) => {

@@ -93,7 +93,7 @@ async fn two_replicas_push_every_due_second_once_through_kills_and_restarts() {
             chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp()
         })
         .collect();
-    assert!(secs.len() >= 15, "{seen:?}");
+    assert!(secs.len() >= 12, "{seen:?}");
     let (first, last) = (secs[0], secs[secs.len() - 1]);
     assert_eq!(
         secs.len() as i64,
