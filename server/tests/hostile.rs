@@ -166,7 +166,7 @@ fn a_redis_url_that_does_not_parse_never_prints_its_password() {
     for url in [
         "redis://:hunter2secret@[::1",
         "redis://host:port?password=hunter2secret",
-        "rediss://:hunter2secret@host:6380",
+        "rediss://:hunter2secret@[::1:6380",
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_agent-office"))
             .env("REDIS_URL", url)
