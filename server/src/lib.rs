@@ -17,6 +17,7 @@ pub mod schedules;
 pub mod sink;
 pub mod state;
 pub mod tls;
+pub mod trends;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -139,6 +140,14 @@ fn start_tasks(
         store: control::Store::new(client.clone(), config.redis_timeout),
     };
     tasks.spawn(schedules::fire::run(schedules.store.clone(), stop.clone()));
+    let trends = trends::Trends {
+        store: control::Store::new(client.clone(), config.redis_timeout),
+    };
+    tasks.spawn(trends::run(
+        trends.store.clone(),
+        nodes.clone(),
+        stop.clone(),
+    ));
     let jobs = jobs::Jobs::new(control::Store::new(client.clone(), config.redis_timeout));
     tasks.spawn(jobs::index::run(
         jobs.store.clone(),
@@ -163,6 +172,7 @@ fn start_tasks(
         control,
         jobs,
         schedules,
+        trends,
         closing: stop.clone(),
         streams: Arc::new(tokio::sync::Semaphore::new(config.limits.max_streams)),
     })

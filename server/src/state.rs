@@ -12,6 +12,7 @@ use crate::control::Control;
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::schedules::Schedules;
+use crate::trends::Trends;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -22,6 +23,7 @@ pub struct AppState {
     pub control: Control,
     pub jobs: Jobs,
     pub schedules: Schedules,
+    pub trends: Trends,
     /// Cancelled when the server starts shutting down, so long-lived responses (the push
     /// stream) end and the graceful shutdown does not wait for them.
     pub closing: CancellationToken,

@@ -155,6 +155,9 @@ fn state(redis_url: &str, operator: Option<&str>, agent: Option<&str>) -> AppSta
     let schedules = server::schedules::Schedules {
         store: control.store.clone(),
     };
+    let trends = server::trends::Trends {
+        store: control.store.clone(),
+    };
     AppState {
         leptos_options: leptos::config::LeptosOptions::builder()
             .output_name("agent-office")
@@ -165,6 +168,7 @@ fn state(redis_url: &str, operator: Option<&str>, agent: Option<&str>) -> AppSta
         control,
         jobs,
         schedules,
+        trends,
         closing: tokio_util::sync::CancellationToken::new(),
         streams: Arc::new(tokio::sync::Semaphore::new(4)),
     }

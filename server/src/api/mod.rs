@@ -16,4 +16,5 @@ pub fn router() -> Router<AppState> {
         .merge(crate::control::router())
         .merge(crate::jobs::router())
         .merge(crate::schedules::router())
+        .merge(crate::trends::router())
 }

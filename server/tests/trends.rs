@@ -1,0 +1,85 @@
+//! Trends (SPEC §11): a worker whose counters grow by known amounts, and reset once (a
+//! restart), gives exact growth in `/api/series`; two replicas write one series, not two; the
+//! series outlive the servers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{set_beat, Redis, Server};
+use serde_json::Value;
+
+fn beat(done: u64, failed: u64) -> String {
+    serde_json::json!({
+        "name": "image-render", "kind": "render", "state": "busy",
+        "ts": shared::time::format_ts(chrono::Utc::now()),
+        "last_job_at": null, "jobs_done": done, "jobs_failed": failed,
+    })
+    .to_string()
+}
+
+/// The sums of `done` and `failed` over a series' points.
+async fn sums(server: &Server, query: &str) -> (u64, u64, usize) {
+    let v: Value = server
+        .get(&format!("/api/series?{query}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let points = v["points"].as_array().cloned().unwrap_or_default();
+    let sum = |f: &str| points.iter().map(|p| p[f].as_u64().unwrap()).sum();
+    (sum("done"), sum("failed"), points.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_fold_into_exact_steps_once_across_replicas_and_restarts() {
+    let redis = Redis::start().await;
+    let mut c = redis.conn().await;
+    let a = Server::start(Server::fast_config(&redis.url())).await;
+    let b = Server::start(Server::fast_config(&redis.url())).await;
+    // 10 is the baseline; then +5, a restart to 3 (+3), +5: 13 done; failures 1 → 2 → 0 → 1: 1 + 0 + 1
+    for (done, failed) in [(10, 1), (15, 2), (3, 0), (8, 1)] {
+        set_beat(&mut c, "image-render", &beat(done, failed)).await;
+        a.wait_for("the beat", |s| {
+            s.workers
+                .iter()
+                .any(|w| w.name == "image-render" && w.jobs_done == done)
+        })
+        .await;
+        b.wait_for("the beat", |s| {
+            s.workers
+                .iter()
+                .any(|w| w.name == "image-render" && w.jobs_done == done)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The holder writes every 10 s: wait for the writes, then a few more seconds for any double.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while sums(&a, "worker=image-render&range=24h").await.0 < 13 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let got = sums(&a, "worker=image-render&range=24h").await;
+    assert_eq!((got.0, got.1), (13, 2), "two replicas, one series: {got:?}");
+    assert_eq!(sums(&b, "group=image&range=24h").await.0, 13);
+    assert_eq!(sums(&a, "range=24h").await.0, 13, "the fleet");
+    let (done_1h, _, n) = sums(&a, "worker=image-render&range=1h").await;
+    assert_eq!(done_1h, 13);
+    assert!((1..=2).contains(&n));
+    let v: Value = a
+        .get("/api/series?worker=image-render")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["step_s"], 60, "1h by default, in minutes");
+    assert!(v["points"][0]["alive"].as_f64().unwrap() > 0.9);
+    assert_eq!(a.get("/api/series?range=7d").await.status(), 400);
+    assert_eq!(a.get("/api/series?worker=a&group=b").await.status(), 400);
+    assert_eq!(a.get("/api/series?worker=a%20b").await.status(), 400);
+    // the series live in Redis: a new server shows them at once
+    drop((a, b));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = Server::start(Server::fast_config(&redis.url())).await;
+    assert_eq!(sums(&fresh, "worker=image-render&range=24h").await.0, 13);
+}
