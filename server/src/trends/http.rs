@@ -68,7 +68,7 @@ async fn series(
     let from = Utc::now().timestamp() - r.step_s * r.slots;
     let mut points: Vec<Point> = raw
         .values()
-        .filter_map(|v| Point::decode(v))
+        .filter_map(|v| Point::decode(v, r.step_s))
         .filter(|p| p.t > from)
         .collect();
     points.sort_by_key(|p| p.t);

@@ -178,7 +178,7 @@ async fn flush(store: &Store, folder: &mut Folder) -> Result<(), RedisCallError>
             p.cmd("HSET")
                 .arg(&key)
                 .arg(r.slot_of(pt.t))
-                .arg(pt.encode())
+                .arg(pt.encode(r.step_s))
                 .ignore()
                 .cmd("EXPIRE")
                 .arg(&key)
@@ -215,7 +215,7 @@ async fn seed(store: &Store, folder: &mut Folder, t: i64) -> Result<(), RedisCal
             points[j] = stored
                 .get(i * RESOLUTIONS.len() + j)
                 .and_then(|v| v.as_deref())
-                .and_then(Point::decode)
+                .and_then(|v| Point::decode(v, r.step_s))
                 .filter(|p| p.t == step)
                 .unwrap_or(Point {
                     t: step,
