@@ -16,11 +16,7 @@ use shared::jobs::{keys, record, JobDetail, JobStatus};
 use support::{eventually, llen, lpush, AgentProcess};
 
 fn env(redis: &Redis, id: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("REDIS_HOST", "127.0.0.1".into()),
-        ("REDIS_PORT", redis.port.to_string()),
-        ("AGENT_ID", id.into()),
-    ]
+    support::redis_env(redis.port, id)
 }
 
 async fn detail(c: &mut MultiplexedConnection, id: &str) -> Option<JobDetail> {

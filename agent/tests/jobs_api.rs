@@ -14,11 +14,7 @@ use serde_json::Value;
 use support::{llen, lpush, AgentProcess};
 
 fn env(redis: &Redis) -> Vec<(&'static str, String)> {
-    vec![
-        ("REDIS_HOST", "127.0.0.1".into()),
-        ("REDIS_PORT", redis.port.to_string()),
-        ("AGENT_ID", "agent-1".into()),
-    ]
+    support::redis_env(redis.port, "agent-1")
 }
 
 async fn get(server: &Server, path: &str) -> (u16, Value) {

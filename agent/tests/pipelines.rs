@@ -12,11 +12,7 @@ use redis::AsyncCommands;
 use support::{llen, lpush, AgentProcess};
 
 fn redis_env(redis: &Redis) -> Vec<(&'static str, String)> {
-    vec![
-        ("REDIS_HOST", "127.0.0.1".into()),
-        ("REDIS_PORT", redis.port.to_string()),
-        ("AGENT_ID", "agent-1".into()),
-    ]
+    support::redis_env(redis.port, "agent-1")
 }
 
 fn jobs(prefix: &str, n: usize) -> Vec<String> {

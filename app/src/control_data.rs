@@ -67,15 +67,6 @@ pub async fn load_audit() -> Result<AuditReply, LoadError> {
     fetch(AUDIT_URL).await
 }
 
-#[allow(clippy::unused_async)]
 async fn fetch<T: serde::de::DeserializeOwned>(url: &'static str) -> Result<T, LoadError> {
-    // The browser's fetch future is not Send; it only ever runs on the one browser thread.
-    #[cfg(browser)]
-    {
-        send_wrapper::SendWrapper::new(crate::nodes::fetch_json(url, None)).await
-    }
-    #[cfg(not(browser))]
-    {
-        Err(LoadError::NoSource { url: url.into() })
-    }
+    crate::nodes::load(None, url.to_string()).await
 }

@@ -53,7 +53,11 @@ pub fn load_alerts() -> impl std::future::Future<Output = Result<AlertsView, Loa
     load(local, ALERTS_URL.to_string())
 }
 
-async fn load<T: DeserializeOwned>(local: Option<T>, url: String) -> Result<T, LoadError> {
+/// `local` when the server gave it (SSR), else the JSON of `url` fetched by the browser.
+pub(crate) async fn load<T: DeserializeOwned>(
+    local: Option<T>,
+    url: String,
+) -> Result<T, LoadError> {
     if let Some(value) = local {
         return Ok(value);
     }

@@ -173,6 +173,15 @@ impl Drop for AgentProcess {
     }
 }
 
+/// The environment that points an agent at a test Redis, as the README configures it.
+pub fn redis_env(port: u16, agent_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("REDIS_HOST", "127.0.0.1".into()),
+        ("REDIS_PORT", port.to_string()),
+        ("AGENT_ID", agent_id.into()),
+    ]
+}
+
 /// Polls `check` every 50 ms until it returns true, failing after `limit` with `what`.
 pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
 where

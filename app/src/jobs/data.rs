@@ -31,7 +31,7 @@ pub async fn load_jobs(query: String) -> Result<JobsReply, LoadError> {
     if let Some(s) = leptos::prelude::use_context::<JobsSource>() {
         return (s.list)(&query);
     }
-    fetch(format!("{JOBS_URL}?{query}")).await
+    crate::nodes::load(None, format!("{JOBS_URL}?{query}")).await
 }
 
 /// One job, `None` when the history has no such job.
@@ -41,22 +41,9 @@ pub async fn load_job(id: String) -> Result<Option<JobDetail>, LoadError> {
         return (s.detail)(id).await;
     }
     let url = format!("{JOBS_URL}/{}", shared::fleet::encode(&id));
-    match fetch(url).await {
+    match crate::nodes::load(None, url).await {
         Ok(d) => Ok(Some(d)),
         Err(LoadError::Status { status: 404, .. }) => Ok(None),
         Err(e) => Err(e),
-    }
-}
-
-#[allow(clippy::unused_async)]
-async fn fetch<T: serde::de::DeserializeOwned>(url: String) -> Result<T, LoadError> {
-    // The browser's fetch future is not Send; it only ever runs on the one browser thread.
-    #[cfg(browser)]
-    {
-        send_wrapper::SendWrapper::new(crate::nodes::fetch_json(&url, None)).await
-    }
-    #[cfg(not(browser))]
-    {
-        Err(LoadError::NoSource { url })
     }
 }

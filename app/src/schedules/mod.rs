@@ -29,16 +29,7 @@ async fn load_schedules() -> Result<SchedulesReply, LoadError> {
     if let Some(s) = use_context::<SchedulesSource>() {
         return (s.0)().await;
     }
-    #[cfg(browser)]
-    {
-        send_wrapper::SendWrapper::new(crate::nodes::fetch_json(SCHEDULES_URL, None)).await
-    }
-    #[cfg(not(browser))]
-    {
-        Err(LoadError::NoSource {
-            url: SCHEDULES_URL.into(),
-        })
-    }
+    crate::nodes::load(None, SCHEDULES_URL.to_string()).await
 }
 
 #[component]
