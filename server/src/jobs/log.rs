@@ -14,6 +14,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use shared::jobs::record::field;
 use shared::jobs::{keys, JobDetail, JobStatus};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -146,17 +147,32 @@ impl Follow {
         if self.done || !self.polls.is_multiple_of(STATUS_EVERY) {
             return;
         }
-        if let Ok(job) = self.jobs.lookup(&self.id).await {
-            if job.status.is_final() {
-                if self.live_seen {
-                    // Its end entry is due on the live log; give it one more look, then stop.
-                    if self.polls.is_multiple_of(STATUS_EVERY * 2) {
-                        self.end(&job.status);
-                    }
-                } else {
-                    self.finish(&job);
-                }
+        // Only the status each second (one HGET); the whole record once, when it has ended.
+        let key = keys::record(&self.id);
+        let status = self
+            .jobs
+            .store
+            .run(|mut c| async move {
+                redis::cmd("HGET")
+                    .arg(key)
+                    .arg(field::STATUS)
+                    .query_async::<Option<String>>(&mut c)
+                    .await
+            })
+            .await;
+        let Ok(Some(status)) = status.map(|s| s.map(|s| JobStatus::parse(&s))) else {
+            return;
+        };
+        if !status.is_final() {
+            return;
+        }
+        if self.live_seen {
+            // Its end entry is due on the live log; give it one more look, then stop.
+            if self.polls.is_multiple_of(STATUS_EVERY * 2) {
+                self.end(&status);
             }
+        } else if let Ok(job) = self.jobs.lookup(&self.id).await {
+            self.finish(&job);
         }
     }
 
