@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// that may not exist.
     #[arg(long, env = "API_ONLY")]
     pub api_only: bool,
+    /// Keep no trends (no folding, no series written): for comparing the collector with and
+    /// without them; the charts then stay empty.
+    #[arg(long, env = "NO_TRENDS")]
+    pub no_trends: bool,
     /// Optional TOML file with the worker registry and the settings below.
     #[arg(long, env = "AGENT_OFFICE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -153,6 +157,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// Connection and stream caps, idle timeout, shutdown deadline.
     pub limits: crate::limits::Limits,
+    /// Fold and keep the trends (`NO_TRENDS` turns them off).
+    pub trends: bool,
 }
 
 impl Config {
@@ -181,6 +187,7 @@ impl Config {
             alerts: AlertConfig::default(),
             control: ControlConfig::default(),
             limits: crate::limits::Limits::default(),
+            trends: true,
         }
     }
 
@@ -212,6 +219,7 @@ impl Config {
             control: ControlConfig::resolve(&args.control, file.control.as_ref())?,
             workers: file.workers.unwrap_or(defaults.workers),
             limits: crate::limits::Limits::resolve(&args.limits, crate::limits::nofile())?,
+            trends: !args.no_trends,
             redis_url: defaults.redis_url,
             redis_ca: match &args.redis_ca_file {
                 None => None,

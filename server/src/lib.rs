@@ -140,14 +140,15 @@ fn start_tasks(
         store: control::Store::new(client.clone(), config.redis_timeout),
     };
     tasks.spawn(schedules::fire::run(schedules.store.clone(), stop.clone()));
-    let trends = trends::Trends {
-        store: control::Store::new(client.clone(), config.redis_timeout),
-    };
-    tasks.spawn(trends::run(
-        trends.store.clone(),
+    let trends = trends::Trends::new(
+        control::Store::new(client.clone(), config.redis_timeout),
         nodes.clone(),
-        stop.clone(),
-    ));
+    );
+    if config.trends {
+        tasks.spawn(trends::run(trends.clone(), stop.clone()));
+    } else {
+        tracing::warn!("trends are off (NO_TRENDS): no series are kept");
+    }
     let jobs = jobs::Jobs::new(control::Store::new(client.clone(), config.redis_timeout));
     tasks.spawn(jobs::index::run(
         jobs.store.clone(),

@@ -155,9 +155,7 @@ fn state(redis_url: &str, operator: Option<&str>, agent: Option<&str>) -> AppSta
     let schedules = server::schedules::Schedules {
         store: control.store.clone(),
     };
-    let trends = server::trends::Trends {
-        store: control.store.clone(),
-    };
+    let trends = server::trends::Trends::new(control.store.clone(), control.nodes.clone());
     AppState {
         leptos_options: leptos::config::LeptosOptions::builder()
             .output_name("agent-office")

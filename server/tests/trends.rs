@@ -31,6 +31,20 @@ async fn sums(server: &Server, query: &str) -> (u64, u64, usize) {
     (sum("done"), sum("failed"), points.len())
 }
 
+/// The sums of `done` and `failed` over a ring as Redis holds it.
+async fn stored(c: &mut redis::aio::MultiplexedConnection, key: &str) -> (u64, u64) {
+    let ring: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(c).await.unwrap();
+    let ring = ring.unwrap_or_default();
+    assert!(
+        ring.is_empty() || ring.len() == 96 * 24 + 1,
+        "a full ring: {}",
+        ring.len()
+    );
+    ring.chunks_exact(24)
+        .filter_map(|b| server::trends::fold::Point::from_bytes(b, shared::series::Range::Day))
+        .fold((0, 0), |(d, f), p| (d + p.done, f + p.failed))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_fold_into_exact_steps_once_across_replicas_and_restarts() {
     let redis = Redis::start().await;
@@ -54,11 +68,28 @@ async fn counters_fold_into_exact_steps_once_across_replicas_and_restarts() {
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    // The holder writes every 10 s: wait for the writes, then a few more seconds for any double.
+    // The holder writes every 10 s: wait for the writes in Redis, then one more write for any
+    // double.
+    let key = "agent-office:{trends}:ring:24h:w:image-render";
     let deadline = Instant::now() + Duration::from_secs(25);
-    while sums(&a, "worker=image-render&range=24h").await.0 < 13 && Instant::now() < deadline {
+    while stored(&mut c, key).await.0 < 13 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    tokio::time::sleep(server::trends::FLUSH_EVERY + Duration::from_secs(1)).await;
+    assert_eq!(
+        stored(&mut c, key).await,
+        (13, 2),
+        "two replicas, one series in Redis"
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        ttl > 86_000 && ttl <= 86_400,
+        "lives as long as its range: {ttl}"
+    );
     let got = sums(&a, "worker=image-render&range=24h").await;
     assert_eq!((got.0, got.1), (13, 2), "two replicas, one series: {got:?}");
     assert_eq!(sums(&b, "group=image&range=24h").await.0, 13);

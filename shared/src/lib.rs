@@ -17,6 +17,7 @@ pub mod nodes;
 pub mod registry;
 pub mod reuse;
 pub mod schedules;
+pub mod series;
 pub mod status;
 pub mod time;
 pub mod worker;

@@ -10,50 +10,25 @@
 
 use std::collections::HashMap;
 
-/// A series' range, the step of its points and how many steps it keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Resolution {
-    pub range: &'static str,
-    pub step_s: i64,
-    pub slots: i64,
+pub use shared::series::Range;
+
+/// Every range, in the order a series' open points are kept.
+pub const RESOLUTIONS: [Range; 3] = Range::ALL;
+
+/// The start of the step of `r` that `t` (seconds) falls in.
+pub fn step_of(r: Range, t: i64) -> i64 {
+    t - t.rem_euclid(r.step_s())
 }
 
-/// `1h` in minutes, `24h` in quarter hours, `30d` in half days (README "Trends").
-pub const RESOLUTIONS: [Resolution; 3] = [
-    Resolution {
-        range: "1h",
-        step_s: 60,
-        slots: 60,
-    },
-    Resolution {
-        range: "24h",
-        step_s: 900,
-        slots: 96,
-    },
-    Resolution {
-        range: "30d",
-        step_s: 43_200,
-        slots: 60,
-    },
-];
-
-impl Resolution {
-    pub fn by_range(range: &str) -> Option<Self> {
-        RESOLUTIONS.into_iter().find(|r| r.range == range)
-    }
-
-    /// The start of the step `t` (seconds) falls in.
-    pub fn step_of(self, t: i64) -> i64 {
-        t - t.rem_euclid(self.step_s)
-    }
-
-    /// Where that step lives in its ring of `slots`.
-    pub fn slot_of(self, step: i64) -> i64 {
-        (step / self.step_s).rem_euclid(self.slots)
-    }
+/// Where the step starting at `step` lives in `r`'s ring.
+pub fn slot_of(r: Range, step: i64) -> i64 {
+    (step / r.step_s()).rem_euclid(r.steps())
 }
 
 /// One step of one series, as it is being filled.
+/// The bytes of a stored point.
+pub const POINT_BYTES: usize = 24;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Point {
     /// The step's start (seconds since the epoch).
@@ -67,32 +42,42 @@ pub struct Point {
 }
 
 impl Point {
-    /// The stored form: `<step number> done failed queue_depth alive samples` (the step's
-    /// number, `t / step_s`, is shorter than its time: a few bytes a point, ~0.6 KB a worker).
-    pub fn encode(&self, step_s: i64) -> String {
-        format!(
-            "{} {} {} {} {} {}",
-            self.t / step_s,
+    /// The stored form: six little-endian `u32`s — the step's number (`t / step_s`, 0 for
+    /// a slot never written), done, failed, queue depth, alive, samples — each saturating.
+    pub fn to_bytes(&self, r: Range) -> [u8; POINT_BYTES] {
+        let mut out = [0u8; POINT_BYTES];
+        let fields = [
+            (self.t / r.step_s()) as u64,
             self.done,
             self.failed,
             self.queue_depth,
             self.alive,
-            self.samples
-        )
+            self.samples,
+        ];
+        for (chunk, v) in out.chunks_exact_mut(4).zip(fields) {
+            chunk.copy_from_slice(&u32::try_from(v).unwrap_or(u32::MAX).to_le_bytes());
+        }
+        out
     }
 
-    pub fn decode(s: &str, step_s: i64) -> Option<Self> {
-        let mut it = s.split(' ').map(str::parse::<i64>);
-        let mut next = || it.next()?.ok();
-        let t = next()?.checked_mul(step_s)?;
-        let mut n = || next().and_then(|v| u64::try_from(v).ok());
+    /// A stored point; `None` for a slot never written or bytes too short.
+    pub fn from_bytes(b: &[u8], r: Range) -> Option<Self> {
+        let mut it = b
+            .get(..POINT_BYTES)?
+            .chunks_exact(4)
+            .map(|c| u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        let mut next = || it.next().unwrap_or(0);
+        let step = next();
+        if step == 0 {
+            return None;
+        }
         Some(Self {
-            t,
-            done: n()?,
-            failed: n()?,
-            queue_depth: n()?,
-            alive: n()?,
-            samples: n()?,
+            t: step as i64 * r.step_s(),
+            done: next(),
+            failed: next(),
+            queue_depth: next(),
+            alive: next(),
+            samples: next(),
         })
     }
 
@@ -220,23 +205,30 @@ mod tests {
         assert_eq!((p.done, p.failed, p.queue_depth), (3, 1, 9));
         assert_eq!(p.alive_fraction(), 0.5);
         p.t = 120;
-        assert_eq!(p.encode(60), "2 3 1 9 2 4");
-        let back = Point::decode(&p.encode(60), 60).unwrap();
-        assert_eq!(back, p);
-        assert!(Point::decode("1 2 x 4 5 6", 60).is_none());
-        assert!(Point::decode("1 2 3", 60).is_none());
-        assert!(Point::decode("1 -2 3 4 5 6", 60).is_none());
-        assert!(Point::decode(&format!("{} 0 0 0 0 0", i64::MAX), 60).is_none());
+        let bytes = p.to_bytes(Range::Hour);
+        assert_eq!(&bytes[..8], &[2, 0, 0, 0, 3, 0, 0, 0], "step 2, 3 done");
+        assert_eq!(Point::from_bytes(&bytes, Range::Hour), Some(p));
+        assert_eq!(
+            Point::from_bytes(&[0; POINT_BYTES], Range::Hour),
+            None,
+            "never written"
+        );
+        assert_eq!(
+            Point::from_bytes(&bytes[..20], Range::Hour),
+            None,
+            "cut short"
+        );
+        p.done = u64::MAX;
+        let back = Point::from_bytes(&p.to_bytes(Range::Hour), Range::Hour).unwrap();
+        assert_eq!(back.done, u64::from(u32::MAX), "saturates");
     }
 
     #[test]
     fn steps_and_slots_of_each_range() {
-        let r = Resolution::by_range("1h").unwrap();
-        assert_eq!(r.step_of(3_661), 3_660);
-        assert_eq!(r.slot_of(3_660), 1);
-        assert_eq!(r.slot_of(3_600 + 3_600), 0, "the ring wraps after an hour");
-        let d = Resolution::by_range("30d").unwrap();
-        assert_eq!(d.step_s * d.slots, 30 * 24 * 3600);
-        assert!(Resolution::by_range("7d").is_none());
+        let r = Range::Hour;
+        assert_eq!(step_of(r, 3_661), 3_660);
+        assert_eq!(slot_of(r, 3_660), 1);
+        assert_eq!(slot_of(r, 3_600 + 3_600), 0, "the ring wraps after an hour");
+        assert_eq!(slot_of(Range::Day, 900 * 97), 1);
     }
 }
