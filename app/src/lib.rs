@@ -11,6 +11,7 @@ mod jobs;
 mod nav;
 mod nodes;
 mod schedules;
+mod trends;
 // Operator calls are sent only by the hydrated browser build; the server renders the controls.
 #[cfg_attr(not(browser), allow(dead_code))]
 mod operator;
@@ -36,6 +37,9 @@ pub use nodes::{AlertsSource, NodesSource};
 pub use schedules::SchedulesPage;
 #[cfg(feature = "ssr")]
 pub use schedules::SchedulesSource;
+#[cfg(feature = "ssr")]
+pub use trends::TrendsSource;
+pub use trends::{SeriesOf, WorkerPage};
 
 /// The HTML document around the app, in the request's language.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -71,6 +75,7 @@ pub fn App() -> impl IntoView {
                 // Async: the HTML is sent once the snapshot is in it, so it reads without JavaScript.
                 <Routes fallback=move || view! { <p class="not-found">{lang.t(shared::Word::PageNotFound)}</p> }>
                     <Route path=path!("/infra") view=InfraPage ssr=SsrMode::Async/>
+                    <Route path=path!("/infra/worker/:name") view=WorkerPage ssr=SsrMode::Async/>
                     <Route path=path!("/agents") view=AgentsPage ssr=SsrMode::Async/>
                     <Route path=path!("/jobs") view=JobsPage ssr=SsrMode::Async/>
                     <Route path=path!("/jobs/:id") view=JobPage ssr=SsrMode::Async/>

@@ -226,6 +226,7 @@ pub fn app(state: AppState) -> Router {
     let control = control_source(state.control.clone());
     let jobs = jobs::source(state.jobs.clone());
     let schedules = schedules_source(state.schedules.clone());
+    let trends = trends_source(state.trends.clone());
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/infra") }))
         .merge(api::router())
@@ -237,6 +238,7 @@ pub fn app(state: AppState) -> Router {
                 provide_context(control.clone());
                 provide_context(jobs.clone());
                 provide_context(schedules.clone());
+                provide_context(trends.clone());
                 let alerts = alerts.clone();
                 provide_context(app::AlertsSource(Arc::new(move || {
                     (**alerts.borrow()).clone()
@@ -296,6 +298,34 @@ fn schedules_source(s: schedules::Schedules) -> app::SchedulesSource {
                 .map_err(|e| app::LoadError::Server(e.to_string()))
         })
     }))
+}
+
+/// The charts as the pages see them during SSR: a series is one Redis read, the sparklines
+/// come from memory.
+fn trends_source(t: trends::Trends) -> app::TrendsSource {
+    let for_sparks = t.clone();
+    app::TrendsSource {
+        series: Arc::new(move |of, range| {
+            let t = t.clone();
+            Box::pin(async move {
+                let which = match of {
+                    // A page for a name no worker can have: nothing to read.
+                    app::SeriesOf::Worker(name) if !shared::keys::is_valid_name(&name) => {
+                        return Ok(shared::series::SeriesReply {
+                            step_s: range.step_s(),
+                            points: Vec::new(),
+                        })
+                    }
+                    app::SeriesOf::Worker(name) => trends::Series::Worker(name),
+                    app::SeriesOf::Fleet => trends::Series::Fleet,
+                };
+                t.series(&which, range)
+                    .await
+                    .map_err(|e| app::LoadError::Server(e.to_string()))
+            })
+        }),
+        sparks: Arc::new(move |query| for_sparks.sparks(query)),
+    }
 }
 
 fn nodes_source(nodes: SnapshotRx) -> app::NodesSource {

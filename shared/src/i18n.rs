@@ -292,6 +292,19 @@ words! {
     SaveSchedule => "저장", "Save";
     PreviewRuns => "다음 실행 미리 보기", "Preview the next runs";
     NextRuns => "다음 실행: ", "Next runs: ";
+    // Trends (SPEC §11).
+    FleetTrend => "전체 플릿 — 최근 1시간 (분당 완료 / 실패, 큐 깊이)", "The whole fleet — last hour (done / failed a minute, queue depth)";
+    ChartDoneFailed => "완료 / 실패", "Jobs done / failed";
+    ChartQueueDepth => "큐 깊이 (구간 최대)", "Queue depth (largest in each step)";
+    ChartAlive => "살아 있던 비율", "Alive";
+    ChartNoData => "이 범위에는 아직 데이터가 없습니다. 수집기가 매 주기 기록합니다.", "No data in this range yet: the collector records every cycle.";
+    AlertsInRange => "이 범위의 알림", "Alerts in this range";
+    NoAlertsInRange => "이 범위에 알림이 없습니다 (알림 채널이 설정된 경우에만 기록됩니다).", "No alerts in this range (alerts are recorded only when a channel is set).";
+    SparkTitle => "최근 1시간, 분당 완료(초록) / 실패(빨강)", "Last hour: done (green) / failed (red) a minute";
+    WorkerNow => "지금", "Now";
+    WorkerGone => "이 워커는 지금 플릿에 없습니다.", "This worker is not in the fleet now.";
+    BackToInfra => "← 인프라", "← Infra";
+    TrendsOf => "추이", "Trends";
 }
 
 impl Lang {
@@ -429,6 +442,14 @@ impl Lang {
         match self {
             Self::Ko => format!("{name} · 워커 {count}개{down}"),
             Self::En => format!("{name} · {count} workers{down}"),
+        }
+    }
+
+    /// A step of a chart, as its tooltip says it: `03:12 — 7 done, 1 failed, queue 40`.
+    pub fn chart_step(self, at: &str, done: u64, failed: u64, depth: u64) -> String {
+        match self {
+            Self::Ko => format!("{at} — 완료 {done}, 실패 {failed}, 큐 {depth}"),
+            Self::En => format!("{at} — {done} done, {failed} failed, queue {depth}"),
         }
     }
 
@@ -643,6 +664,7 @@ mod tests {
                 lang.page_range("1", "6", "6"),
                 lang.group_button("render-eu", "1,000", 3),
                 lang.done_errors(7, 1),
+                lang.chart_step("03:12", 7, 1, 40),
             ];
             for t in texts {
                 assert_eq!(has_hangul(&t), lang == Lang::Ko, "{lang:?}: {t}");

@@ -1,9 +1,11 @@
 //! The 2D view: a card per worker, with the Redis and pause banners.
 
 use leptos::prelude::*;
+use shared::series::SparksReply;
 use shared::{Lang, NodesSnapshot, Word, WorkerView};
 
 use crate::i18n::use_lang;
+use crate::trends::Sparkline;
 
 use crate::operator_ui::{dispatch, use_operator, Call, CallKind};
 
@@ -13,6 +15,8 @@ pub fn Nodes(
     poll_failed: RwSignal<bool>,
     /// The 3D view is showing the workers instead.
     cards_hidden: Signal<bool>,
+    /// The cards' last hour.
+    sparks: Signal<Option<SparksReply>>,
 ) -> impl IntoView {
     let lang = use_lang();
     let redis_down = (!snap.redis_ok).then(|| {
@@ -30,7 +34,7 @@ pub fn Nodes(
     let cards = snap
         .workers
         .into_iter()
-        .map(|w| view! { <Card w/> })
+        .map(|w| view! { <Card w sparks/> })
         .collect_view();
     view! {
         {redis_down}
@@ -70,7 +74,7 @@ fn dead_letter_actions(w: &WorkerView, lang: Lang) -> Option<impl IntoView> {
 
 /// One worker: coloured by its link status, with the status also as icon and word.
 #[component]
-fn Card(w: WorkerView) -> impl IntoView {
+fn Card(w: WorkerView, sparks: Signal<Option<SparksReply>>) -> impl IntoView {
     let status = w.status();
     let lang = use_lang();
     let label = w.state_label().text(lang).to_string();
@@ -82,6 +86,12 @@ fn Card(w: WorkerView) -> impl IntoView {
         .clone()
         .map(|e| view! { <p class="hb-error">"⚠ " {e}</p> });
     let actions = dead_letter_actions(&w, lang);
+    let page = format!("/infra/worker/{}", shared::fleet::encode(&w.name));
+    let name = w.name.clone();
+    let spark = move || {
+        let spark = sparks.with(|s| s.as_ref().and_then(|s| s.workers.get(&name).cloned()));
+        view! { <Sparkline spark/> }
+    };
     // That queue's jobs, dead letters first when it has some.
     let jobs = w.queue.clone().map(|q| {
         let q = shared::fleet::encode(&q);
@@ -100,12 +110,13 @@ fn Card(w: WorkerView) -> impl IntoView {
             style=format!("--status:{}", status.colour())
         >
             <header>
-                <h3 class="name">{w.name.clone()}</h3>
+                <h3 class="name"><a href=page.clone()>{w.name.clone()}</a></h3>
                 <span class="status" title=status.as_str()>
                     {status.icon()} " " {status.word(lang)}
                 </span>
             </header>
             <p class="state">{label}</p>
+            <a class="spark-link" href=page aria-label=lang.t(Word::TrendsOf)>{spark}</a>
             <dl class="numbers">
                 <div><dt>{lang.t(Word::Queue)}</dt><dd class="queue">{w.queue_depth}</dd></div>
                 <div><dt>{lang.t(Word::DeadLetters)}</dt><dd class="dead">{w.dead_letter}</dd></div>

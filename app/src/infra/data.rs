@@ -4,14 +4,20 @@
 use leptos::prelude::*;
 use shared::alerts::AlertsView;
 use shared::fleet::{NodesQuery, Order, GROUP_ABOVE};
+use shared::series::SparksReply;
 use shared::NodesSnapshot;
 
 use crate::error::LoadError;
 use crate::nodes::{load_alerts, load_nodes};
+use crate::trends::load_sparks;
 
 /// How often the browser asks for a new snapshot.
 #[cfg(browser)]
 const REFRESH_MS: u32 = 3_000;
+/// The sparklines change a minute at a time: read them every this many snapshots (and when
+/// the window changes).
+#[cfg(browser)]
+const SPARKS_EVERY: u32 = 5;
 
 /// Cards per page: a fleet the 3D view draws worker by worker (up to [`GROUP_ABOVE`]) always
 /// fits on one page, with room for the workers discovery still remembers.
@@ -61,9 +67,12 @@ pub struct InfraData {
     /// The server's snapshot at render time (awaited by the page's `Suspense`).
     pub first: Resource<Result<NodesSnapshot, LoadError>>,
     pub first_alerts: Resource<Result<AlertsView, LoadError>>,
+    /// The cards' sparklines at render time.
+    pub first_sparks: Resource<Result<SparksReply, LoadError>>,
     /// The newest data from polling, and whether the last poll failed.
     pub live: RwSignal<Option<NodesSnapshot>>,
     pub live_alerts: RwSignal<Option<AlertsView>>,
+    pub live_sparks: RwSignal<Option<SparksReply>>,
     pub poll_failed: RwSignal<bool>,
 }
 
@@ -76,6 +85,15 @@ impl InfraData {
                 .or_else(|| self.first.get().and_then(Result::ok))
         })
     }
+
+    /// The newest sparklines there are.
+    pub fn sparks(self) -> Signal<Option<SparksReply>> {
+        Signal::derive(move || {
+            self.live_sparks
+                .get()
+                .or_else(|| self.first_sparks.get().and_then(Result::ok))
+        })
+    }
 }
 
 /// Loads the first data and, in the browser, starts polling until the page goes.
@@ -83,18 +101,21 @@ pub fn use_infra_data() -> InfraData {
     let params = leptos_router::hooks::use_query_map();
     let window = RwSignal::new(params.with_untracked(|p| Window::from_params(|k| p.get(k))));
     let first_query = window.get_untracked().query();
+    let sparks_query = first_query.clone();
     let data = InfraData {
         window,
         first: Resource::new(|| (), move |_| load_nodes(first_query.clone())),
         first_alerts: Resource::new(|| (), |_| load_alerts()),
+        first_sparks: Resource::new(|| (), move |_| load_sparks(sparks_query.clone())),
         live: RwSignal::new(None),
         live_alerts: RwSignal::new(None),
+        live_sparks: RwSignal::new(None),
         poll_failed: RwSignal::new(false),
     };
     // Browser only: a workspace-wide native build turns both features on, and the server must
     // never start the polling loop.
     #[cfg(browser)]
-    Effect::new(move |_| poll(data.window, data.live, data.live_alerts, data.poll_failed));
+    Effect::new(move |_| poll(data));
     data
 }
 
@@ -103,14 +124,17 @@ pub fn use_infra_data() -> InfraData {
 /// early when something visible changed; while the stream is down (a proxy that drops it, the
 /// server restarting) the timer alone keeps the page fresh.
 #[cfg(browser)]
-fn poll(
-    window: RwSignal<Window>,
-    live: RwSignal<Option<NodesSnapshot>>,
-    live_alerts: RwSignal<Option<AlertsView>>,
-    failed: RwSignal<bool>,
-) {
+fn poll(data: InfraData) {
     use futures::{FutureExt, StreamExt};
 
+    let InfraData {
+        window,
+        live,
+        live_alerts,
+        live_sparks,
+        poll_failed: failed,
+        ..
+    } = data;
     use crate::nodes::browser;
 
     let Ok(abort) = web_sys::AbortController::new() else {
@@ -137,6 +161,8 @@ fn poll(
         drop(stream);
     });
     leptos::task::spawn_local(async move {
+        let mut polls = 0u32;
+        let mut sparks_of = window.get_untracked();
         while !signal.aborted() {
             let mut tick = gloo_timers::future::TimeoutFuture::new(REFRESH_MS).fuse();
             futures::select! {
@@ -161,6 +187,15 @@ fn poll(
             }
             if let Ok(alerts) = browser::alerts(&signal).await {
                 live_alerts.try_set(Some(alerts));
+            }
+            polls += 1;
+            let asked = window.get_untracked();
+            if polls % SPARKS_EVERY == 0 || asked != sparks_of {
+                let url = crate::trends::sparks_url(&asked.query());
+                if let Ok(sparks) = crate::nodes::fetch_json(&url, Some(&signal)).await {
+                    live_sparks.try_set(Some(sparks));
+                    sparks_of = asked;
+                }
             }
         }
     });

@@ -5,6 +5,7 @@ mod alerts;
 mod cards;
 mod data;
 mod fleet_tools;
+mod trend;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -19,6 +20,7 @@ use alerts::RecentAlerts;
 use cards::Nodes;
 use data::use_infra_data;
 use fleet_tools::{FleetTools, GroupList};
+use trend::FleetTrend;
 
 #[component]
 pub fn InfraPage() -> impl IntoView {
@@ -66,6 +68,7 @@ pub fn InfraPage() -> impl IntoView {
         </header>
         <TokenPrompt/>
         <Flash/>
+        <FleetTrend/>
         {move || {
             gl_failed.get().map(|why| {
                 view! { <p class="banner stale fallback-note">{lang.scene_unavailable(&why)}</p> }
@@ -83,11 +86,13 @@ pub fn InfraPage() -> impl IntoView {
         <Suspense fallback=move || view! { <p class="loading">{lang.t(Word::Loading)}</p> }>
             {move || {
                 let first = first.get();
+                // Read here so the server's HTML waits for them.
+                let _ = data.first_sparks.get();
                 let cards_hidden = Signal::derive(show_3d);
                 match live.get().or_else(|| first.clone().and_then(Result::ok)) {
                     Some(snap) => view! {
                         <FleetTools window snap=snap.clone()/>
-                        <Nodes snap poll_failed cards_hidden/>
+                        <Nodes snap poll_failed cards_hidden sparks=data.sparks()/>
                     }
                     .into_any(),
                     None => {

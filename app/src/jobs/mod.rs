@@ -196,7 +196,7 @@ fn Filters(asked: Memo<Asked>) -> impl IntoView {
 
 /// Moves `tick` every `ms` while the page lives (browser only).
 #[cfg(browser)]
-fn refresh_every(tick: RwSignal<u64>, ms: u32) {
+pub(crate) fn refresh_every(tick: RwSignal<u64>, ms: u32) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
