@@ -114,3 +114,92 @@ async fn counters_fold_into_exact_steps_once_across_replicas_and_restarts() {
     let fresh = Server::start(Server::fast_config(&redis.url())).await;
     assert_eq!(sums(&fresh, "worker=image-render&range=24h").await.0, 13);
 }
+
+/// The cards' sparklines come from memory at once; a worker's page draws its series as SVG
+/// without JavaScript and marks its alerts on the time axis and in a list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparklines_and_the_worker_page_with_its_alerts_marked() {
+    let redis = Redis::start().await;
+    let tg = common::FakeTelegram::start().await;
+    let mut c = redis.conn().await;
+    let a = Server::start(common::alerting_config(&redis.url(), tg.channel())).await;
+    for done in [10, 14] {
+        set_beat(&mut c, "image-render", &beat(done, 1)).await;
+        a.wait_for("the beat", |s| {
+            s.workers
+                .iter()
+                .any(|w| w.name == "image-render" && w.jobs_done == done && w.alive)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let sparks: Value = a
+        .get("/api/sparklines?q=image-render")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let done = &sparks["workers"]["image-render"]["done"];
+    assert_eq!(done.as_array().map(Vec::len), Some(60), "{sparks}");
+    let sum: u64 = done
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, 4, "{sparks}");
+    assert!(
+        sparks["workers"].get("video-render").is_none(),
+        "idle workers are left out: {sparks}"
+    );
+    assert_eq!(a.get("/api/sparklines?limit=x").await.status(), 400);
+
+    // It goes down: the alert is told, and drawn on its page.
+    let _: () = redis::AsyncCommands::del(&mut c, "worker:image-render:heartbeat")
+        .await
+        .unwrap();
+    tg.expect_once("[image-render] worker down").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = a
+            .get("/infra/worker/image-render")
+            .await
+            .text()
+            .await
+            .unwrap();
+        if page.contains("alerts-in-range\"") || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        page.contains("chart chart-jobs"),
+        "the chart is in the HTML"
+    );
+    assert!(page.contains("class=\"done\""), "with its bars");
+    assert!(
+        page.contains("4 done, 0 failed") || page.contains("4 done, 1 failed"),
+        "the step's numbers as a tooltip"
+    );
+    assert!(
+        page.contains("class=\"mark\""),
+        "the alert on the time axis"
+    );
+    assert!(
+        page.contains("<ul class=\"alerts-in-range\"><li>"),
+        "and listed"
+    );
+    assert!(page.contains("[image-render] worker down"));
+    let day = a
+        .get("/infra/worker/image-render?range=30d")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(day.contains("data-range=\"30d\""));
+    let stranger = a.get("/infra/worker/no%20such").await.text().await.unwrap();
+    assert!(
+        stranger.contains("chart-empty"),
+        "a name no worker can have reads nothing"
+    );
+}

@@ -199,7 +199,7 @@ pub fn SeriesCharts(
     };
     let jobs_chart = view! {
         <figure class="chart chart-jobs" data-range=range.as_str()>
-            <figcaption>{lang.t(Word::ChartDoneFailed)} <span class="top">" (≤ " {top_jobs} ")"</span></figcaption>
+            <figcaption>{lang.t(Word::ChartDoneFailed)} " " <span class="top">" (≤ " {top_jobs} ")"</span></figcaption>
             <svg viewBox=format!("0 -4 {W} {}", H + 22.0) role="img" aria-label=lang.t(Word::ChartDoneFailed)>
                 <line class="base" x1="0" x2=W y1=H y2=H/>
                 <path class="done" d=bars_path(&done, slots, W, H, top_jobs)/>
@@ -212,7 +212,7 @@ pub fn SeriesCharts(
     };
     let depth_chart = view! {
         <figure class="chart chart-depth" data-range=range.as_str()>
-            <figcaption>{lang.t(Word::ChartQueueDepth)} <span class="top">" (≤ " {top_depth} ")"</span></figcaption>
+            <figcaption>{lang.t(Word::ChartQueueDepth)} " " <span class="top">" (≤ " {top_depth} ")"</span></figcaption>
             <svg viewBox=format!("0 -4 {W} {}", H + 22.0) role="img" aria-label=lang.t(Word::ChartQueueDepth)>
                 <line class="base" x1="0" x2=W y1=H y2=H/>
                 <path class="depth" d=line_path(&depth, step_w, H, top_depth)/>

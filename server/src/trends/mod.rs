@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::collector::SnapshotRx;
 use crate::control::Store;
+use fold::{step_of, Range};
 use folder::Folder;
 
 pub use http::router;
@@ -90,6 +91,7 @@ pub async fn run(trends: Trends, stop: CancellationToken) {
     let mut written = HashMap::new();
     let mut leased_at: Option<tokio::time::Instant> = None;
     let mut flushed_at = tokio::time::Instant::now();
+    let mut last_t: Option<i64> = None;
     loop {
         tokio::select! {
             changed = nodes.changed() => if changed.is_err() { return },
@@ -111,7 +113,12 @@ pub async fn run(trends: Trends, stop: CancellationToken) {
                 Err(e) => tracing::warn!("trends: cannot read the last hour: {e}"),
             }
         }
+        // A step that ends is written with its last counts before the next one opens.
+        if holder && last_t.is_some_and(|l| step_of(Range::Hour, l) != step_of(Range::Hour, t)) {
+            write(&store, &folder, &mut written).await;
+        }
         lock().fold(&snap, t);
+        last_t = Some(t);
         if leased_at.is_none_or(|at| at.elapsed() >= LEASE_EVERY) {
             let was = holder;
             holder = store::lease(&store, &me).await.unwrap_or(false);
@@ -131,20 +138,35 @@ pub async fn run(trends: Trends, stop: CancellationToken) {
             }
         }
         if holder && flushed_at.elapsed() >= FLUSH_EVERY {
-            let writes = store::flush_pipe(&mut lock(), &mut written);
-            match writes {
-                None => flushed_at = tokio::time::Instant::now(),
-                Some(p) => match store::send(&store, p).await {
-                    Ok(()) => flushed_at = tokio::time::Instant::now(),
-                    Err(e) => {
-                        // Not known to be written: padded and given a TTL again next time.
-                        written.clear();
-                        tracing::warn!("trends: cannot write the series: {e}");
-                    }
-                },
+            if write(&store, &folder, &mut written).await {
+                flushed_at = tokio::time::Instant::now();
             }
         } else if !holder {
             lock().dirty.clear();
+        }
+    }
+}
+
+/// Writes the changed open steps; false when Redis did not take them (they are written
+/// whole again next time, with their padding and TTL).
+async fn write(
+    store: &Store,
+    folder: &Mutex<Folder>,
+    written: &mut HashMap<Series, [i64; 3]>,
+) -> bool {
+    let writes = store::flush_pipe(
+        &mut folder.lock().unwrap_or_else(|e| e.into_inner()),
+        written,
+    );
+    let Some(p) = writes else {
+        return true;
+    };
+    match store::send(store, p).await {
+        Ok(()) => true,
+        Err(e) => {
+            written.clear();
+            tracing::warn!("trends: cannot write the series: {e}");
+            false
         }
     }
 }
