@@ -17,7 +17,7 @@ from bench import (BIN, free_port, http_get, machine_line, redis_info, rss_kib, 
                    server_env, start_redis, stop_all, wait)
 from bench_floor import Beater, cpu_s, cycle_window, fill, median, names_for  # noqa: E402
 
-ROUNDS = 2
+ROUNDS = 3
 
 
 def cli(port, *args):

@@ -17,6 +17,7 @@ use crate::config::{Config, PipelineConfig};
 use crate::metrics::Metrics;
 use crate::mode::Mode;
 use crate::pipeline::{Host, Pipeline, Pipelines, Status};
+use crate::redis_target::Target;
 
 /// Contract 1: a worker beats every 15 s with a 45 s TTL.
 pub const WORKER_BEAT_EVERY: Duration = Duration::from_secs(HEARTBEAT_INTERVAL_S);
@@ -30,7 +31,7 @@ pub struct Agent {
     pub hostname: String,
     pub config: Config,
     pub started: Instant,
-    client: redis::Client,
+    redis: Target,
     /// The shared, non-blocking connection (beats, commands, health checks).
     shared: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     /// `max_concurrent`: one permit per job in flight across all pipelines.
@@ -52,7 +53,7 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(id: String, config: Config) -> anyhow::Result<Arc<Self>> {
-        let client = config.redis_client()?;
+        let redis = config.redis_target()?;
         let hostname = hostname();
         let permits = Arc::new(Semaphore::new(config.max_concurrent() as usize));
         let global_paused = Arc::new(watch::Sender::new(false));
@@ -61,7 +62,7 @@ impl Agent {
         let beat_now = Arc::new(Notify::new());
         let host = Host::new(
             id.clone(),
-            client.clone(),
+            redis.clone(),
             permits.clone(),
             global_paused.clone(),
             metrics.clone(),
@@ -76,7 +77,7 @@ impl Agent {
             permits,
             config,
             started: Instant::now(),
-            client,
+            redis,
             shared: tokio::sync::Mutex::new(None),
             global_paused,
             mode: watch::Sender::new(Mode::Redis),
@@ -105,8 +106,9 @@ impl Agent {
         *self.shared.lock().await = None;
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client for the Redis to use now (with Sentinel: the primary, asked again).
+    pub async fn redis_client(&self, timeout: Duration) -> redis::RedisResult<redis::Client> {
+        self.redis.client(timeout).await
     }
 
     pub fn pipeline(&self, id: &str) -> Option<Arc<Pipeline>> {

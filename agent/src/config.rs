@@ -101,6 +101,12 @@ pub struct RedisSection {
     pub tls: bool,
     /// A PEM file with the CA that signed the Redis server's certificate.
     pub ca_file: Option<PathBuf>,
+    /// Sentinels (`host:port`) to ask for the primary named `master` (SPEC §12); `host` and
+    /// `port` are then not used.
+    pub sentinels: Vec<String>,
+    pub master: Option<String>,
+    /// Redis Cluster seed nodes: not supported by this version (refused at start).
+    pub cluster_nodes: Vec<String>,
 }
 
 impl Default for RedisSection {
@@ -111,6 +117,9 @@ impl Default for RedisSection {
             password: None,
             tls: false,
             ca_file: None,
+            sentinels: Vec::new(),
+            master: None,
+            cluster_nodes: Vec::new(),
         }
     }
 }
@@ -467,6 +476,21 @@ impl Config {
         })
     }
 
+    /// Where Redis is: the configured address, or the primary the sentinels name.
+    pub fn redis_target(&self) -> Result<crate::redis_target::Target, ConfigError> {
+        let client = self.redis_client()?;
+        Ok(match self.sentinel_addrs()? {
+            None => crate::redis_target::Target::Direct(Box::new(client)),
+            Some((addrs, master)) => crate::redis_target::Target::Sentinel(std::sync::Arc::new(
+                crate::redis_target::Sentinels {
+                    addrs,
+                    master,
+                    template: client,
+                },
+            )),
+        })
+    }
+
     /// Reads `path` and applies the environment (`env` looks a variable up). `optional`: a
     /// missing file is no error (the default path), and the environment alone decides.
     pub fn load(
@@ -572,7 +596,46 @@ impl Config {
                 ));
             }
         }
+        self.sentinel_addrs()?;
+        if !self.redis.cluster_nodes.is_empty() {
+            return Err(field_err(
+                "redis.cluster_nodes",
+                "Redis Cluster is not supported by this version yet (one Redis, or Sentinel with \
+                 redis.sentinels and redis.master)",
+            ));
+        }
         validate_pipelines(&self.pipelines)
+    }
+
+    /// `redis.sentinels` as addresses with `redis.master` (both or neither); `None` without.
+    pub fn sentinel_addrs(&self) -> Result<Option<SentinelSettings>, ConfigError> {
+        let r = &self.redis;
+        match (r.sentinels.is_empty(), &r.master) {
+            (true, None) => Ok(None),
+            (false, Some(m)) if !m.trim().is_empty() => {
+                let addrs = r
+                    .sentinels
+                    .iter()
+                    .map(|s| {
+                        s.rsplit_once(':')
+                            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                            .filter(|(h, _)| !h.is_empty())
+                            .ok_or_else(|| {
+                                field_err("redis.sentinels", format!("{s:?} is not host:port"))
+                            })
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Some((addrs, m.trim().to_string())))
+            }
+            (false, _) => Err(field_err(
+                "redis.master",
+                "the name the sentinels monitor the primary under is needed with redis.sentinels",
+            )),
+            (true, Some(_)) => Err(field_err(
+                "redis.sentinels",
+                "host:port of the sentinels are needed with redis.master",
+            )),
+        }
     }
 
     /// The environment wins over the file (SPEC §8's variables).
@@ -605,6 +668,15 @@ impl Config {
         if let Some((_, v)) = get("REDIS_CA_FILE") {
             self.redis.ca_file = Some(PathBuf::from(v));
         }
+        if let Some((_, v)) = get("REDIS_SENTINELS") {
+            self.redis.sentinels = comma_list(&v);
+        }
+        if let Some((_, v)) = get("REDIS_SENTINEL_MASTER") {
+            self.redis.master = Some(v);
+        }
+        if let Some((_, v)) = get("REDIS_CLUSTER_NODES") {
+            self.redis.cluster_nodes = comma_list(&v);
+        }
         let duration = |var: &'static str, v: &str| {
             humantime::parse_duration(v).map_err(|e| ConfigError::Env {
                 var,
@@ -629,6 +701,17 @@ impl Config {
         })
     }
 }
+
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `redis.sentinels` as addresses, with `redis.master`.
+pub type SentinelSettings = (Vec<(String, u16)>, String);
 
 /// A boolean environment variable.
 fn boolean(var: &'static str, v: &str) -> Result<bool, ConfigError> {

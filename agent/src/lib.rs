@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod mode;
 pub mod pipeline;
 pub mod queue;
+pub mod redis_target;
 pub mod state;
 pub mod system;
 
@@ -86,6 +87,14 @@ pub async fn run(
 /// With `redis.tls`, a server certificate that does not verify is a setting to fix: the agent
 /// refuses to start, saying so. Redis merely not up yet is waited out as always.
 async fn refuse_an_unverified_certificate(config: &Config) -> anyhow::Result<()> {
+    if config.redis.master.is_some() {
+        // Sentinel: a master name the sentinels do not know is a setting to fix.
+        match config.redis_target()?.client(Duration::from_secs(3)).await {
+            Err(e) if e.to_string().contains("know no primary named") => anyhow::bail!("{e}"),
+            Err(e) => tracing::warn!("Redis is not reachable yet: {e}"),
+            Ok(_) => {}
+        }
+    }
     if !config.redis.tls {
         return Ok(());
     }

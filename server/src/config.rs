@@ -14,6 +14,7 @@ use shared::WorkerKind;
 
 use crate::alerts::{AlertArgs, AlertConfig};
 use crate::control::{ControlArgs, ControlConfig};
+use crate::redis_target::{SentinelSettings, Sentinels, Target};
 
 /// Agent Office: a live picture of a Redis-coordinated worker fleet.
 #[derive(Debug, Parser)]
@@ -56,13 +57,23 @@ pub struct ServeArgs {
     /// private CA); without it the system's roots are used.
     #[arg(long, env = "REDIS_CA_FILE", global = true)]
     pub redis_ca_file: Option<PathBuf>,
+    /// Sentinels to ask for the primary (`host:port,host:port`), with
+    /// `REDIS_SENTINEL_MASTER`; `REDIS_URL` then gives only the password, database and TLS.
+    #[arg(long, env = "REDIS_SENTINELS", global = true)]
+    pub redis_sentinels: Option<String>,
+    /// The name the sentinels monitor the primary under.
+    #[arg(long, env = "REDIS_SENTINEL_MASTER", global = true)]
+    pub redis_sentinel_master: Option<String>,
+    /// Redis Cluster seed nodes: not supported by this version (refused, saying so).
+    #[arg(long, env = "REDIS_CLUSTER_NODES", global = true, hide = true)]
+    pub redis_cluster_nodes: Option<String>,
     /// Serve without checking the site bundle (API use, tests): the page then links files
     /// that may not exist.
     #[arg(long, env = "API_ONLY")]
     pub api_only: bool,
     /// Keep no trends (no folding, no series written): for comparing the collector with and
     /// without them; the charts then stay empty.
-    #[arg(long, env = "NO_TRENDS")]
+    #[arg(long, env = "NO_TRENDS", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_trends: bool,
     /// Optional TOML file with the worker registry and the settings below.
     #[arg(long, env = "AGENT_OFFICE_CONFIG")]
@@ -159,6 +170,8 @@ pub struct Config {
     pub limits: crate::limits::Limits,
     /// Fold and keep the trends (`NO_TRENDS` turns them off).
     pub trends: bool,
+    /// `REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER`, when Sentinel names the primary.
+    pub sentinels: Option<SentinelSettings>,
 }
 
 impl Config {
@@ -188,6 +201,7 @@ impl Config {
             control: ControlConfig::default(),
             limits: crate::limits::Limits::default(),
             trends: true,
+            sentinels: None,
         }
     }
 
@@ -220,6 +234,7 @@ impl Config {
             workers: file.workers.unwrap_or(defaults.workers),
             limits: crate::limits::Limits::resolve(&args.limits, crate::limits::nofile())?,
             trends: !args.no_trends,
+            sentinels: sentinels(args)?,
             redis_url: defaults.redis_url,
             redis_ca: match &args.redis_ca_file {
                 None => None,
@@ -295,6 +310,38 @@ impl Config {
     /// `REDIS_CA_FILE` when given, else against the system's roots.
     pub fn redis_client(&self) -> anyhow::Result<redis::Client> {
         redis_client(&self.redis_url, self.redis_ca.as_deref())
+    }
+
+    /// Where Redis is: `REDIS_URL`, or the primary the sentinels name.
+    pub fn redis_target(&self) -> anyhow::Result<Target> {
+        let client = self.redis_client()?;
+        Ok(match &self.sentinels {
+            None => Target::from(client),
+            Some((addrs, master)) => Target::Sentinel(std::sync::Arc::new(Sentinels {
+                addrs: addrs.clone(),
+                master: master.clone(),
+                template: client,
+            })),
+        })
+    }
+}
+
+/// `REDIS_SENTINELS` with `REDIS_SENTINEL_MASTER` (both or neither); `REDIS_CLUSTER_NODES`
+/// refused by name.
+pub fn sentinels(args: &ServeArgs) -> anyhow::Result<Option<SentinelSettings>> {
+    anyhow::ensure!(
+        args.redis_cluster_nodes.is_none(),
+        "REDIS_CLUSTER_NODES: Redis Cluster is not supported by this version yet (one Redis, \
+         or Sentinel with REDIS_SENTINELS and REDIS_SENTINEL_MASTER)"
+    );
+    match (&args.redis_sentinels, &args.redis_sentinel_master) {
+        (None, None) => Ok(None),
+        (Some(list), Some(master)) if !master.trim().is_empty() => Ok(Some((
+            crate::redis_target::parse_sentinels(list)?,
+            master.trim().to_string(),
+        ))),
+        (Some(_), _) => anyhow::bail!("REDIS_SENTINELS is set without REDIS_SENTINEL_MASTER (the name the sentinels monitor the primary under)"),
+        (None, Some(_)) => anyhow::bail!("REDIS_SENTINEL_MASTER is set without REDIS_SENTINELS (host:port,...)"),
     }
 }
 

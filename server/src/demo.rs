@@ -17,7 +17,7 @@ use shared::keys;
 use shared::time::format_ts;
 use shared::worker::HEARTBEAT_TTL_S;
 
-use crate::redis_conn::{connect, RedisCallError};
+use crate::redis_conn::RedisCallError;
 use shared::registry::default_fleet;
 
 /// A heartbeat is written at least this often, and at once when the state changes.
@@ -65,11 +65,11 @@ struct DemoWorker {
     simulated: bool,
 }
 
-/// Runs the demo fleet against the Redis of `client` until `shutdown`.
+/// Runs the demo fleet against the Redis `redis` names until `shutdown`.
 /// `simulate` names the workers to play (all of the default fleet when `None`); the render
 /// workers left out still get jobs, for real agents to take.
 pub async fn run(
-    client: redis::Client,
+    redis: crate::redis_target::Target,
     period: Duration,
     simulate: Option<&[String]>,
     shutdown: impl Future<Output = ()>,
@@ -105,7 +105,7 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         if conn.is_none() {
-            match connect(&client, Duration::from_secs(2)).await {
+            match crate::redis_conn::connect_target(&redis, Duration::from_secs(2)).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "demo: Redis unreachable, retrying");

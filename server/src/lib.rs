@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod redis_conn;
+pub mod redis_target;
 pub mod schedules;
 pub mod sink;
 pub mod state;
@@ -50,8 +51,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let client = config.redis_client()?;
-    refuse_an_unverified_certificate(&client, &config).await?;
+    let client = config.redis_target()?;
+    refuse_a_wrong_redis(&client, &config).await?;
     let metrics = Arc::new(Metrics::new());
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -63,18 +64,26 @@ pub async fn run(
     served
 }
 
-/// A `rediss://` server whose certificate does not verify is a setting to fix, not an outage
-/// to wait out: the server refuses to start, saying so. Any other failure to connect (Redis not
-/// up yet) is left to the collector, which reports it and reconnects.
-async fn refuse_an_unverified_certificate(
-    client: &redis::Client,
+/// A setting to fix is not an outage to wait out: the server refuses to start, saying so, when
+/// a `rediss://` server's certificate does not verify, when the sentinels know no primary of
+/// that name, or when `REDIS_URL` is a Cluster node. Any other failure to connect (Redis not up
+/// yet) is left to the collector, which reports it and reconnects.
+async fn refuse_a_wrong_redis(
+    target: &redis_target::Target,
     config: &Config,
 ) -> anyhow::Result<()> {
-    if !config.redis_url.starts_with("rediss://") {
-        return Ok(());
-    }
     let limit = config.redis_timeout.max(std::time::Duration::from_secs(2));
-    match redis_conn::connect(client, limit).await {
+    let client = match target.client(limit).await {
+        Ok(c) => c,
+        Err(e) if e.to_string().contains("know no primary named") => {
+            anyhow::bail!("{e}")
+        }
+        Err(e) => {
+            tracing::warn!(redis = %target.describe(), "Redis is not reachable yet: {e}");
+            return Ok(());
+        }
+    };
+    match redis_conn::connect(&client, limit).await {
         Err(redis_conn::RedisCallError::Redis(e)) if config::is_certificate_error(&e) => {
             anyhow::bail!(
                 "REDIS_URL {}: the Redis server's TLS certificate did not verify ({e}); set \
@@ -86,7 +95,20 @@ async fn refuse_an_unverified_certificate(
             tracing::warn!(redis = %config::redact(&config.redis_url), "Redis is not reachable yet: {e}");
             Ok(())
         }
-        Ok(_) => Ok(()),
+        Ok(mut c) => {
+            let info: String = redis::cmd("INFO")
+                .arg("cluster")
+                .query_async(&mut c)
+                .await
+                .unwrap_or_default();
+            anyhow::ensure!(
+                !info.contains("cluster_enabled:1"),
+                "REDIS_URL {} is a node of a Redis Cluster, which this version does not support \
+                 (one Redis, or Sentinel with REDIS_SENTINELS and REDIS_SENTINEL_MASTER)",
+                config::redact(&config.redis_url)
+            );
+            Ok(())
+        }
     }
 }
 
@@ -94,7 +116,7 @@ async fn refuse_an_unverified_certificate(
 /// control plane's inbox — started on `tasks`, and the state the handlers share.
 fn start_tasks(
     config: &Config,
-    client: &redis::Client,
+    client: &redis_target::Target,
     metrics: Arc<Metrics>,
     tasks: &TaskTracker,
     stop: &CancellationToken,
@@ -113,7 +135,7 @@ fn start_tasks(
         );
         alerts::disabled()
     } else {
-        let client = config.redis_client()?;
+        let client = config.redis_target()?;
         alerts::spawn(
             tasks,
             config.alerts.clone(),

@@ -22,8 +22,19 @@ async fn main() -> anyhow::Result<()> {
                     })?),
                     None => None,
                 };
+            let client = server::config::redis_client(&cli.serve.redis_url, ca.as_deref())?;
+            let redis = match server::config::sentinels(&cli.serve)? {
+                None => server::redis_target::Target::from(client),
+                Some((addrs, master)) => server::redis_target::Target::Sentinel(
+                    std::sync::Arc::new(server::redis_target::Sentinels {
+                        addrs,
+                        master,
+                        template: client,
+                    }),
+                ),
+            };
             server::demo::run(
-                server::config::redis_client(&cli.serve.redis_url, ca.as_deref())?,
+                redis,
                 demo.period,
                 demo.simulate.as_deref(),
                 server::shutdown_signal(),

@@ -13,6 +13,20 @@ pub enum RedisCallError {
     Redis(#[from] redis::RedisError),
 }
 
+impl RedisCallError {
+    /// As a plain Redis error (a timeout as an I/O error), for callers that speak redis-rs's.
+    pub fn from_call(e: RedisCallError) -> redis::RedisError {
+        match e {
+            RedisCallError::Redis(e) => e,
+            RedisCallError::Timeout(d) => redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "timeout",
+                format!("no answer within {d:?}"),
+            )),
+        }
+    }
+}
+
 /// Opens a multiplexed connection, giving up after `timeout`; each reply on it may take as
 /// long (redis-rs's own default, 500 ms, would otherwise cut longer calls short).
 pub async fn connect(
@@ -20,6 +34,14 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<MultiplexedConnection, RedisCallError> {
     connect_with(client, timeout, Some(timeout)).await
+}
+
+/// A connection to the Redis `target` names now (with Sentinel: the primary, asked again).
+pub async fn connect_target(
+    target: &crate::redis_target::Target,
+    timeout: Duration,
+) -> Result<MultiplexedConnection, RedisCallError> {
+    connect(&target.client(timeout).await?, timeout).await
 }
 
 /// Like [`connect`], with its own limit on how long one reply may take; `None` for a caller

@@ -115,10 +115,13 @@ impl Link {
         &self,
         mode: &mut tokio::sync::watch::Receiver<Mode>,
     ) -> redis::RedisResult<()> {
-        let mut pubsub =
-            tokio::time::timeout(REDIS_TIMEOUT, self.agent.client().get_async_pubsub())
-                .await
-                .map_err(|_| timeout_error())??;
+        let subscribe = async {
+            let client = self.agent.redis_client(REDIS_TIMEOUT).await?;
+            client.get_async_pubsub().await
+        };
+        let mut pubsub = tokio::time::timeout(REDIS_TIMEOUT, subscribe)
+            .await
+            .map_err(|_| timeout_error())??;
         pubsub.subscribe(keys::wake(&self.agent.id)).await?;
         let mut messages = pubsub.into_on_message();
         self.catch_up().await?;

@@ -44,7 +44,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// What a pipeline needs of the agent that runs it.
 pub struct Host {
     pub agent_id: String,
-    client: redis::Client,
+    redis: crate::redis_target::Target,
     /// `max_concurrent`: one permit per job in flight across all pipelines.
     pub permits: Arc<Semaphore>,
     /// `queue:paused` as last read.
@@ -63,7 +63,7 @@ impl Host {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         agent_id: String,
-        client: redis::Client,
+        redis: crate::redis_target::Target,
         permits: Arc<Semaphore>,
         global_paused: Arc<watch::Sender<bool>>,
         metrics: Arc<Metrics>,
@@ -74,7 +74,7 @@ impl Host {
     ) -> Self {
         Self {
             agent_id,
-            client,
+            redis,
             permits,
             global_paused,
             metrics,
@@ -94,7 +94,9 @@ impl Host {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
         let mut c = self
-            .client
+            .redis
+            .client(timeout)
+            .await?
             .get_multiplexed_async_connection_with_config(&cfg)
             .await?;
         crate::queue::load_scripts(&mut c).await?;

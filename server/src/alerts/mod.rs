@@ -25,7 +25,6 @@ pub use shared::alerts::{Alert, AlertKind, AlertsView, BatchRecord};
 
 use crate::collector::SnapshotRx;
 use crate::metrics::Metrics;
-use crate::redis_conn::connect;
 use store::Store;
 
 /// Alerts decided while Redis was unreachable wait here (they cannot reach the outbox). Capped.
@@ -50,7 +49,7 @@ pub fn disabled() -> AlertsRx {
 struct Shared {
     settings: Arc<AlertConfig>,
     redis_timeout: Duration,
-    client: redis::Client,
+    redis: crate::redis_target::Target,
     metrics: Arc<Metrics>,
     me: Arc<str>,
     leader: Arc<AtomicBool>,
@@ -86,7 +85,7 @@ impl Shared {
     /// [`Self::redis_failed`] and gives `None`.
     async fn store<'s>(&self, slot: &'s mut Option<Store>) -> Option<&'s mut Store> {
         if slot.is_none() {
-            match connect(&self.client, self.redis_timeout).await {
+            match crate::redis_conn::connect_target(&self.redis, self.redis_timeout).await {
                 Ok(conn) => {
                     *slot = Some(Store {
                         conn,
@@ -112,7 +111,7 @@ pub fn spawn(
     tasks: &tokio_util::task::TaskTracker,
     settings: AlertConfig,
     redis_timeout: Duration,
-    client: redis::Client,
+    redis: crate::redis_target::Target,
     nodes: SnapshotRx,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
@@ -131,7 +130,7 @@ pub fn spawn(
         me: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()).into(),
         settings: Arc::new(settings),
         redis_timeout,
-        client,
+        redis,
         metrics,
         leader: Arc::new(AtomicBool::new(false)),
         blind: Arc::new(Mutex::new(VecDeque::new())),

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Discovered, SnapshotRx};
 use crate::metrics::Metrics;
-use crate::redis_conn::{connect, with_timeout, RedisCallError};
+use crate::redis_conn::{with_timeout, RedisCallError};
 
 /// Keys SCAN looks at per call: large enough that 1M keys take ~200 calls, small enough that a
 /// call holds Redis for about a millisecond.
@@ -25,7 +25,7 @@ const MAX_DISCOVERED: usize = 200_000;
 
 pub struct Discovery {
     config: Arc<super::CollectorConfig>,
-    client: redis::Client,
+    redis: crate::redis_target::Target,
     conn: Option<MultiplexedConnection>,
     tx: watch::Sender<Arc<Discovered>>,
     metrics: Arc<Metrics>,
@@ -43,7 +43,7 @@ pub struct Discovery {
 impl Discovery {
     pub fn new(
         config: Arc<super::CollectorConfig>,
-        client: redis::Client,
+        redis: crate::redis_target::Target,
         metrics: Arc<Metrics>,
     ) -> (
         Self,
@@ -54,7 +54,7 @@ impl Discovery {
         let (first_tx, first_rx) = oneshot::channel();
         let discovery = Self {
             config,
-            client,
+            redis,
             conn: None,
             tx,
             metrics,
@@ -101,7 +101,7 @@ impl Discovery {
     async fn pass(&mut self, pacer: &mut Pacer) -> Result<Discovered, RedisCallError> {
         let timeout = self.config.redis_timeout;
         if self.conn.is_none() {
-            self.conn = Some(connect(&self.client, timeout).await?);
+            self.conn = Some(crate::redis_conn::connect_target(&self.redis, timeout).await?);
         }
         let conn = self.conn.as_mut().ok_or(RedisCallError::Timeout(timeout))?;
         pacer.start().await;

@@ -72,7 +72,7 @@ enum CycleError {
 
 pub struct Collector {
     config: Arc<CollectorConfig>,
-    client: redis::Client,
+    redis: crate::redis_target::Target,
     /// The agents' reads (redis-rs).
     conn: Option<MultiplexedConnection>,
     /// The workers' reads: the plan's packed commands, replies parsed in place.
@@ -100,7 +100,7 @@ impl Collector {
     /// A collector and the channel it publishes on; nothing runs until [`Collector::run`].
     pub fn new(
         config: Arc<CollectorConfig>,
-        client: redis::Client,
+        redis: crate::redis_target::Target,
         discovered: watch::Receiver<Arc<Discovered>>,
         metrics: Arc<Metrics>,
     ) -> (Self, SnapshotRx, AgentsRx) {
@@ -112,7 +112,7 @@ impl Collector {
             watch::channel(Arc::new(AgentsSnapshot::new(false, started_at, Vec::new())));
         let collector = Self {
             config,
-            client,
+            redis,
             conn: None,
             wire: None,
             replies: Replies::default(),
@@ -250,11 +250,11 @@ impl Collector {
         let mut round_trips = 0;
         if self.conn.is_none() || self.wire.is_none() {
             // No per-reply limit on the connection: each call below has its own deadline.
-            let info = self.client.get_connection_info();
+            // With Sentinel: the primary now, asked again after every failure.
+            let client = self.redis.client(connect_timeout).await?;
+            let info = client.get_connection_info();
             let (conn, wire) = tokio::try_join!(
-                async {
-                    Ok::<_, CycleError>(connect_with(&self.client, connect_timeout, None).await?)
-                },
+                async { Ok::<_, CycleError>(connect_with(&client, connect_timeout, None).await?) },
                 async {
                     tokio::time::timeout(
                         connect_timeout,

@@ -15,14 +15,14 @@ use super::registry;
 use super::store::{field, stream_entries};
 use super::Control;
 use crate::error::ApiError;
-use crate::redis_conn::{connect, with_timeout, RedisCallError};
+use crate::redis_conn::{with_timeout, RedisCallError};
 
 /// How long one blocking read waits for a message; also the expiry sweep's cadence.
 const BLOCK: Duration = Duration::from_millis(500);
 /// A message another replica took but did not acknowledge within this is taken over.
 const CLAIM_IDLE_MS: u64 = 30_000;
 
-pub async fn run(ctl: Control, client: redis::Client, stop: CancellationToken) {
+pub async fn run(ctl: Control, redis: crate::redis_target::Target, stop: CancellationToken) {
     let me = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     let mut conn: Option<MultiplexedConnection> = None;
     let mut last_claim = std::time::Instant::now();
@@ -33,7 +33,7 @@ pub async fn run(ctl: Control, client: redis::Client, stop: CancellationToken) {
         }
         let step = async {
             if conn.is_none() {
-                let mut c = connect(&client, ctl.store.timeout).await?;
+                let mut c = crate::redis_conn::connect_target(&redis, ctl.store.timeout).await?;
                 // redis-rs gives up on a reply after 500 ms by default; a blocking read waits longer.
                 c.set_response_timeout(ctl.store.timeout + BLOCK + Duration::from_secs(1));
                 create_group(&c, ctl.store.timeout).await?;

@@ -9,19 +9,20 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 use tokio::sync::Mutex;
 
-use crate::redis_conn::{connect, with_timeout, RedisCallError};
+use crate::redis_conn::{connect_target, with_timeout, RedisCallError};
+use crate::redis_target::{is_broken, Target};
 
 #[derive(Clone)]
 pub struct Store {
-    client: redis::Client,
+    redis: Target,
     conn: Arc<Mutex<Option<MultiplexedConnection>>>,
     pub timeout: Duration,
 }
 
 impl Store {
-    pub fn new(client: redis::Client, timeout: Duration) -> Self {
+    pub fn new(redis: impl Into<Target>, timeout: Duration) -> Self {
         Self {
-            client,
+            redis: redis.into(),
             conn: Arc::default(),
             timeout,
         }
@@ -32,7 +33,7 @@ impl Store {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let c = connect(&self.client, self.timeout).await?;
+        let c = connect_target(&self.redis, self.timeout).await?;
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -49,9 +50,7 @@ impl Store {
         if let Err(e) = &result {
             let broken = match e {
                 RedisCallError::Timeout(_) => true,
-                RedisCallError::Redis(r) => {
-                    r.is_io_error() || r.is_connection_dropped() || r.is_connection_refusal()
-                }
+                RedisCallError::Redis(r) => is_broken(r),
             };
             if broken {
                 *self.conn.lock().await = None;

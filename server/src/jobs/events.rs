@@ -33,13 +33,17 @@ const RESUBSCRIBE: Duration = Duration::from_secs(2);
 
 /// Relays job events from Redis pub/sub until `stop`, subscribing again after any failure.
 pub async fn relay_jobs(
-    client: redis::Client,
+    redis: crate::redis_target::Target,
     tx: broadcast::Sender<Arc<str>>,
     stop: CancellationToken,
 ) {
     let mut warned = false;
     while !stop.is_cancelled() {
         let sub = async {
+            let client = redis
+                .client(RESUBSCRIBE)
+                .await
+                .map_err(crate::redis_conn::RedisCallError::from_call)?;
             let mut ps = client.get_async_pubsub().await?;
             ps.subscribe(keys::EVENTS).await?;
             Ok::<_, redis::RedisError>(ps)

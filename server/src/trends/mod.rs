@@ -138,35 +138,38 @@ pub async fn run(trends: Trends, stop: CancellationToken) {
             }
         }
         if holder && flushed_at.elapsed() >= FLUSH_EVERY {
-            if write(&store, &folder, &mut written).await {
-                flushed_at = tokio::time::Instant::now();
-            }
+            // Tried again at the next period, not at every cycle, when Redis did not take it.
+            write(&store, &folder, &mut written).await;
+            flushed_at = tokio::time::Instant::now();
         } else if !holder {
             lock().dirty.clear();
         }
     }
 }
 
-/// Writes the changed open steps; false when Redis did not take them (they are written
-/// whole again next time, with their padding and TTL).
+/// Writes the changed open steps, a call per [`store::flush_pipes`] chunk; false when Redis
+/// did not take some (those series are written whole again next time, with their padding and
+/// TTL; every fold marks them changed again).
 async fn write(
     store: &Store,
     folder: &Mutex<Folder>,
     written: &mut HashMap<Series, [i64; 3]>,
 ) -> bool {
-    let writes = store::flush_pipe(
+    let calls = store::flush_pipes(
         &mut folder.lock().unwrap_or_else(|e| e.into_inner()),
         written,
     );
-    let Some(p) = writes else {
-        return true;
-    };
-    match store::send(store, p).await {
-        Ok(()) => true,
-        Err(e) => {
-            written.clear();
-            tracing::warn!("trends: cannot write the series: {e}");
-            false
+    let mut all = true;
+    for (series, p) in calls {
+        if let Err(e) = store::send(store, p).await {
+            for s in &series {
+                written.remove(s);
+            }
+            if all {
+                tracing::warn!("trends: cannot write the series: {e}");
+            }
+            all = false;
         }
     }
+    all
 }

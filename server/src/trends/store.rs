@@ -79,44 +79,51 @@ pub async fn lease(store: &Store, me: &str) -> Result<bool, RedisCallError> {
     Ok(got == 1)
 }
 
-/// The writes of every changed open point, as one pipeline (`None`: nothing changed). A ring
-/// whose step this holder has not written yet gets its padding byte (made at full length if
-/// new) and its TTL (the range); `written` remembers those steps.
-pub fn flush_pipe(
+/// How many series one write call carries (each up to 9 commands): a fleet's flush is many
+/// short calls, each within the Redis deadline, never one that holds Redis for long.
+const SERIES_PER_CALL: usize = 1_000;
+
+/// The writes of every changed open point, as pipelines of [`SERIES_PER_CALL`] series each,
+/// with the series they write. A ring whose step this holder has not written yet gets its
+/// padding byte (made at full length if new) and its TTL (the range); `written` remembers
+/// those steps.
+pub fn flush_pipes(
     folder: &mut Folder,
     written: &mut HashMap<Series, [i64; 3]>,
-) -> Option<redis::Pipeline> {
-    if folder.dirty.is_empty() {
-        return None;
-    }
-    let mut p = redis::pipe();
-    for s in folder.dirty.drain() {
-        let Some(points) = folder.open.get(&s) else {
-            continue;
-        };
-        let steps = written.entry(s.clone()).or_default();
-        for ((pt, r), step) in points.iter().zip(RESOLUTIONS).zip(steps.iter_mut()) {
-            let key = s.key(r);
-            if *step != pt.t {
+) -> Vec<(Vec<Series>, redis::Pipeline)> {
+    let dirty: Vec<Series> = folder.dirty.drain().collect();
+    let mut calls = Vec::new();
+    for chunk in dirty.chunks(SERIES_PER_CALL) {
+        let mut p = redis::pipe();
+        for s in chunk {
+            let Some(points) = folder.open.get(s) else {
+                continue;
+            };
+            let steps = written.entry(s.clone()).or_default();
+            for ((pt, r), step) in points.iter().zip(RESOLUTIONS).zip(steps.iter_mut()) {
+                let key = s.key(r);
+                if *step != pt.t {
+                    p.cmd("SETRANGE")
+                        .arg(&key)
+                        .arg(ring_len(r) - 1)
+                        .arg(&[0u8][..])
+                        .ignore()
+                        .cmd("EXPIRE")
+                        .arg(&key)
+                        .arg(r.span_s())
+                        .ignore();
+                    *step = pt.t;
+                }
                 p.cmd("SETRANGE")
                     .arg(&key)
-                    .arg(ring_len(r) - 1)
-                    .arg(&[0u8][..])
-                    .ignore()
-                    .cmd("EXPIRE")
-                    .arg(&key)
-                    .arg(r.span_s())
+                    .arg(offset(r, pt.t))
+                    .arg(&pt.to_bytes(r)[..])
                     .ignore();
-                *step = pt.t;
             }
-            p.cmd("SETRANGE")
-                .arg(&key)
-                .arg(offset(r, pt.t))
-                .arg(&pt.to_bytes(r)[..])
-                .ignore();
         }
+        calls.push((chunk.to_vec(), p));
     }
-    Some(p)
+    calls
 }
 
 pub async fn send(store: &Store, p: redis::Pipeline) -> Result<(), RedisCallError> {
@@ -125,25 +132,31 @@ pub async fn send(store: &Store, p: redis::Pipeline) -> Result<(), RedisCallErro
         .await
 }
 
-/// On taking the lease over: the open steps of `series` as Redis holds them, to seed from.
+/// On taking the lease over: the open steps of `series` as Redis holds them, to seed from
+/// (calls of [`SERIES_PER_CALL`] series).
 pub async fn read_open(
     store: &Store,
     series: &[Series],
     t: i64,
 ) -> Result<Vec<Vec<u8>>, RedisCallError> {
-    let mut p = redis::pipe();
-    for s in series {
-        for r in RESOLUTIONS {
-            let at = offset(r, step_of(r, t));
-            p.cmd("GETRANGE")
-                .arg(s.key(r))
-                .arg(at)
-                .arg(at + POINT_BYTES as i64 - 1);
+    let mut out = Vec::with_capacity(series.len() * RESOLUTIONS.len());
+    for chunk in series.chunks(SERIES_PER_CALL) {
+        let mut p = redis::pipe();
+        for s in chunk {
+            for r in RESOLUTIONS {
+                let at = offset(r, step_of(r, t));
+                p.cmd("GETRANGE")
+                    .arg(s.key(r))
+                    .arg(at)
+                    .arg(at + POINT_BYTES as i64 - 1);
+            }
         }
+        let got: Vec<Vec<u8>> = store
+            .run(|mut c| async move { p.query_async(&mut c).await })
+            .await?;
+        out.extend(got);
     }
-    store
-        .run(|mut c| async move { p.query_async(&mut c).await })
-        .await
+    Ok(out)
 }
 
 /// The open steps read by [`read_open`] replace the folder's (what the previous holder wrote

@@ -1,0 +1,209 @@
+//! Where Redis is (SPEC §12): one address (`REDIS_URL`), or the primary a set of Sentinels
+//! names (`REDIS_SENTINELS` + `REDIS_SENTINEL_MASTER`). With Sentinel the primary is asked for
+//! on every new connection — at start, and after any connection error or `READONLY` reply
+//! (a primary demoted to replica), which drop the connection — so a failover is followed
+//! without a restart (redis-rs's own `SentinelClient` does not follow `+switch-master`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::ConnectionAddr;
+
+use crate::redis_conn::{with_timeout, RedisCallError};
+
+#[derive(Clone)]
+pub enum Target {
+    Direct(Box<redis::Client>),
+    Sentinel(Arc<Sentinels>),
+}
+
+/// The sentinels, the master's name, and the client of `REDIS_URL` whose password, database
+/// and TLS the primary's connections take (its host and port are replaced).
+pub struct Sentinels {
+    pub addrs: Vec<(String, u16)>,
+    pub master: String,
+    pub template: redis::Client,
+}
+
+/// `REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER`.
+pub type SentinelSettings = (Vec<(String, u16)>, String);
+
+/// Why no primary could be found, said with the names the operator gave.
+#[derive(Debug, thiserror::Error)]
+pub enum SentinelError {
+    #[error("no sentinel of REDIS_SENTINELS ({0}) answered")]
+    NoneAnswered(String),
+    #[error(
+        "the sentinels ({sentinels}) know no primary named {master:?} (REDIS_SENTINEL_MASTER)"
+    )]
+    UnknownMaster { sentinels: String, master: String },
+}
+
+impl From<redis::Client> for Target {
+    fn from(c: redis::Client) -> Self {
+        Self::Direct(Box::new(c))
+    }
+}
+
+impl Target {
+    /// A client for the Redis to use now: the one address, or the primary the first sentinel
+    /// that knows `master` names.
+    pub async fn client(&self, timeout: Duration) -> Result<redis::Client, RedisCallError> {
+        match self {
+            Self::Direct(c) => Ok((**c).clone()),
+            Self::Sentinel(s) => s.primary(timeout).await,
+        }
+    }
+
+    /// What the logs call it (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Direct(c) => match c.get_connection_info().addr() {
+                ConnectionAddr::Tcp(h, p)
+                | ConnectionAddr::TcpTls {
+                    host: h, port: p, ..
+                } => {
+                    format!("{h}:{p}")
+                }
+                ConnectionAddr::Unix(path) => path.display().to_string(),
+                _ => "redis".to_string(),
+            },
+            Self::Sentinel(s) => format!("master {:?} of sentinels {}", s.master, s.list()),
+        }
+    }
+}
+
+impl Sentinels {
+    fn list(&self) -> String {
+        self.addrs
+            .iter()
+            .map(|(h, p)| format!("{h}:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    async fn primary(&self, timeout: Duration) -> Result<redis::Client, RedisCallError> {
+        let mut answered = false;
+        for (host, port) in &self.addrs {
+            match ask(host, *port, &self.master, timeout).await {
+                Ok(Some((h, p))) => return self.client_for(h, p).map_err(RedisCallError::Redis),
+                Ok(None) => answered = true,
+                Err(e) => tracing::debug!(sentinel = %format!("{host}:{port}"), "no answer: {e}"),
+            }
+        }
+        let e = if answered {
+            SentinelError::UnknownMaster {
+                sentinels: self.list(),
+                master: self.master.clone(),
+            }
+        } else {
+            SentinelError::NoneAnswered(self.list())
+        };
+        Err(RedisCallError::Redis(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "sentinel",
+            e.to_string(),
+        ))))
+    }
+
+    /// `REDIS_URL`'s settings with the primary's address.
+    fn client_for(&self, host: String, port: u16) -> redis::RedisResult<redis::Client> {
+        let info = self.template.get_connection_info().clone();
+        let addr = match info.addr().clone() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure,
+                tls_params,
+            },
+            _ => ConnectionAddr::Tcp(host, port),
+        };
+        redis::Client::open(info.set_addr(addr))
+    }
+}
+
+/// `SENTINEL GET-MASTER-ADDR-BY-NAME` of one sentinel (`None`: it knows no such master).
+async fn ask(
+    host: &str,
+    port: u16,
+    master: &str,
+    timeout: Duration,
+) -> Result<Option<(String, u16)>, RedisCallError> {
+    let client = redis::Client::open(ConnectionAddr::Tcp(host.to_string(), port))?;
+    let mut c = crate::redis_conn::connect(&client, timeout).await?;
+    let addr: Option<(String, u16)> = with_timeout(
+        timeout,
+        redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(master)
+            .query_async(&mut c),
+    )
+    .await?;
+    Ok(addr)
+}
+
+/// `host:port,host:port` (a port is required: a sentinel's is not Redis's 6379).
+pub fn parse_sentinels(list: &str) -> anyhow::Result<Vec<(String, u16)>> {
+    let addrs: Vec<(String, u16)> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (h, p) = s
+                .rsplit_once(':')
+                .ok_or_else(|| anyhow::anyhow!("REDIS_SENTINELS: {s:?} is not host:port"))?;
+            let port = p
+                .parse::<u16>()
+                .map_err(|_| anyhow::anyhow!("REDIS_SENTINELS: {s:?} has no valid port"))?;
+            anyhow::ensure!(!h.is_empty(), "REDIS_SENTINELS: {s:?} has no host");
+            Ok((h.trim_matches(['[', ']']).to_string(), port))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    anyhow::ensure!(!addrs.is_empty(), "REDIS_SENTINELS is empty");
+    Ok(addrs)
+}
+
+/// A reply that says this connection must go: Redis gone, or a primary demoted to replica.
+pub fn is_broken(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sentinel_list_is_host_port_pairs() {
+        assert_eq!(
+            parse_sentinels("10.0.0.1:26379, s2:26380").unwrap(),
+            vec![("10.0.0.1".into(), 26379), ("s2".into(), 26380)]
+        );
+        for bad in ["", "s1", "s1:x", ":26379"] {
+            assert!(parse_sentinels(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_primary_takes_the_urls_password_and_database() {
+        let s = Sentinels {
+            addrs: vec![],
+            master: "m".into(),
+            template: redis::Client::open("redis://:sekret@ignored:1/3").unwrap(),
+        };
+        let c = s.client_for("10.1.1.1".into(), 6380).unwrap();
+        let info = c.get_connection_info();
+        assert_eq!(info.addr(), &ConnectionAddr::Tcp("10.1.1.1".into(), 6380));
+        assert_eq!(info.redis_settings().password(), Some("sekret"));
+        assert_eq!(info.redis_settings().db(), 3);
+    }
+}
