@@ -98,7 +98,7 @@ pipelines:
     kind: render
     heartbeat_name: $name
 YAML
-  env CONFIG_DIR="$dir" REDIS_HOST=127.0.0.1 REDIS_PORT="$rport" ${AGENT_TOKEN:+CONTROL_PLANE_URL="$url"} \
+  env CONFIG_DIR="$dir" REDIS_HOST=127.0.0.1 ${rport:+REDIS_PORT="$rport"} ${AGENT_TOKEN:+CONTROL_PLANE_URL="$url"} \
     "$ROOT/target/release/pipeline-agent" --config "$dir/agent.yaml" >"$dir/agent.log" 2>&1 &
 }
 

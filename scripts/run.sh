@@ -2,6 +2,9 @@
 # Command 1: install what is missing, build, and run Agent Office with the demo fleet.
 #   REDIS_URL   use this Redis instead of a private one (then no demo fleet is started
 #               unless DEMO=1)
+#   REDIS_SENTINELS, REDIS_SENTINEL_MASTER
+#               use the primary these sentinels name instead (server, demo and agents alike;
+#               scripts/redis-sentinel.sh starts a local set); no demo unless DEMO=1
 #   PORT        dashboard port (default 3000)
 #   OPERATOR_TOKEN, AGENT_TOKEN
 #               control-plane tokens; when unset, random ones are made once and kept in
@@ -24,7 +27,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-if [ -z "${REDIS_URL:-}" ]; then
+if [ -n "${REDIS_SENTINELS:-}" ]; then
+  say "using the primary the sentinels $REDIS_SENTINELS name (master ${REDIS_SENTINEL_MASTER:-?})"
+  export REDIS_SENTINELS REDIS_SENTINEL_MASTER
+elif [ -z "${REDIS_URL:-}" ]; then
   rport="$(free_port)"
   say "starting a private redis-server on 127.0.0.1:$rport"
   start_redis "$rport" "$RUN_DIR/redis"
@@ -50,7 +56,9 @@ if [ "${DEMO:-0}" = 1 ]; then
   say "starting the demo fleet: 4 pipeline-agents + the simulated watcher and trader (logs: .run/)"
   "$BIN" demo --simulate task-watcher,ai_trade >"$RUN_DIR/demo.log" 2>&1 &
   pids+=($!)
-  rport="${REDIS_URL##*:}"
+  # With sentinels the agents read REDIS_SENTINELS from the environment instead.
+  rport=""
+  [ -n "${REDIS_SENTINELS:-}" ] || rport="${REDIS_URL##*:}"
   for w in music-render video-render image-render insta-render; do
     start_demo_agent "$w" "$rport" "http://127.0.0.1:$PORT"
     pids+=($!)

@@ -10,6 +10,7 @@ mod infra;
 mod jobs;
 mod nav;
 mod nodes;
+mod numbers;
 mod schedules;
 mod trends;
 // Operator calls are sent only by the hydrated browser build; the server renders the controls.

@@ -105,7 +105,7 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         if conn.is_none() {
-            match crate::redis_conn::connect_target(&redis, Duration::from_secs(2)).await {
+            match redis.connect(Duration::from_secs(2)).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "demo: Redis unreachable, retrying");

@@ -36,14 +36,6 @@ pub async fn connect(
     connect_with(client, timeout, Some(timeout)).await
 }
 
-/// A connection to the Redis `target` names now (with Sentinel: the primary, asked again).
-pub async fn connect_target(
-    target: &crate::redis_target::Target,
-    timeout: Duration,
-) -> Result<MultiplexedConnection, RedisCallError> {
-    connect(&target.client(timeout).await?, timeout).await
-}
-
 /// Like [`connect`], with its own limit on how long one reply may take; `None` for a caller
 /// that gives every call its own deadline ([`with_timeout`]; the collector's grows with the fleet).
 pub async fn connect_with(

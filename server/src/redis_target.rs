@@ -55,6 +55,14 @@ impl Target {
         }
     }
 
+    /// A connection to the Redis this names now (with Sentinel: the primary, asked again).
+    pub async fn connect(
+        &self,
+        timeout: Duration,
+    ) -> Result<redis::aio::MultiplexedConnection, RedisCallError> {
+        crate::redis_conn::connect(&self.client(timeout).await?, timeout).await
+    }
+
     /// What the logs call it (never a password).
     pub fn describe(&self) -> String {
         match self {

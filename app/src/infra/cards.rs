@@ -117,12 +117,7 @@ fn Card(w: WorkerView, sparks: Signal<Option<SparksReply>>) -> impl IntoView {
             </header>
             <p class="state">{label}</p>
             <a class="spark-link" href=page aria-label=lang.t(Word::TrendsOf)>{spark}</a>
-            <dl class="numbers">
-                <div><dt>{lang.t(Word::Queue)}</dt><dd class="queue">{w.queue_depth}</dd></div>
-                <div><dt>{lang.t(Word::DeadLetters)}</dt><dd class="dead">{w.dead_letter}</dd></div>
-                <div><dt>{lang.t(Word::Processing)}</dt><dd class="processing">{w.processing}</dd></div>
-                <div><dt>{lang.t(Word::DoneFailed)}</dt><dd class="jobs">{w.jobs_done} " / " {w.jobs_failed}</dd></div>
-            </dl>
+            {crate::numbers::numbers(&w, lang)}
             <p class="meta">
                 <span class="kind">{w.kind.word(lang)}</span>
                 " · "

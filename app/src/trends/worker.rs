@@ -126,12 +126,7 @@ fn WorkerNow(w: WorkerView) -> impl IntoView {
                 " · " {w.state_label().text(lang).to_string()}
                 {jobs}
             </p>
-            <dl class="numbers">
-                <div><dt>{lang.t(Word::Queue)}</dt><dd class="queue">{w.queue_depth}</dd></div>
-                <div><dt>{lang.t(Word::DeadLetters)}</dt><dd class="dead">{w.dead_letter}</dd></div>
-                <div><dt>{lang.t(Word::Processing)}</dt><dd class="processing">{w.processing}</dd></div>
-                <div><dt>{lang.t(Word::DoneFailed)}</dt><dd class="jobs">{w.jobs_done} " / " {w.jobs_failed}</dd></div>
-            </dl>
+            {crate::numbers::numbers(&w, lang)}
         </section>
     }
 }

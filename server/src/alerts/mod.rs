@@ -85,7 +85,7 @@ impl Shared {
     /// [`Self::redis_failed`] and gives `None`.
     async fn store<'s>(&self, slot: &'s mut Option<Store>) -> Option<&'s mut Store> {
         if slot.is_none() {
-            match crate::redis_conn::connect_target(&self.redis, self.redis_timeout).await {
+            match self.redis.connect(self.redis_timeout).await {
                 Ok(conn) => {
                     *slot = Some(Store {
                         conn,

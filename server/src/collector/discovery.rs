@@ -101,7 +101,7 @@ impl Discovery {
     async fn pass(&mut self, pacer: &mut Pacer) -> Result<Discovered, RedisCallError> {
         let timeout = self.config.redis_timeout;
         if self.conn.is_none() {
-            self.conn = Some(crate::redis_conn::connect_target(&self.redis, timeout).await?);
+            self.conn = Some(self.redis.connect(timeout).await?);
         }
         let conn = self.conn.as_mut().ok_or(RedisCallError::Timeout(timeout))?;
         pacer.start().await;

@@ -9,7 +9,7 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 use tokio::sync::Mutex;
 
-use crate::redis_conn::{connect_target, with_timeout, RedisCallError};
+use crate::redis_conn::{with_timeout, RedisCallError};
 use crate::redis_target::{is_broken, Target};
 
 #[derive(Clone)]
@@ -33,7 +33,7 @@ impl Store {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let c = connect_target(&self.redis, self.timeout).await?;
+        let c = self.redis.connect(self.timeout).await?;
         *slot = Some(c.clone());
         Ok(c)
     }
