@@ -958,6 +958,36 @@ pipelines:
     }
 
     #[test]
+    fn sentinels_come_with_a_master_name_and_cluster_is_refused() {
+        let file = parse("redis: { sentinels: [\"s1:26379\", \"s2:26380\"], master: mymaster }\n")
+            .unwrap();
+        let (addrs, master) = file.sentinel_addrs().unwrap().unwrap();
+        assert_eq!(addrs, vec![("s1".into(), 26379), ("s2".into(), 26380)]);
+        assert_eq!(master, "mymaster");
+        let e = parse("redis: { sentinels: [\"s1:26379\"] }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("redis.master"), "{e}");
+        let e = parse("redis: { sentinels: [\"s1\"], master: m }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("host:port"), "{e}");
+        let mut c = parse(GOOD).unwrap();
+        c.apply_env(env(&[
+            ("REDIS_SENTINELS", "10.0.0.1:26379, 10.0.0.2:26379"),
+            ("REDIS_SENTINEL_MASTER", "m"),
+        ]))
+        .unwrap();
+        assert_eq!(c.sentinel_addrs().unwrap().map(|s| s.0.len()), Some(2));
+        let e = parse(GOOD)
+            .unwrap()
+            .apply_env(env(&[("REDIS_CLUSTER_NODES", "a:7000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Cluster"), "{e}");
+    }
+
+    #[test]
     fn a_bad_environment_variable_is_named() {
         let mut c = parse(GOOD).unwrap();
         let e = c

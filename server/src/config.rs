@@ -635,5 +635,29 @@ queue = "gpu"
         let missing = Config::from_args(&args(&["--config", "/nonexistent/agent-office.toml"]));
         assert!(missing.is_err());
         assert!(Cli::try_parse_from(["agent-office", "--collect-interval", "soon"]).is_err());
+
+        let cluster = Config::from_args(&args(&["--redis-cluster-nodes", "a:7000"])).unwrap_err();
+        assert!(
+            cluster.to_string().contains("REDIS_CLUSTER_NODES"),
+            "{cluster}"
+        );
+        let half = Config::from_args(&args(&["--redis-sentinels", "s1:26379"])).unwrap_err();
+        assert!(half.to_string().contains("REDIS_SENTINEL_MASTER"), "{half}");
+        let bad = Config::from_args(&args(&[
+            "--redis-sentinels",
+            "s1",
+            "--redis-sentinel-master",
+            "m",
+        ]))
+        .unwrap_err();
+        assert!(bad.to_string().contains("host:port"), "{bad}");
+        let ok = Config::from_args(&args(&[
+            "--redis-sentinels",
+            "s1:26379,s2:26380",
+            "--redis-sentinel-master",
+            "m",
+        ]))
+        .unwrap();
+        assert_eq!(ok.sentinels.map(|s| s.0.len()), Some(2));
     }
 }

@@ -2,7 +2,8 @@
 //! `scripts/redis-sentinel.sh` (as the README tells a user), reports Redis down when the
 //! primary is SIGKILLed, and recovers on its own within 10 s of the promotion — its writes
 //! (alerts, schedules) land on the new primary, and an alert told before the failover is not
-//! told again. A wrong master name stops the server at start, naming it.
+//! told again. A wrong master name stops the server at start, naming it; so does a Redis
+//! Cluster node given as `REDIS_URL` (Cluster is not supported yet).
 
 mod common;
 
@@ -162,4 +163,51 @@ async fn a_master_name_the_sentinels_do_not_know_stops_the_server_naming_it() {
         text.contains("no-such-master") && text.contains("REDIS_SENTINEL_MASTER"),
         "{text}"
     );
+}
+
+/// A Redis Cluster node given as `REDIS_URL` is refused at start, saying so (Cluster is not
+/// supported yet), never served as a silently empty dashboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_as_redis_url_stops_the_server_saying_so() {
+    let port = common::free_port();
+    let dir = std::env::temp_dir().join(format!("ao-cluster-node-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut node = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--cluster-enabled", "yes", "--cluster-config-file"])
+        .arg(dir.join("nodes.conf"))
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("redis://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the cluster node did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = leptos::config::LeptosOptions::builder()
+        .output_name("agent-office")
+        .build();
+    let err = server::run(Server::fast_config(&url), options, listener, async {})
+        .await
+        .expect_err("refused");
+    let _ = node.kill();
+    let _ = node.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(format!("{err:#}").contains("Redis Cluster"), "{err:#}");
 }

@@ -1,7 +1,7 @@
 //! The 2D view: a card per worker, with the Redis and pause banners.
 
 use leptos::prelude::*;
-use shared::series::SparksReply;
+use shared::series::{Spark, SparksReply};
 use shared::{Lang, NodesSnapshot, Word, WorkerView};
 
 use crate::i18n::use_lang;
@@ -16,7 +16,7 @@ pub fn Nodes(
     /// The 3D view is showing the workers instead.
     cards_hidden: Signal<bool>,
     /// The cards' last hour.
-    sparks: Signal<Option<SparksReply>>,
+    mut sparks: SparksReply,
 ) -> impl IntoView {
     let lang = use_lang();
     let redis_down = (!snap.redis_ok).then(|| {
@@ -34,7 +34,10 @@ pub fn Nodes(
     let cards = snap
         .workers
         .into_iter()
-        .map(|w| view! { <Card w sparks/> })
+        .map(|w| {
+            let spark = sparks.workers.remove(&w.name);
+            view! { <Card w spark/> }
+        })
         .collect_view();
     view! {
         {redis_down}
@@ -74,7 +77,7 @@ fn dead_letter_actions(w: &WorkerView, lang: Lang) -> Option<impl IntoView> {
 
 /// One worker: coloured by its link status, with the status also as icon and word.
 #[component]
-fn Card(w: WorkerView, sparks: Signal<Option<SparksReply>>) -> impl IntoView {
+fn Card(w: WorkerView, spark: Option<Spark>) -> impl IntoView {
     let status = w.status();
     let lang = use_lang();
     let label = w.state_label().text(lang).to_string();
@@ -87,11 +90,7 @@ fn Card(w: WorkerView, sparks: Signal<Option<SparksReply>>) -> impl IntoView {
         .map(|e| view! { <p class="hb-error">"⚠ " {e}</p> });
     let actions = dead_letter_actions(&w, lang);
     let page = format!("/infra/worker/{}", shared::fleet::encode(&w.name));
-    let name = w.name.clone();
-    let spark = move || {
-        let spark = sparks.with(|s| s.as_ref().and_then(|s| s.workers.get(&name).cloned()));
-        view! { <Sparkline spark/> }
-    };
+    let spark = view! { <Sparkline spark/> };
     // That queue's jobs, dead letters first when it has some.
     let jobs = w.queue.clone().map(|q| {
         let q = shared::fleet::encode(&q);

@@ -86,13 +86,14 @@ pub fn InfraPage() -> impl IntoView {
         <Suspense fallback=move || view! { <p class="loading">{lang.t(Word::Loading)}</p> }>
             {move || {
                 let first = first.get();
-                // Read here so the server's HTML waits for them.
-                let _ = data.first_sparks.get();
+                // Read once here (the server's HTML waits for them; the cards are made again
+                // when they change), each card then takes its own.
+                let sparks = data.sparks().get().unwrap_or_default();
                 let cards_hidden = Signal::derive(show_3d);
                 match live.get().or_else(|| first.clone().and_then(Result::ok)) {
                     Some(snap) => view! {
                         <FleetTools window snap=snap.clone()/>
-                        <Nodes snap poll_failed cards_hidden sparks=data.sparks()/>
+                        <Nodes snap poll_failed cards_hidden sparks/>
                     }
                     .into_any(),
                     None => {

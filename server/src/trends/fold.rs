@@ -8,8 +8,6 @@
 //! fleet's points add their workers' growth, take the largest total queue depth seen, and the
 //! fraction of worker-samples alive.
 
-use std::collections::HashMap;
-
 pub use shared::series::Range;
 
 /// Every range, in the order a series' open points are kept.
@@ -109,34 +107,22 @@ pub fn growth(before: u64, now: u64) -> u64 {
     }
 }
 
-/// The last counters seen alive, per worker: what the next cycle's growth is measured from.
+/// The last counters a worker was seen alive with: what the next cycle's growth is measured
+/// from.
 #[derive(Default)]
-pub struct Counters(HashMap<String, (u64, u64)>);
+pub struct Baseline(Option<(u64, u64)>);
 
-impl Counters {
+impl Baseline {
     /// The growth of a worker's counters this cycle (0 the first time it is seen, or while it
     /// is not alive).
-    pub fn advance(&mut self, name: &str, s: &Sample) -> (u64, u64) {
+    pub fn advance(&mut self, s: &Sample) -> (u64, u64) {
         if !s.alive {
             return (0, 0);
         }
-        match self.0.insert(name.to_string(), (s.done, s.failed)) {
+        match self.0.replace((s.done, s.failed)) {
             Some((d, f)) => (growth(d, s.done), growth(f, s.failed)),
             None => (0, 0),
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Forgets workers no longer in the fleet.
-    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
-        self.0.retain(|k, _| keep(k));
     }
 }
 
@@ -175,24 +161,24 @@ mod tests {
 
     #[test]
     fn counters_grow_by_their_deltas_and_a_drop_is_a_restart() {
-        let mut c = Counters::default();
+        let mut c = Baseline::default();
         assert_eq!(
-            c.advance("w", &s(10, 1, 0, true)),
+            c.advance(&s(10, 1, 0, true)),
             (0, 0),
             "first sight: no baseline"
         );
-        assert_eq!(c.advance("w", &s(15, 1, 0, true)), (5, 0));
+        assert_eq!(c.advance(&s(15, 1, 0, true)), (5, 0));
         assert_eq!(
-            c.advance("w", &s(3, 0, 0, true)),
+            c.advance(&s(3, 0, 0, true)),
             (3, 0),
             "restart: counted from 0"
         );
         assert_eq!(
-            c.advance("w", &s(0, 0, 0, false)),
+            c.advance(&s(0, 0, 0, false)),
             (0, 0),
             "down: nothing, baseline kept"
         );
-        assert_eq!(c.advance("w", &s(7, 2, 0, true)), (4, 2));
+        assert_eq!(c.advance(&s(7, 2, 0, true)), (4, 2));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use shared::fleet::group_of;
 use shared::series::{Spark, SparksReply, SPARK_STEPS};
 use shared::NodesSnapshot;
 
-use super::fold::{slot_of, step_of, Counters, Point, Range, Sample, RESOLUTIONS};
+use super::fold::{slot_of, step_of, Baseline, Point, Range, Sample, RESOLUTIONS};
 use super::Series;
 
 /// One cycle of a group (or the fleet): its workers' growth, total depth and liveness.
@@ -37,12 +37,23 @@ impl Default for Hour {
     }
 }
 
+/// One worker's open steps, last hour and counter baseline.
+#[derive(Default)]
+struct WorkerSeries {
+    open: [Point; 3],
+    hour: Hour,
+    baseline: Baseline,
+    dirty: bool,
+}
+
+/// Every series a replica folds: the workers' (looked up by name without allocating, every
+/// cycle) and the groups' and the fleet's.
 #[derive(Default)]
 pub struct Folder {
-    counters: Counters,
-    pub open: HashMap<Series, [Point; 3]>,
-    pub dirty: HashSet<Series>,
-    pub hours: HashMap<String, Hour>,
+    workers: HashMap<String, WorkerSeries>,
+    /// Groups and the fleet.
+    open: HashMap<Series, [Point; 3]>,
+    dirty: HashSet<Series>,
 }
 
 impl Folder {
@@ -57,11 +68,14 @@ impl Folder {
                 queue_depth: w.queue_depth,
                 alive: w.alive,
             };
-            let grew = self.counters.advance(&w.name, &s);
-            let hour_point = self.add(Series::Worker(w.name.clone()), t, |p| {
-                p.add_worker(grew, &s)
-            });
-            remember(self.hours.entry(w.name.clone()).or_default(), &hour_point);
+            let series = match self.workers.get_mut(w.name.as_str()) {
+                Some(series) => series,
+                None => self.workers.entry(w.name.clone()).or_default(),
+            };
+            let grew = series.baseline.advance(&s);
+            advance(&mut series.open, t, |p| p.add_worker(grew, &s));
+            remember(&mut series.hour, &series.open[0]);
+            series.dirty = true;
             for acc in [groups.entry(group_of(&w.name)).or_default(), &mut fleet] {
                 acc.grew.0 += grew.0;
                 acc.grew.1 += grew.1;
@@ -79,37 +93,80 @@ impl Folder {
             p.add_group(fleet.grew, fleet.depth, fleet.alive, fleet.workers)
         });
         // Workers that left the fleet are forgotten (their series in Redis expire by themselves).
-        if self.counters.len() > snap.workers.len() || self.hours.len() > snap.workers.len() {
+        if self.workers.len() > snap.workers.len() {
             let here: HashSet<&str> = snap.workers.iter().map(|w| w.name.as_str()).collect();
-            self.counters.retain(|name| here.contains(name));
-            self.hours.retain(|name, _| here.contains(name.as_str()));
-            self.open
-                .retain(|s, _| !matches!(s, Series::Worker(n) if !here.contains(n.as_str())));
+            self.workers.retain(|name, _| here.contains(name.as_str()));
         }
     }
 
-    /// Folds `f` into the open steps of `series`; gives its `1h` point.
-    fn add(&mut self, series: Series, t: i64, f: impl Fn(&mut Point)) -> Point {
-        let points = self.open.entry(series.clone()).or_default();
-        for (p, r) in points.iter_mut().zip(RESOLUTIONS) {
-            let step = step_of(r, t);
-            if p.t != step {
-                *p = Point {
-                    t: step,
-                    ..Point::default()
-                };
-            }
-            f(p);
-        }
-        let hour = points[0];
+    fn add(&mut self, series: Series, t: i64, f: impl Fn(&mut Point)) {
+        advance(self.open.entry(series.clone()).or_default(), t, f);
         self.dirty.insert(series);
-        hour
+    }
+
+    /// The open steps of `series`.
+    pub fn points(&self, series: &Series) -> Option<&[Point; 3]> {
+        match series {
+            Series::Worker(name) => self.workers.get(name).map(|w| &w.open),
+            other => self.open.get(other),
+        }
+    }
+
+    fn points_mut(&mut self, series: &Series) -> Option<&mut [Point; 3]> {
+        match series {
+            Series::Worker(name) => self.workers.get_mut(name).map(|w| &mut w.open),
+            other => self.open.get_mut(other),
+        }
     }
 
     /// The open point of `series` in `r`, if this replica has folded one.
     pub fn open_point(&self, series: &Series, r: Range) -> Option<Point> {
         let i = RESOLUTIONS.iter().position(|x| *x == r)?;
-        self.open.get(series).map(|p| p[i])
+        self.points(series).map(|p| p[i])
+    }
+
+    /// Every series folded here.
+    pub fn series(&self) -> Vec<Series> {
+        let workers = self.workers.keys().map(|n| Series::Worker(n.clone()));
+        workers.chain(self.open.keys().cloned()).collect()
+    }
+
+    /// The series changed since the last call (marked unchanged now).
+    pub fn take_dirty(&mut self) -> Vec<Series> {
+        let mut out: Vec<Series> = self.dirty.drain().collect();
+        for (name, w) in &mut self.workers {
+            if std::mem::take(&mut w.dirty) {
+                out.push(Series::Worker(name.clone()));
+            }
+        }
+        out
+    }
+
+    /// Marks every series unchanged (a replica that does not write them).
+    pub fn clear_dirty(&mut self) {
+        self.dirty.clear();
+        for w in self.workers.values_mut() {
+            w.dirty = false;
+        }
+    }
+
+    /// Replaces the open steps of `series` (seeding from Redis); false when it has none.
+    pub fn set_points(&mut self, series: &Series, points: [Point; 3]) -> bool {
+        match self.points_mut(series) {
+            Some(p) => {
+                *p = points;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A worker's last hour as Redis holds it (a replica that starts), merged into its own.
+    pub fn seed_hour(&mut self, name: String, stored: &[Point]) {
+        let hour = &mut self.workers.entry(name).or_default().hour;
+        for p in stored {
+            remember(hour, p);
+        }
     }
 
     /// The sparklines of `names` for the hour ending with the minute `t` falls in.
@@ -117,7 +174,7 @@ impl Folder {
         let now = step_of(Range::Hour, t) / 60;
         let workers = names
             .filter_map(|name| {
-                let hour = self.hours.get(name)?;
+                let hour = &self.workers.get(name)?.hour;
                 let mut spark = Spark {
                     done: vec![0; SPARK_STEPS],
                     failed: vec![0; SPARK_STEPS],
@@ -140,6 +197,20 @@ impl Folder {
                 .unwrap_or_default(),
             workers,
         }
+    }
+}
+
+/// Folds `f` into each range's open step at `t`, opening a new step where `t` left the old.
+fn advance(points: &mut [Point; 3], t: i64, f: impl Fn(&mut Point)) {
+    for (p, r) in points.iter_mut().zip(RESOLUTIONS) {
+        let step = step_of(r, t);
+        if p.t != step {
+            *p = Point {
+                t: step,
+                ..Point::default()
+            };
+        }
+        f(p);
     }
 }
 
@@ -199,7 +270,7 @@ mod tests {
             &snap(&[("render-a", 1, 1, 0, true), ("render-b", 7, 2, 1, true)]),
             185,
         );
-        let a = f.open[&Series::Worker("render-a".into())];
+        let a = *f.points(&Series::Worker("render-a".into())).unwrap();
         // 1h: 120 and 130 in one minute, 185 in the next: a restart, 1 done
         assert_eq!(
             (a[0].t, a[0].done, a[0].failed, a[0].queue_depth),
@@ -207,7 +278,7 @@ mod tests {
         );
         // 24h: all three in one quarter hour: 3 + 1 (restart) done, 1 failed, depth 6
         assert_eq!((a[1].done, a[1].failed, a[1].queue_depth), (4, 1, 6));
-        let b = f.open[&Series::Worker("render-b".into())];
+        let b = *f.points(&Series::Worker("render-b".into())).unwrap();
         // b was down at 130 (its 2 is not a restart), back at 185: 7 - 5 = 2
         assert_eq!((b[1].done, b[1].failed), (2, 1));
         assert_eq!(b[1].alive_fraction(), 2.0 / 3.0);
@@ -232,8 +303,14 @@ mod tests {
 
         // A worker that leaves is forgotten.
         f.fold(&snap(&[("render-a", 1, 1, 0, true)]), 190);
-        assert!(!f.hours.contains_key("render-b"));
-        assert!(!f.open.contains_key(&Series::Worker("render-b".into())));
+        assert!(f.points(&Series::Worker("render-b".into())).is_none());
+        assert!(f.sparks(["render-b"].into_iter(), 190).workers.is_empty());
+        assert_eq!(
+            f.take_dirty().len(),
+            1 + 1 + 1,
+            "render-a, its group, the fleet"
+        );
+        assert!(f.take_dirty().is_empty());
     }
 
     #[test]

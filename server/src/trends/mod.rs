@@ -107,7 +107,10 @@ pub async fn run(trends: Trends, stop: CancellationToken) {
             let names: Vec<String> = snap.workers.iter().map(|w| w.name.clone()).collect();
             match store::read_hours(&store, &names, t).await {
                 Ok(hours) => {
-                    lock().hours.extend(hours);
+                    let mut f = lock();
+                    for (name, points) in hours {
+                        f.seed_hour(name, &points);
+                    }
                     hours_read = true;
                 }
                 Err(e) => tracing::warn!("trends: cannot read the last hour: {e}"),
@@ -126,7 +129,7 @@ pub async fn run(trends: Trends, stop: CancellationToken) {
             if holder && !was {
                 tracing::info!("trends: this replica writes the series now");
                 written.clear();
-                let series: Vec<Series> = lock().open.keys().cloned().collect();
+                let series: Vec<Series> = lock().series();
                 match store::read_open(&store, &series, t).await {
                     Ok(stored) => store::seed(&mut lock(), &series, &stored, t),
                     Err(e) => {
@@ -142,7 +145,7 @@ pub async fn run(trends: Trends, stop: CancellationToken) {
             write(&store, &folder, &mut written).await;
             flushed_at = tokio::time::Instant::now();
         } else if !holder {
-            lock().dirty.clear();
+            lock().clear_dirty();
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::fold::{slot_of, step_of, Point, Range, POINT_BYTES, RESOLUTIONS};
-use super::folder::{remember, Folder, Hour};
+use super::folder::Folder;
 use super::Series;
 use crate::control::Store;
 use crate::redis_conn::RedisCallError;
@@ -91,12 +91,12 @@ pub fn flush_pipes(
     folder: &mut Folder,
     written: &mut HashMap<Series, [i64; 3]>,
 ) -> Vec<(Vec<Series>, redis::Pipeline)> {
-    let dirty: Vec<Series> = folder.dirty.drain().collect();
+    let dirty = folder.take_dirty();
     let mut calls = Vec::new();
     for chunk in dirty.chunks(SERIES_PER_CALL) {
         let mut p = redis::pipe();
         for s in chunk {
-            let Some(points) = folder.open.get(s) else {
+            let Some(points) = folder.points(s) else {
                 continue;
             };
             let steps = written.entry(s.clone()).or_default();
@@ -163,9 +163,7 @@ pub async fn read_open(
 /// is kept, and added to from here).
 pub fn seed(folder: &mut Folder, series: &[Series], stored: &[Vec<u8>], t: i64) {
     for (i, s) in series.iter().enumerate() {
-        let Some(points) = folder.open.get_mut(s) else {
-            continue;
-        };
+        let mut points = [Point::default(); 3];
         for (j, r) in RESOLUTIONS.into_iter().enumerate() {
             let step = step_of(r, t);
             points[j] = stored
@@ -177,8 +175,9 @@ pub fn seed(folder: &mut Folder, series: &[Series], stored: &[Vec<u8>], t: i64) 
                     ..Point::default()
                 });
         }
+        folder.set_points(s, points);
     }
-    folder.dirty.clear();
+    folder.clear_dirty();
 }
 
 /// Every worker's last hour as Redis holds it, for the sparklines of a replica that starts
@@ -187,7 +186,7 @@ pub async fn read_hours(
     store: &Store,
     names: &[String],
     t: i64,
-) -> Result<Vec<(String, Hour)>, RedisCallError> {
+) -> Result<Vec<(String, Vec<Point>)>, RedisCallError> {
     const BATCH: usize = 1_000;
     let mut out = Vec::with_capacity(names.len());
     for chunk in names.chunks(BATCH) {
@@ -199,11 +198,10 @@ pub async fn read_hours(
             .run(|mut c| async move { p.query_async(&mut c).await })
             .await?;
         for (name, ring) in chunk.iter().zip(rings) {
-            let mut hour = Hour::default();
-            for p in points_of(ring.as_deref().unwrap_or_default(), Range::Hour, t) {
-                remember(&mut hour, &p);
-            }
-            out.push((name.clone(), hour));
+            out.push((
+                name.clone(),
+                points_of(ring.as_deref().unwrap_or_default(), Range::Hour, t),
+            ));
         }
     }
     Ok(out)
