@@ -190,7 +190,7 @@ fn poll(data: InfraData) {
             }
             polls += 1;
             let asked = window.get_untracked();
-            if polls % SPARKS_EVERY == 0 || asked != sparks_of {
+            if polls.is_multiple_of(SPARKS_EVERY) || asked != sparks_of {
                 let url = crate::trends::sparks_url(&asked.query());
                 if let Ok(sparks) = crate::nodes::fetch_json(&url, Some(&signal)).await {
                     live_sparks.try_set(Some(sparks));
