@@ -18,6 +18,7 @@ pub mod registry;
 pub mod reuse;
 pub mod schedules;
 pub mod series;
+pub mod slot;
 pub mod status;
 pub mod time;
 pub mod worker;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Discovered, SnapshotRx};
 use crate::metrics::Metrics;
 use crate::redis_conn::{with_timeout, RedisCallError};
+use crate::redis_target::ClusterError;
 
 /// Keys SCAN looks at per call: large enough that 1M keys take ~200 calls, small enough that a
 /// call holds Redis for about a millisecond.
@@ -26,7 +27,8 @@ const MAX_DISCOVERED: usize = 200_000;
 pub struct Discovery {
     config: Arc<super::CollectorConfig>,
     redis: crate::redis_target::Target,
-    conn: Option<MultiplexedConnection>,
+    /// A connection to each Redis that holds keys (empty: made anew on the next pass).
+    conns: Vec<(crate::redis_target::Addr, MultiplexedConnection)>,
     tx: watch::Sender<Arc<Discovered>>,
     metrics: Arc<Metrics>,
     /// Workers and processing lists by when discovery last saw their key. A consumer's list
@@ -55,7 +57,7 @@ impl Discovery {
         let discovery = Self {
             config,
             redis,
-            conn: None,
+            conns: Vec::new(),
             tx,
             metrics,
             last_seen: HashMap::new(),
@@ -82,7 +84,7 @@ impl Discovery {
                     Err(e) => {
                         tracing::debug!(error = %e, "discovery pass failed");
                         self.metrics.redis_error("discovery");
-                        self.conn = None;
+                        self.conns.clear();
                     }
                 },
             }
@@ -98,17 +100,25 @@ impl Discovery {
         }
     }
 
-    async fn pass(&mut self, pacer: &mut Pacer) -> Result<Discovered, RedisCallError> {
+    /// One pass over every Redis that holds keys (on a Cluster: each primary in turn).
+    async fn pass(&mut self, pacer: &mut Pacer) -> Result<Discovered, ClusterError> {
         let timeout = self.config.redis_timeout;
-        if self.conn.is_none() {
-            self.conn = Some(self.redis.connect(timeout).await?);
+        if self.conns.is_empty() {
+            self.conns = self.redis.connect_each(timeout).await?;
         }
-        let conn = self.conn.as_mut().ok_or(RedisCallError::Timeout(timeout))?;
         pacer.start().await;
-        let (beats, full_b) =
-            scan(conn, pacer, "worker:*:heartbeat", timeout, MAX_DISCOVERED).await?;
-        let (lists, full_l) =
-            scan(conn, pacer, "processing:queue:*", timeout, MAX_DISCOVERED).await?;
+        let (mut beats, mut lists) = (Vec::new(), Vec::new());
+        let (mut full_b, mut full_l) = (false, false);
+        for (_, conn) in &mut self.conns {
+            let left = MAX_DISCOVERED - beats.len();
+            let (found, full) = scan(conn, pacer, "worker:*:heartbeat", timeout, left).await?;
+            beats.extend(found);
+            full_b |= full;
+            let left = MAX_DISCOVERED - lists.len();
+            let (found, full) = scan(conn, pacer, "processing:queue:*", timeout, left).await?;
+            lists.extend(found);
+            full_l |= full;
+        }
         if (full_b || full_l) != self.capped {
             self.capped = full_b || full_l;
             if self.capped {

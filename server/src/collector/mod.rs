@@ -4,6 +4,7 @@
 
 mod agents;
 mod beats;
+pub mod cluster;
 mod discovery;
 mod plan;
 mod published;

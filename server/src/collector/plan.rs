@@ -125,30 +125,30 @@ impl Plan {
 
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
+        self.each_command(|args| encode(&mut out, args));
+        out
+    }
+
+    /// Each of the cycle's commands in reply order, as its arguments; the key is always the
+    /// second (a Cluster routes each command by it: `collector::cluster`).
+    pub fn each_command(&self, mut f: impl FnMut(&[&[u8]])) {
         // A key of the wrong type answers an error; it reads as "nothing there".
-        encode(
-            &mut out,
-            &[b"GETRANGE", keys::PAUSED.as_bytes(), b"0", b"1"],
-        );
+        f(&[b"GETRANGE", keys::PAUSED.as_bytes(), b"0", b"1"]);
         // One byte past the limit is enough to know a value is too large.
         let limit = MAX_HEARTBEAT_BYTES.to_string();
         for w in &self.workers {
             let key = keys::heartbeat(&w.name);
-            encode(
-                &mut out,
-                &[b"GETRANGE", key.as_bytes(), b"0", limit.as_bytes()],
-            );
+            f(&[b"GETRANGE", key.as_bytes(), b"0", limit.as_bytes()]);
         }
         for q in &self.queues {
-            encode(&mut out, &[b"LLEN", keys::queue(q).as_bytes()]);
+            f(&[b"LLEN", keys::queue(q).as_bytes()]);
         }
         for q in &self.queues {
-            encode(&mut out, &[b"LLEN", keys::dead_letter(q).as_bytes()]);
+            f(&[b"LLEN", keys::dead_letter(q).as_bytes()]);
         }
         for (_, key) in &self.processing {
-            encode(&mut out, &[b"LLEN", key.as_bytes()]);
+            f(&[b"LLEN", key.as_bytes()]);
         }
-        out
     }
 
     /// The longest reply the cycle asks for (a heartbeat's `GETRANGE`); anything longer is not

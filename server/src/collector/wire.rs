@@ -73,13 +73,18 @@ pub struct Replies {
 
 impl Replies {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Reply<'_>> + '_ {
-        self.slots.iter().map(|s| match *s {
-            Slot::Nil => Reply::Nil,
-            Slot::Int(n) => Reply::Int(n),
-            Slot::Bytes(a, b) => Reply::Bytes(&self.buf[a..b]),
-            Slot::Error(a, b) => Reply::Error(&self.buf[a..b]),
-            Slot::Array => Reply::Array,
-        })
+        (0..self.slots.len()).map(|i| self.get(i))
+    }
+
+    /// The `i`th reply (`Nil` past the last).
+    pub fn get(&self, i: usize) -> Reply<'_> {
+        match self.slots.get(i) {
+            None | Some(Slot::Nil) => Reply::Nil,
+            Some(&Slot::Int(n)) => Reply::Int(n),
+            Some(&Slot::Bytes(a, b)) => Reply::Bytes(&self.buf[a..b]),
+            Some(&Slot::Error(a, b)) => Reply::Error(&self.buf[a..b]),
+            Some(Slot::Array) => Reply::Array,
+        }
     }
 
     fn clear(&mut self) {

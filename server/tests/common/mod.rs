@@ -4,6 +4,7 @@
 
 #[allow(dead_code)]
 pub mod agent_sim;
+pub mod cluster;
 pub mod sentinel;
 
 use std::collections::VecDeque;

@@ -1,21 +1,11 @@
-//! Where Redis is (SPEC §12): one address (`REDIS_URL`), or the primary a set of Sentinels
-//! names (`REDIS_SENTINELS` + `REDIS_SENTINEL_MASTER`). With Sentinel the primary is asked for
-//! on every new connection — at start, and after any connection error or `READONLY` reply
-//! (a primary demoted to replica), which drop the connection — so a failover is followed
-//! without a restart (redis-rs's own `SentinelClient` does not follow `+switch-master`).
+//! Sentinel (SPEC §12): the primary a set of sentinels names, asked on every new connection.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use redis::ConnectionAddr;
 
+use super::with_addr;
 use crate::redis_conn::{with_timeout, RedisCallError};
-
-#[derive(Clone)]
-pub enum Target {
-    Direct(Box<redis::Client>),
-    Sentinel(Arc<Sentinels>),
-}
 
 /// The sentinels, the master's name, and the client of `REDIS_URL` whose password, database
 /// and TLS the primary's connections take (its host and port are replaced).
@@ -39,58 +29,12 @@ pub enum SentinelError {
     UnknownMaster { sentinels: String, master: String },
 }
 
-impl From<redis::Client> for Target {
-    fn from(c: redis::Client) -> Self {
-        Self::Direct(Box::new(c))
-    }
-}
-
-impl Target {
-    /// A client for the Redis to use now: the one address, or the primary the first sentinel
-    /// that knows `master` names.
-    pub async fn client(&self, timeout: Duration) -> Result<redis::Client, RedisCallError> {
-        match self {
-            Self::Direct(c) => Ok((**c).clone()),
-            Self::Sentinel(s) => s.primary(timeout).await,
-        }
-    }
-
-    /// A connection to the Redis this names now (with Sentinel: the primary, asked again).
-    pub async fn connect(
-        &self,
-        timeout: Duration,
-    ) -> Result<redis::aio::MultiplexedConnection, RedisCallError> {
-        crate::redis_conn::connect(&self.client(timeout).await?, timeout).await
-    }
-
-    /// What the logs call it (never a password).
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Direct(c) => match c.get_connection_info().addr() {
-                ConnectionAddr::Tcp(h, p)
-                | ConnectionAddr::TcpTls {
-                    host: h, port: p, ..
-                } => {
-                    format!("{h}:{p}")
-                }
-                ConnectionAddr::Unix(path) => path.display().to_string(),
-                _ => "redis".to_string(),
-            },
-            Self::Sentinel(s) => format!("master {:?} of sentinels {}", s.master, s.list()),
-        }
-    }
-}
-
 impl Sentinels {
-    fn list(&self) -> String {
-        self.addrs
-            .iter()
-            .map(|(h, p)| format!("{h}:{p}"))
-            .collect::<Vec<_>>()
-            .join(",")
+    pub(super) fn list(&self) -> String {
+        super::slots::list(&self.addrs)
     }
 
-    async fn primary(&self, timeout: Duration) -> Result<redis::Client, RedisCallError> {
+    pub(super) async fn primary(&self, timeout: Duration) -> Result<redis::Client, RedisCallError> {
         let mut answered = false;
         for (host, port) in &self.addrs {
             match ask(host, *port, &self.master, timeout).await {
@@ -116,21 +60,7 @@ impl Sentinels {
 
     /// `REDIS_URL`'s settings with the primary's address.
     fn client_for(&self, host: String, port: u16) -> redis::RedisResult<redis::Client> {
-        let info = self.template.get_connection_info().clone();
-        let addr = match info.addr().clone() {
-            ConnectionAddr::TcpTls {
-                insecure,
-                tls_params,
-                ..
-            } => ConnectionAddr::TcpTls {
-                host,
-                port,
-                insecure,
-                tls_params,
-            },
-            _ => ConnectionAddr::Tcp(host, port),
-        };
-        redis::Client::open(info.set_addr(addr))
+        with_addr(&self.template, host, port)
     }
 }
 
@@ -173,17 +103,6 @@ pub fn parse_sentinels(list: &str) -> anyhow::Result<Vec<(String, u16)>> {
         .collect::<anyhow::Result<_>>()?;
     anyhow::ensure!(!addrs.is_empty(), "REDIS_SENTINELS is empty");
     Ok(addrs)
-}
-
-/// A reply that says this connection must go: Redis gone, or a primary demoted to replica.
-pub fn is_broken(e: &redis::RedisError) -> bool {
-    e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || matches!(
-            e.kind(),
-            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
-        )
 }
 
 #[cfg(test)]

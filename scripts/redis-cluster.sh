@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A local Redis Cluster for trying it (SPEC §12): three primaries on 127.0.0.1, no replicas,
+# Debian's redis-server with `--cluster-enabled yes`, the slots spread by `redis-cli --cluster
+# create`.
+#
+#   scripts/redis-cluster.sh start [DIR]   start them (DIR default .run/cluster), print the
+#                                          settings (REDIS_CLUSTER_NODES)
+#   scripts/redis-cluster.sh stop [DIR]    stop every one still running
+#
+# Ports: CLUSTER_PORTS ("7010 7011 7012"); each node's cluster bus on its port + 10000, or on
+# CLUSTER_BUS_PORTS (as many, same order) when given. A start wipes DIR's cluster state: every
+# start is a new, empty cluster.
+source "$(dirname "$0")/lib.sh"
+
+cmd="${1:-start}"
+DIR="${2:-$ROOT/.run/cluster}"
+CLUSTER_PORTS="${CLUSTER_PORTS:-7010 7011 7012}"
+read -r -a BUS_PORTS <<<"${CLUSTER_BUS_PORTS:-}"
+
+answers() { redis-cli -p "$1" PING 2>/dev/null | grep -q PONG; }
+
+stop_all() {
+  for pidfile in "$DIR"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    pid="$(cat "$pidfile")"
+    kill "$pid" 2>/dev/null || true
+    # Gone before its port is taken again.
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$pidfile"
+  done
+}
+
+case "$cmd" in
+  start)
+    ensure_apt redis-server redis-tools
+    mkdir -p "$DIR"
+    stop_all
+    nodes=()
+    i=0
+    for port in $CLUSTER_PORTS; do
+      mkdir -p "$DIR/$port"
+      rm -f "$DIR/$port/nodes.conf"
+      bus=()
+      [ -n "${BUS_PORTS[$i]:-}" ] && bus=(--cluster-port "${BUS_PORTS[$i]}")
+      redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+        --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+        "${bus[@]}" \
+        --dir "$DIR/$port" --pidfile "$DIR/$port.pid" --logfile "$DIR/$port.log"
+      nodes+=("127.0.0.1:$port")
+      i=$((i + 1))
+    done
+    for port in $CLUSTER_PORTS; do
+      for _ in $(seq 100); do answers "$port" && break; sleep 0.1; done
+      answers "$port" || { echo "redis on port $port did not start (see $DIR/$port.log)" >&2; exit 1; }
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/create.log" 2>&1 \
+      || { cat "$DIR/create.log" >&2; exit 1; }
+    # Every node agrees the slots are covered before anyone writes.
+    for port in $CLUSTER_PORTS; do
+      for _ in $(seq 100); do
+        redis-cli -p "$port" CLUSTER INFO | grep -q 'cluster_state:ok' && break
+        sleep 0.1
+      done
+      redis-cli -p "$port" CLUSTER INFO | grep -q 'cluster_state:ok' \
+        || { echo "the cluster did not come up on port $port (see $DIR/$port.log)" >&2; exit 1; }
+    done
+    joined="$(IFS=,; echo "${nodes[*]}")"
+    say "a 3-primary Redis Cluster on $joined (logs: $DIR)"
+    echo "REDIS_CLUSTER_NODES=$joined"
+    ;;
+  stop)
+    stop_all
+    ;;
+  *)
+    echo "usage: $0 start|stop [DIR]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,140 @@
+//! Where Redis is (SPEC §12): one address (`REDIS_URL`), the primary a set of Sentinels
+//! names (`REDIS_SENTINELS` + `REDIS_SENTINEL_MASTER`), or the primaries of a Redis Cluster
+//! (`REDIS_CLUSTER_NODES`). With Sentinel the primary is asked for on every new connection — at
+//! start, and after any connection error or `READONLY` reply (a primary demoted to replica),
+//! which drop the connection — so a failover is followed without a restart (redis-rs's own
+//! `SentinelClient` does not follow `+switch-master`).
+//!
+//! A Cluster is read by the collector's worker reads (`collector::cluster`) and by discovery,
+//! which reach every primary; every other part still needs one Redis, so `REDIS_CLUSTER_NODES`
+//! is refused at start until they run on a Cluster too, and [`Target::connect`] says so.
+
+mod sentinel;
+mod slots;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::ConnectionAddr;
+
+use crate::redis_conn::RedisCallError;
+pub use sentinel::{parse_sentinels, SentinelError, SentinelSettings, Sentinels};
+pub use slots::{Addr, ClusterError, SlotMap};
+
+#[derive(Clone)]
+pub enum Target {
+    Direct(Box<redis::Client>),
+    Sentinel(Arc<Sentinels>),
+    Cluster(Arc<ClusterNodes>),
+}
+
+/// `REDIS_CLUSTER_NODES` (any of them answers for the whole Cluster) and the client of
+/// `REDIS_URL` whose password, database and TLS every node's connection takes.
+pub struct ClusterNodes {
+    pub seeds: Vec<Addr>,
+    pub template: redis::Client,
+}
+
+impl From<redis::Client> for Target {
+    fn from(c: redis::Client) -> Self {
+        Self::Direct(Box::new(c))
+    }
+}
+
+impl Target {
+    /// A client for the Redis to use now: the one address, or the primary the first sentinel
+    /// that knows `master` names.
+    pub async fn client(&self, timeout: Duration) -> Result<redis::Client, RedisCallError> {
+        match self {
+            Self::Direct(c) => Ok((**c).clone()),
+            Self::Sentinel(s) => s.primary(timeout).await,
+            Self::Cluster(_) => Err(RedisCallError::Redis(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "Redis Cluster",
+                "this part of Agent Office does not run on a Redis Cluster yet".to_string(),
+            )))),
+        }
+    }
+
+    /// A connection to each Redis that holds keys, with its address: the one Redis, or every
+    /// primary of the Cluster (its slot map read now).
+    pub async fn connect_each(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<(Addr, redis::aio::MultiplexedConnection)>, ClusterError> {
+        let Self::Cluster(nodes) = self else {
+            let conn = self.connect(timeout).await?;
+            return Ok(vec![((self.describe(), 0), conn)]);
+        };
+        let map = SlotMap::fetch(&nodes.seeds, &nodes.template, timeout).await?;
+        let mut conns = Vec::with_capacity(map.primaries.len());
+        for (host, port) in map.primaries {
+            let client =
+                with_addr(&nodes.template, host.clone(), port).map_err(RedisCallError::from)?;
+            let conn = crate::redis_conn::connect(&client, timeout).await?;
+            conns.push(((host, port), conn));
+        }
+        Ok(conns)
+    }
+
+    /// A connection to the Redis this names now (with Sentinel: the primary, asked again).
+    pub async fn connect(
+        &self,
+        timeout: Duration,
+    ) -> Result<redis::aio::MultiplexedConnection, RedisCallError> {
+        crate::redis_conn::connect(&self.client(timeout).await?, timeout).await
+    }
+
+    /// What the logs call it (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Direct(c) => match c.get_connection_info().addr() {
+                ConnectionAddr::Tcp(h, p)
+                | ConnectionAddr::TcpTls {
+                    host: h, port: p, ..
+                } => {
+                    format!("{h}:{p}")
+                }
+                ConnectionAddr::Unix(path) => path.display().to_string(),
+                _ => "redis".to_string(),
+            },
+            Self::Sentinel(s) => format!("master {:?} of sentinels {}", s.master, s.list()),
+            Self::Cluster(c) => format!("the Redis Cluster of {}", slots::list(&c.seeds)),
+        }
+    }
+}
+
+/// `template`'s password, database and TLS for the Redis at `host:port` (a primary the
+/// sentinels name, a Cluster node).
+pub fn with_addr(
+    template: &redis::Client,
+    host: String,
+    port: u16,
+) -> redis::RedisResult<redis::Client> {
+    let info = template.get_connection_info().clone();
+    let addr = match info.addr().clone() {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure,
+            tls_params,
+        },
+        _ => ConnectionAddr::Tcp(host, port),
+    };
+    redis::Client::open(info.set_addr(addr))
+}
+
+/// A reply that says this connection must go: Redis gone, or a primary demoted to replica.
+pub fn is_broken(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        )
+}

@@ -1,0 +1,301 @@
+//! The collector's read on a real three-primary Redis Cluster (SPEC §12), started by
+//! `scripts/redis-cluster.sh`: 10,000 workers spread over every slot read back exactly, one
+//! round trip per primary; a slot migrated between reads (ASK while it moves, MOVED after) is
+//! followed, and the read after that is back to one round trip per primary.
+//!
+//! Discovery scans every primary and finds the same workers and processing lists.
+//!
+//! The read is not wired into the server yet (`REDIS_CLUSTER_NODES` is refused at start); these
+//! tests drive `server::collector::cluster::ClusterReader` and `Discovery` directly.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::cluster::ClusterSet;
+use common::heartbeat;
+use server::collector::cluster::ClusterReader;
+use server::collector::{CollectorConfig, Discovered, Discovery, Plan, Published, Reading};
+use server::redis_target::{ClusterNodes, SlotMap, Target};
+use shared::keys;
+use shared::slot::key_slot;
+
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// What the test wrote for one worker.
+struct Written {
+    beat: Option<String>,
+    queue: u64,
+    dead: u64,
+    processing: u64,
+}
+
+/// `n` workers: most with a heartbeat, queues of 0–3 items, some dead letters, every 50th with
+/// two consumers' processing lists; `queue:paused` set. Written to each key's own primary.
+async fn write_fleet(set: &ClusterSet, n: usize) -> (Discovered, HashMap<String, Written>) {
+    let map = SlotMap::fetch(&set.addrs(), &client(set), DEADLINE)
+        .await
+        .unwrap();
+    let mut pipes: Vec<redis::Pipeline> = map.primaries.iter().map(|_| redis::pipe()).collect();
+    let at = |key: &str| map.owner(key_slot(key.as_bytes())).unwrap();
+    pipes[at(keys::PAUSED)].set(keys::PAUSED, "1").ignore();
+    let mut fleet = HashMap::new();
+    let mut discovered = Discovered::default();
+    for i in 0..n {
+        let name = format!("w{i}");
+        let beat = (i % 7 != 0).then(|| heartbeat(&name, "render", "idle", 0));
+        if let Some(b) = &beat {
+            let key = keys::heartbeat(&name);
+            pipes[at(&key)].set(&key, b).ignore();
+        }
+        let queue = (i % 4) as u64;
+        for _ in 0..queue {
+            let key = keys::queue(&name);
+            pipes[at(&key)].rpush(&key, "{}").ignore();
+        }
+        let dead = if i % 3 == 0 { 2 } else { 0 };
+        for _ in 0..dead {
+            let key = keys::dead_letter(&name);
+            pipes[at(&key)].rpush(&key, "{}").ignore();
+        }
+        let mut processing = 0;
+        if i % 50 == 0 {
+            let lists: Vec<String> = ["c1", "c2"]
+                .iter()
+                .map(|c| keys::processing(&name, c))
+                .collect();
+            for (k, key) in lists.iter().enumerate() {
+                for _ in 0..=k {
+                    pipes[at(key)].rpush(key, "{}").ignore();
+                    processing += 1;
+                }
+            }
+            discovered.processing.insert(name.clone(), lists);
+        }
+        discovered.workers.push(name.clone());
+        fleet.insert(
+            name,
+            Written {
+                beat,
+                queue,
+                dead,
+                processing,
+            },
+        );
+    }
+    discovered.workers.sort();
+    for ((_, port), pipe) in map.primaries.iter().zip(&pipes) {
+        // A key sent to the wrong primary would answer MOVED and fail here.
+        let () = pipe.query_async(&mut set.node(*port).await).await.unwrap();
+    }
+    (discovered, fleet)
+}
+
+fn client(set: &ClusterSet) -> redis::Client {
+    redis::Client::open(format!("redis://127.0.0.1:{}", set.ports[0])).unwrap()
+}
+
+fn reader(set: &ClusterSet) -> ClusterReader {
+    ClusterReader::new(set.addrs(), client(set), None, DEADLINE)
+}
+
+/// The reading says exactly what was written, worker by worker.
+fn check(plan: &Plan, reading: &Reading<'_>, fleet: &HashMap<String, Written>) {
+    assert!(reading.paused);
+    assert_eq!(reading.heartbeats.len(), fleet.len());
+    for (w, beat) in plan.workers.iter().zip(&reading.heartbeats) {
+        let written = &fleet[&w.name];
+        assert_eq!(
+            beat.map(|b| String::from_utf8_lossy(b).into_owned()),
+            written.beat,
+            "{}",
+            w.name
+        );
+        let q = w.queue.unwrap();
+        assert_eq!(reading.queue_len[q], written.queue, "{}", w.name);
+        assert_eq!(reading.dead_len[q], written.dead, "{}", w.name);
+        assert_eq!(reading.processing_len[q], written.processing, "{}", w.name);
+    }
+}
+
+async fn read_and_check(
+    reader: &mut ClusterReader,
+    plan: &Plan,
+    fleet: &HashMap<String, Written>,
+) -> usize {
+    reader.read(plan, DEADLINE).await.unwrap();
+    let reading = plan.read(reader.replies()).unwrap();
+    check(plan, &reading, fleet);
+    reader.round_trips()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_workers_over_every_slot_read_exactly_one_round_trip_per_primary() {
+    let set = ClusterSet::start();
+    let (discovered, fleet) = write_fleet(&set, 10_000).await;
+    let plan = Plan::new(&[], &discovered);
+    // The keys really are spread: every primary holds some.
+    let mut per_node = BTreeMap::new();
+    for port in &set.ports {
+        let size: u64 = redis::cmd("DBSIZE")
+            .query_async(&mut set.node(*port).await)
+            .await
+            .unwrap();
+        per_node.insert(*port, size);
+    }
+    assert!(per_node.values().all(|&n| n > 5_000), "{per_node:?}");
+    let mut reader = reader(&set);
+    assert_eq!(read_and_check(&mut reader, &plan, &fleet).await, 3);
+    assert_eq!(reader.primaries().len(), 3);
+    // The next read reuses the connections and the split: still one round trip per primary.
+    assert_eq!(read_and_check(&mut reader, &plan, &fleet).await, 3);
+}
+
+/// `CLUSTER MYID` of the node on `port`.
+async fn id_of(set: &ClusterSet, port: u16) -> String {
+    redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query_async(&mut set.node(port).await)
+        .await
+        .unwrap()
+}
+
+async fn setslot(set: &ClusterSet, port: u16, slot: u16, how: &str, id: &str) {
+    let () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg(how)
+        .arg(id)
+        .query_async(&mut set.node(port).await)
+        .await
+        .unwrap();
+}
+
+/// Moves every key of `slot` from the node on `from` to the node on `to`.
+async fn migrate_keys(set: &ClusterSet, slot: u16, from: u16, to: u16) {
+    let mut src = set.node(from).await;
+    let keys: Vec<String> = redis::cmd("CLUSTER")
+        .arg("GETKEYSINSLOT")
+        .arg(slot)
+        .arg(1000)
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    let () = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(to)
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg(&keys)
+        .query_async(&mut src)
+        .await
+        .unwrap();
+}
+
+/// `slot` is owned by `to` from now on, as every node is told.
+async fn give_slot(set: &ClusterSet, slot: u16, to: u16) {
+    let id = id_of(set, to).await;
+    setslot(set, to, slot, "NODE", &id).await;
+    for port in set.ports.iter().filter(|p| **p != to) {
+        setslot(set, *port, slot, "NODE", &id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_migrating_between_reads_is_followed_with_ask_then_moved() {
+    let set = ClusterSet::start();
+    let (discovered, fleet) = write_fleet(&set, 2_000).await;
+    let plan = Plan::new(&[], &discovered);
+    let map = SlotMap::fetch(&set.addrs(), &client(&set), DEADLINE)
+        .await
+        .unwrap();
+    let port_of = |key: &str| map.primaries[map.owner(key_slot(key.as_bytes())).unwrap()].1;
+    let mut reader = reader(&set);
+    assert_eq!(read_and_check(&mut reader, &plan, &fleet).await, 3);
+
+    // w8's heartbeat slot moves from its primary to the next one: ASK while it moves.
+    let slot = key_slot(keys::heartbeat("w8").as_bytes());
+    let from = port_of(&keys::heartbeat("w8"));
+    let to = *set.ports.iter().find(|p| **p != from).unwrap();
+    setslot(&set, to, slot, "IMPORTING", &id_of(&set, from).await).await;
+    setslot(&set, from, slot, "MIGRATING", &id_of(&set, to).await).await;
+    migrate_keys(&set, slot, from, to).await;
+    let trips = read_and_check(&mut reader, &plan, &fleet).await;
+    assert!(
+        trips > 3,
+        "the moved keys were asked of their new node: {trips}"
+    );
+    give_slot(&set, slot, to).await;
+    // The slot map is read again after a redirect: back to one round trip per primary.
+    assert_eq!(read_and_check(&mut reader, &plan, &fleet).await, 3);
+    assert_eq!(read_and_check(&mut reader, &plan, &fleet).await, 3);
+
+    // w11's queue slot moves at once between two reads: the old owner answers MOVED.
+    let key = keys::queue("w11");
+    let slot = key_slot(key.as_bytes());
+    let from = port_of(&key);
+    let to = *set.ports.iter().rev().find(|p| **p != from).unwrap();
+    setslot(&set, to, slot, "IMPORTING", &id_of(&set, from).await).await;
+    setslot(&set, from, slot, "MIGRATING", &id_of(&set, to).await).await;
+    migrate_keys(&set, slot, from, to).await;
+    give_slot(&set, slot, to).await;
+    let trips = read_and_check(&mut reader, &plan, &fleet).await;
+    assert!(trips > 3, "the moved keys were re-sent: {trips}");
+    assert_eq!(read_and_check(&mut reader, &plan, &fleet).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_that_do_not_answer_are_named() {
+    let port = common::free_port();
+    let seeds = vec![("127.0.0.1".to_string(), port)];
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut reader = ClusterReader::new(seeds, client, None, Duration::from_millis(300));
+    let plan = Plan::new(&[], &Discovered::default());
+    let e = reader.read(&plan, DEADLINE).await.unwrap_err().to_string();
+    assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_scans_every_primary() {
+    let set = ClusterSet::start();
+    let (mut written, fleet) = write_fleet(&set, 3_000).await;
+    // Discovery finds workers by their heartbeat key; every seventh has none.
+    written.workers.retain(|w| fleet[w].beat.is_some());
+    let config = Arc::new(CollectorConfig {
+        collect_interval: Duration::from_millis(200),
+        discover_interval: Duration::from_millis(200),
+        redis_timeout: DEADLINE,
+        forget_after: Duration::from_secs(60),
+        workers: Vec::new(),
+        tls: None,
+    });
+    let target = Target::Cluster(Arc::new(ClusterNodes {
+        seeds: set.addrs(),
+        template: client(&set),
+    }));
+    let metrics = Arc::new(server::metrics::Metrics::new());
+    let (discovery, mut found, _first) = Discovery::new(config, target, metrics);
+    // No collector: discovery's calls run back to back.
+    let (_, cycles) = tokio::sync::watch::channel(Arc::new(Published::new(
+        shared::NodesSnapshot::empty(chrono::Utc::now()),
+    )));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(discovery.run(stop.clone(), cycles));
+    let seen = tokio::time::timeout(
+        Duration::from_secs(20),
+        found.wait_for(|d| !d.workers.is_empty()),
+    )
+    .await
+    .expect("a discovery pass")
+    .unwrap()
+    .clone();
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(seen.workers.len(), written.workers.len());
+    assert!(*seen == written, "discovery found other workers or lists");
+}
