@@ -142,3 +142,17 @@ export_leptos_env() {
   export LEPTOS_HASH_FILES=true
   export LEPTOS_SITE_ADDR="$1"
 }
+
+# redis-cli answers PING on port $1.
+redis_answers() { redis-cli -p "$1" PING 2>/dev/null | grep -q PONG; }
+
+# Stops every process whose pid file is in $1 and waits until each is gone (its port free again).
+stop_pidfiles() {
+  for pidfile in "$1"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    pid="$(cat "$pidfile")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$pidfile"
+  done
+}

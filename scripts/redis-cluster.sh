@@ -17,24 +17,11 @@ DIR="${2:-$ROOT/.run/cluster}"
 CLUSTER_PORTS="${CLUSTER_PORTS:-7010 7011 7012}"
 read -r -a BUS_PORTS <<<"${CLUSTER_BUS_PORTS:-}"
 
-answers() { redis-cli -p "$1" PING 2>/dev/null | grep -q PONG; }
-
-stop_all() {
-  for pidfile in "$DIR"/*.pid; do
-    [ -e "$pidfile" ] || continue
-    pid="$(cat "$pidfile")"
-    kill "$pid" 2>/dev/null || true
-    # Gone before its port is taken again.
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    rm -f "$pidfile"
-  done
-}
-
 case "$cmd" in
   start)
     ensure_apt redis-server redis-tools
     mkdir -p "$DIR"
-    stop_all
+    stop_pidfiles "$DIR"
     nodes=()
     i=0
     for port in $CLUSTER_PORTS; do
@@ -50,8 +37,8 @@ case "$cmd" in
       i=$((i + 1))
     done
     for port in $CLUSTER_PORTS; do
-      for _ in $(seq 100); do answers "$port" && break; sleep 0.1; done
-      answers "$port" || { echo "redis on port $port did not start (see $DIR/$port.log)" >&2; exit 1; }
+      for _ in $(seq 100); do redis_answers "$port" && break; sleep 0.1; done
+      redis_answers "$port" || { echo "redis on port $port did not start (see $DIR/$port.log)" >&2; exit 1; }
     done
     redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/create.log" 2>&1 \
       || { cat "$DIR/create.log" >&2; exit 1; }
@@ -69,7 +56,7 @@ case "$cmd" in
     echo "REDIS_CLUSTER_NODES=$joined"
     ;;
   stop)
-    stop_all
+    stop_pidfiles "$DIR"
     ;;
   *)
     echo "usage: $0 start|stop [DIR]" >&2

@@ -19,28 +19,18 @@ REPLICA_PORT="${REPLICA_PORT:-6391}"
 SENTINEL_PORTS="${SENTINEL_PORTS:-26390 26391 26392}"
 MASTER="${REDIS_SENTINEL_MASTER:-agent-office}"
 
-answers() { redis-cli -p "$1" PING 2>/dev/null | grep -q PONG; }
-
 wait_for() {
-  for _ in $(seq 100); do answers "$1" && return 0; sleep 0.1; done
+  for _ in $(seq 100); do redis_answers "$1" && return 0; sleep 0.1; done
   echo "redis on port $1 did not start (see $DIR/*.log)" >&2
   exit 1
 }
 
-stop_all() {
-  for pidfile in "$DIR"/*.pid; do
-    [ -e "$pidfile" ] || continue
-    pid="$(cat "$pidfile")"
-    kill "$pid" 2>/dev/null || true
-    rm -f "$pidfile"
-  done
-}
 
 case "$cmd" in
   start)
     ensure_apt redis-server redis-tools
     mkdir -p "$DIR"
-    stop_all
+    stop_pidfiles "$DIR"
     for role in primary replica; do
       port=$PRIMARY_PORT
       extra=()
@@ -87,7 +77,7 @@ EOF
     echo "REDIS_SENTINEL_MASTER=$MASTER"
     ;;
   stop)
-    stop_all
+    stop_pidfiles "$DIR"
     ;;
   primary)
     first="${SENTINEL_PORTS%% *}"

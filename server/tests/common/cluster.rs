@@ -2,11 +2,10 @@
 //! the README tells a user to try it.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use redis::aio::MultiplexedConnection;
 
-use super::free_port;
+use super::{free_port, port_list, run_script};
 
 /// Stopped (and its directory removed) on drop.
 pub struct ClusterSet {
@@ -30,28 +29,11 @@ impl ClusterSet {
     }
 
     fn script(&self, cmd: &str) -> String {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let list = |ports: &[u16]| {
-            ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let out = Command::new("bash")
-            .arg(root.join("scripts/redis-cluster.sh"))
-            .arg(cmd)
-            .arg(&self.dir)
-            .env("CLUSTER_PORTS", list(&self.ports))
-            .env("CLUSTER_BUS_PORTS", list(&self.bus))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let env = [
+            ("CLUSTER_PORTS", port_list(&self.ports)),
+            ("CLUSTER_BUS_PORTS", port_list(&self.bus)),
+        ];
+        run_script("redis-cluster.sh", cmd, &self.dir, &env)
     }
 
     /// The nodes' addresses (`REDIS_CLUSTER_NODES`).

@@ -18,6 +18,39 @@ use server::config::Config;
 use shared::NodesSnapshot;
 use tokio::sync::oneshot;
 
+/// Runs `scripts/<script> <cmd> <dir>` with `env`, as the README tells a user to; its standard
+/// output (a failure fails the test with the script's standard error).
+pub fn run_script(
+    script: &str,
+    cmd: &str,
+    dir: &std::path::Path,
+    env: &[(&str, String)],
+) -> String {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("bash")
+        .arg(root.join("scripts").join(script))
+        .arg(cmd)
+        .arg(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} {cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Ports as a shell list: `"7010 7011 7012"`.
+pub fn port_list(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::free_port;
+use super::{free_port, port_list, run_script};
 
 /// Stopped (and its directory removed) on drop.
 pub struct SentinelSet {
@@ -34,30 +34,13 @@ impl SentinelSet {
     }
 
     fn script(&self, cmd: &str) -> String {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = Command::new("bash")
-            .arg(root.join("scripts/redis-sentinel.sh"))
-            .arg(cmd)
-            .arg(&self.dir)
-            .env("PRIMARY_PORT", self.primary.to_string())
-            .env("REPLICA_PORT", self.replica.to_string())
-            .env(
-                "SENTINEL_PORTS",
-                self.sentinels
-                    .iter()
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )
-            .env("REDIS_SENTINEL_MASTER", "ao-test")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let env = [
+            ("PRIMARY_PORT", self.primary.to_string()),
+            ("REPLICA_PORT", self.replica.to_string()),
+            ("SENTINEL_PORTS", port_list(&self.sentinels)),
+            ("REDIS_SENTINEL_MASTER", "ao-test".to_string()),
+        ];
+        run_script("redis-sentinel.sh", cmd, &self.dir, &env)
     }
 
     /// The sentinels' addresses.
