@@ -17,7 +17,9 @@ use std::time::Duration;
 use common::cluster::ClusterSet;
 use common::heartbeat;
 use server::collector::cluster::ClusterReader;
-use server::collector::{CollectorConfig, Discovered, Discovery, Plan, Published, Reading};
+use server::collector::{
+    Collector, CollectorConfig, Discovered, Discovery, Plan, Published, Reading,
+};
 use server::redis_target::{ClusterNodes, SlotMap, Target};
 use shared::keys;
 use shared::slot::key_slot;
@@ -32,33 +34,62 @@ struct Written {
     processing: u64,
 }
 
+/// The commands that write a fleet, each with its key.
+struct Fleet {
+    writes: Vec<(String, redis::Cmd)>,
+    discovered: Discovered,
+    written: HashMap<String, Written>,
+}
+
+impl Fleet {
+    fn add(&mut self, key: &str, cmd: redis::Cmd) {
+        self.writes.push((key.to_string(), cmd));
+    }
+}
+
 /// `n` workers: most with a heartbeat, queues of 0–3 items, some dead letters, every 50th with
 /// two consumers' processing lists; `queue:paused` set. Written to each key's own primary.
 async fn write_fleet(set: &ClusterSet, n: usize) -> (Discovered, HashMap<String, Written>) {
+    let fleet = fleet(n);
     let map = SlotMap::fetch(&set.addrs(), &client(set), DEADLINE)
         .await
         .unwrap();
     let mut pipes: Vec<redis::Pipeline> = map.primaries.iter().map(|_| redis::pipe()).collect();
-    let at = |key: &str| map.owner(key_slot(key.as_bytes())).unwrap();
-    pipes[at(keys::PAUSED)].set(keys::PAUSED, "1").ignore();
-    let mut fleet = HashMap::new();
-    let mut discovered = Discovered::default();
+    for (key, cmd) in &fleet.writes {
+        let at = map.owner(key_slot(key.as_bytes())).unwrap();
+        pipes[at].add_command(cmd.clone()).ignore();
+    }
+    for ((_, port), pipe) in map.primaries.iter().zip(&pipes) {
+        // A key sent to the wrong primary would answer MOVED and fail here.
+        let () = pipe.query_async(&mut set.node(*port).await).await.unwrap();
+    }
+    (fleet.discovered, fleet.written)
+}
+
+/// The same fleet's commands (see [`write_fleet`]).
+fn fleet(n: usize) -> Fleet {
+    let mut f = Fleet {
+        writes: Vec::new(),
+        discovered: Discovered::default(),
+        written: HashMap::new(),
+    };
+    f.add(keys::PAUSED, redis::Cmd::set(keys::PAUSED, "1"));
     for i in 0..n {
         let name = format!("w{i}");
         let beat = (i % 7 != 0).then(|| heartbeat(&name, "render", "idle", 0));
         if let Some(b) = &beat {
             let key = keys::heartbeat(&name);
-            pipes[at(&key)].set(&key, b).ignore();
+            f.add(&key, redis::Cmd::set(&key, b));
         }
         let queue = (i % 4) as u64;
         for _ in 0..queue {
             let key = keys::queue(&name);
-            pipes[at(&key)].rpush(&key, "{}").ignore();
+            f.add(&key, redis::Cmd::rpush(&key, "{}"));
         }
         let dead = if i % 3 == 0 { 2 } else { 0 };
         for _ in 0..dead {
             let key = keys::dead_letter(&name);
-            pipes[at(&key)].rpush(&key, "{}").ignore();
+            f.add(&key, redis::Cmd::rpush(&key, "{}"));
         }
         let mut processing = 0;
         if i % 50 == 0 {
@@ -68,14 +99,14 @@ async fn write_fleet(set: &ClusterSet, n: usize) -> (Discovered, HashMap<String,
                 .collect();
             for (k, key) in lists.iter().enumerate() {
                 for _ in 0..=k {
-                    pipes[at(key)].rpush(key, "{}").ignore();
+                    f.add(key, redis::Cmd::rpush(key, "{}"));
                     processing += 1;
                 }
             }
-            discovered.processing.insert(name.clone(), lists);
+            f.discovered.processing.insert(name.clone(), lists);
         }
-        discovered.workers.push(name.clone());
-        fleet.insert(
+        f.discovered.workers.push(name.clone());
+        f.written.insert(
             name,
             Written {
                 beat,
@@ -85,12 +116,8 @@ async fn write_fleet(set: &ClusterSet, n: usize) -> (Discovered, HashMap<String,
             },
         );
     }
-    discovered.workers.sort();
-    for ((_, port), pipe) in map.primaries.iter().zip(&pipes) {
-        // A key sent to the wrong primary would answer MOVED and fail here.
-        let () = pipe.query_async(&mut set.node(*port).await).await.unwrap();
-    }
-    (discovered, fleet)
+    f.discovered.workers.sort();
+    f
 }
 
 fn client(set: &ClusterSet) -> redis::Client {
@@ -298,4 +325,83 @@ async fn discovery_scans_every_primary() {
     task.await.unwrap();
     assert_eq!(seen.workers.len(), written.workers.len());
     assert!(*seen == written, "discovery found other workers or lists");
+}
+
+/// Discovery and the collector run on `target` until they publish `workers` workers read from
+/// Redis; that snapshot, and the collector's round trips then.
+async fn collect(target: Target, workers: usize) -> (serde_json::Value, i64) {
+    let config = Arc::new(CollectorConfig {
+        collect_interval: Duration::from_millis(200),
+        discover_interval: Duration::from_millis(200),
+        redis_timeout: DEADLINE,
+        forget_after: Duration::from_secs(60),
+        workers: Vec::new(),
+        tls: None,
+    });
+    let metrics = Arc::new(server::metrics::Metrics::new());
+    let (discovery, discovered, first_pass) =
+        Discovery::new(config.clone(), target.clone(), metrics.clone());
+    let (collector, mut nodes, _agents) =
+        Collector::new(config, target, discovered, metrics.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tasks = [
+        tokio::spawn(discovery.run(stop.clone(), nodes.clone())),
+        tokio::spawn(collector.run(stop.clone(), first_pass)),
+    ];
+    let published = tokio::time::timeout(
+        Duration::from_secs(20),
+        nodes.wait_for(|p| p.snapshot.redis_ok && p.snapshot.workers.len() == workers),
+    )
+    .await
+    .expect("a snapshot of every worker")
+    .unwrap()
+    .snapshot
+    .clone();
+    let trips = metrics.round_trips.get();
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (timeless(serde_json::to_value(&*published).unwrap()), trips)
+}
+
+/// `v` without what depends on the moment it was read (ages, the time it was made).
+fn timeless(mut v: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| !k.ends_with("_age_s") && k != "generated_at");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_on_a_cluster_publishes_what_one_redis_gives() {
+    let set = ClusterSet::start();
+    let one = common::Redis::start().await;
+    let f = fleet(2_000);
+    let mut pipe = redis::pipe();
+    for (_, cmd) in &f.writes {
+        pipe.add_command(cmd.clone()).ignore();
+    }
+    let () = pipe.query_async(&mut one.conn().await).await.unwrap();
+    write_fleet(&set, 2_000).await;
+    let workers = f.written.values().filter(|w| w.beat.is_some()).count();
+
+    let single = Target::from(redis::Client::open(one.url()).unwrap());
+    let cluster = Target::Cluster(Arc::new(ClusterNodes {
+        seeds: set.addrs(),
+        template: client(&set),
+    }));
+    let (on_one, _) = collect(single, workers).await;
+    let (on_cluster, trips) = collect(cluster, workers).await;
+    assert_eq!(trips, 3, "one round trip per primary");
+    assert!(on_one == on_cluster, "the same snapshot on both");
+    assert_eq!(on_cluster["workers"].as_array().unwrap().len(), workers);
 }

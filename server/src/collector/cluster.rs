@@ -220,7 +220,10 @@ impl ClusterReader {
         self.conns.resize_with(primaries.len(), || None);
         for (i, (host, port)) in primaries.iter().enumerate() {
             if self.conns[i].is_none() {
-                self.conns[i] = Some(self.node(host, *port).await?);
+                self.conns[i] = Some(
+                    connect_node(&self.template, self.tls.as_ref(), self.timeout, host, *port)
+                        .await?,
+                );
             }
         }
         self.replies.truncate(primaries.len());
@@ -255,15 +258,55 @@ impl ClusterReader {
         self.follow_redirects(&primaries, deadline).await
     }
 
-    /// A connection to one node, with `REDIS_URL`'s password, database and TLS.
-    async fn node(&self, host: &str, port: u16) -> Result<WireConn, ReadError> {
-        let client = crate::redis_target::with_addr(&self.template, host.to_string(), port)
-            .map_err(RedisCallError::from)?;
-        let connecting = WireConn::connect(client.get_connection_info(), self.tls.as_ref());
-        tokio::time::timeout(self.timeout, connecting)
+    /// `PTTL` of each of `keys` from its primary, each primary's share in one round trip, all at
+    /// once (after a [`read`](Self::read), on its connections). A key whose answer is not a
+    /// number (a redirect, a node gone) reads as -2, "not known".
+    pub async fn pttl(
+        &mut self,
+        keys: &[String],
+        deadline: Duration,
+    ) -> Result<Vec<i64>, ReadError> {
+        let Some(map) = self.map.as_ref() else {
+            return Ok(vec![-2; keys.len()]);
+        };
+        let mut shares: Vec<Share> = map.primaries.iter().map(|_| Share::default()).collect();
+        let mut route = Vec::with_capacity(keys.len());
+        for key in keys {
+            let owner = map.owner(key_slot(key.as_bytes()));
+            if let Some(share) = owner.and_then(|i| shares.get_mut(i)) {
+                encode(&mut share.packed, &[b"PTTL", key.as_bytes()]);
+                route.push(owner.map(|i| (i, share.count)));
+                share.count += 1;
+            } else {
+                route.push(None);
+            }
+        }
+        let primaries = map.primaries.clone();
+        let mut replies: Vec<Replies> = shares.iter().map(|_| Replies::default()).collect();
+        let exchanges = self
+            .conns
+            .iter_mut()
+            .zip(&shares)
+            .zip(replies.iter_mut())
+            .zip(&primaries)
+            .filter(|(((_, share), _), _)| share.count > 0)
+            .map(|(((conn, share), out), (host, port))| async move {
+                let sent = match conn.as_mut() {
+                    Some(c) => c.exchange(&share.packed, share.count, 64, out).await,
+                    None => Err(WireError::Closed),
+                };
+                sent.map_err(|e| ReadError::Node(host.clone(), *port, e))
+            });
+        tokio::time::timeout(deadline, futures::future::try_join_all(exchanges))
             .await
-            .map_err(|_| RedisCallError::Timeout(self.timeout))?
-            .map_err(|e| ReadError::Node(host.to_string(), port, e))
+            .map_err(|_| RedisCallError::Timeout(deadline))??;
+        Ok(route
+            .into_iter()
+            .map(|at| match at.map(|(i, k)| replies[i].get(k)) {
+                Some(Reply::Int(ms)) => ms,
+                _ => -2,
+            })
+            .collect())
     }
 
     /// Re-sends each command answered `MOVED`/`ASK` to the node named, grouped by node (with
@@ -298,7 +341,9 @@ impl ClusterReader {
                 }
                 let per = if ask { 2 } else { 1 };
                 let mut replies = Replies::default();
-                let mut conn = self.node(&host, port).await?;
+                let mut conn =
+                    connect_node(&self.template, self.tls.as_ref(), self.timeout, &host, port)
+                        .await?;
                 let sent = conn.exchange(
                     &packed,
                     commands.len() * per,
@@ -343,6 +388,23 @@ impl ClusterReader {
             None => &[],
         }
     }
+}
+
+/// A connection to one node, with `REDIS_URL`'s password, database and TLS (`template`).
+async fn connect_node(
+    template: &redis::Client,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    timeout: Duration,
+    host: &str,
+    port: u16,
+) -> Result<WireConn, ReadError> {
+    let client = crate::redis_target::with_addr(template, host.to_string(), port)
+        .map_err(RedisCallError::from)?;
+    let connecting = WireConn::connect(client.get_connection_info(), tls);
+    tokio::time::timeout(timeout, connecting)
+        .await
+        .map_err(|_| RedisCallError::Timeout(timeout))?
+        .map_err(|e| ReadError::Node(host.to_string(), port, e))
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub use snapshot::{build_snapshot, fill_snapshot};
 
 use crate::metrics::Metrics;
 use crate::redis_conn::{connect_with, with_timeout, RedisCallError};
+use cluster::{ClusterReader, ReadError};
 use wire::{Replies, WireConn, WireError};
 
 /// The deadline of a cycle's pipeline grows with its size: Redis answers about a microsecond a
@@ -69,6 +70,10 @@ enum CycleError {
     Wire(#[from] WireError),
     #[error("unexpected reply: {0}")]
     Reply(#[from] ReplyError),
+    #[error(transparent)]
+    Cluster(#[from] ReadError),
+    #[error(transparent)]
+    Slots(#[from] crate::redis_target::ClusterError),
 }
 
 pub struct Collector {
@@ -78,6 +83,8 @@ pub struct Collector {
     conn: Option<MultiplexedConnection>,
     /// The workers' reads: the plan's packed commands, replies parsed in place.
     wire: Option<WireConn>,
+    /// On a Redis Cluster, the workers' reads instead: one round trip per primary.
+    cluster: Option<ClusterReader>,
     replies: Replies,
     discovered: watch::Receiver<Arc<Discovered>>,
     plan: Plan,
@@ -107,6 +114,15 @@ impl Collector {
     ) -> (Self, SnapshotRx, AgentsRx) {
         let started_at = Utc::now();
         let plan = Plan::new(&config.workers, &discovered.borrow());
+        let cluster = match &redis {
+            crate::redis_target::Target::Cluster(nodes) => Some(ClusterReader::new(
+                nodes.seeds.clone(),
+                nodes.template.clone(),
+                config.tls.clone(),
+                config.redis_timeout,
+            )),
+            _ => None,
+        };
         let first = not_yet_read(&plan, started_at);
         let (tx, rx) = watch::channel(Arc::new(Published::new(first)));
         let (agents_tx, agents_rx) =
@@ -116,6 +132,7 @@ impl Collector {
             redis,
             conn: None,
             wire: None,
+            cluster,
             replies: Replies::default(),
             discovered,
             plan,
@@ -156,14 +173,21 @@ impl Collector {
         if self.discovered.has_changed().unwrap_or(false) {
             // The heartbeat memory follows the new plan by name (HeartbeatCache::update).
             self.plan = Plan::new(&self.config.workers, &self.discovered.borrow_and_update());
+            if let Some(cluster) = self.cluster.as_mut() {
+                cluster.replan();
+            }
         }
         let now = Utc::now();
         let read = self.read(now).await;
         // The reading borrows the replies' bytes while the snapshot is built: taken out of
         // `self` meanwhile (a move, not a copy) and put back for the next cycle to reuse.
         let replies = std::mem::take(&mut self.replies);
+        let cluster = self.cluster.take();
         let read = read.and_then(|agents| {
-            let reading = self.plan.read(replies.iter())?;
+            let reading = match &cluster {
+                Some(c) => self.plan.read(c.replies())?,
+                None => self.plan.read(replies.iter())?,
+            };
             Ok((reading, agents))
         });
         let build_start = Instant::now();
@@ -174,6 +198,7 @@ impl Collector {
             Err(e) => self.failed(&e, now),
         };
         self.replies = replies;
+        self.cluster = cluster;
         let publish_start = Instant::now();
         self.metrics
             .phase("build", (publish_start - build_start).as_secs_f64());
@@ -245,6 +270,9 @@ impl Collector {
     /// own connection while the agents' pipeline goes out on the multiplexed one, and both
     /// replies are awaited together. The workers' replies are left in `self.replies`.
     async fn read(&mut self, now: DateTime<Utc>) -> Result<Vec<AgentEntry>, CycleError> {
+        if self.cluster.is_some() {
+            return self.read_cluster(now).await;
+        }
         let connect_timeout = self.config.redis_timeout;
         let count = self.plan.command_count();
         let timeout = wire::deadline(connect_timeout, PER_COMMAND, count);
@@ -321,6 +349,51 @@ impl Collector {
         Ok(agents)
     }
 
+    /// [`read`](Self::read) on a Redis Cluster: the workers' reads one round trip per primary,
+    /// all at once, beside the agents' reads on the primary of the control plane's `{ctl}` slot;
+    /// the TTLs of the few suspect heartbeats (if any) in a second round trip to their primaries.
+    async fn read_cluster(&mut self, now: DateTime<Utc>) -> Result<Vec<AgentEntry>, CycleError> {
+        let connect_timeout = self.config.redis_timeout;
+        let timeout = wire::deadline(connect_timeout, PER_COMMAND, self.plan.command_count());
+        if self.conn.is_none() {
+            let ctl = shared::control::keys::AGENTS;
+            self.conn = Some(self.redis.connect_for(ctl, connect_timeout).await?);
+        }
+        let (Some(conn), Some(cluster)) = (self.conn.as_mut(), self.cluster.as_mut()) else {
+            return Err(RedisCallError::Timeout(timeout).into());
+        };
+        let agents_pipe = self.agents.pipeline();
+        let workers = async { Ok::<_, CycleError>(cluster.read(&self.plan, timeout).await?) };
+        let agents = async {
+            Ok::<_, CycleError>(
+                with_timeout(timeout, agents_pipe.query_async::<Vec<redis::Value>>(conn)).await?,
+            )
+        };
+        let ((), agents) = tokio::try_join!(workers, agents)?;
+        if agents.iter().any(moved) {
+            // The `{ctl}` slot has another primary now: asked again next cycle.
+            self.conn = None;
+        }
+        let suspects = self.beats.suspects(now);
+        let keys: Vec<String> = suspects
+            .iter()
+            .map(|n| shared::keys::heartbeat(n))
+            .collect();
+        let ttls = if keys.is_empty() {
+            Vec::new()
+        } else {
+            cluster.pttl(&keys, timeout).await?
+        };
+        self.ttls = (suspects, ttls);
+        self.metrics.round_trips.set(cluster.round_trips() as i64);
+        let agents = self.agents.read(agents)?;
+        self.metrics.agents_total.set(agents.len() as i64);
+        self.metrics
+            .agents_online
+            .set(agents.iter().filter(|a| a.at(now).online).count() as i64);
+        Ok(agents)
+    }
+
     /// What to serve while Redis is away: the last good data, marked stale since it was read.
     fn stale(&self, now: DateTime<Utc>) -> NodesSnapshot {
         match &self.last_good {
@@ -333,6 +406,11 @@ impl Collector {
             None => not_yet_read(&self.plan, self.started_at),
         }
     }
+}
+
+/// A reply that says the key's slot is served by another primary now.
+fn moved(v: &redis::Value) -> bool {
+    matches!(v, redis::Value::ServerError(e) if e.kind() == Some(redis::ServerErrorKind::Moved))
 }
 
 /// Before Redis was ever read: the registered workers, none known alive, stale since start.

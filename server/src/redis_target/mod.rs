@@ -56,6 +56,28 @@ impl Target {
         }
     }
 
+    /// A connection to the Redis that holds `key`: the one Redis, or the primary of the
+    /// Cluster that serves its slot now (for a family of keys sharing a hash tag, such as the
+    /// control plane's `{ctl}`). A `MOVED` reply on it later counts as broken ([`is_broken`]).
+    pub async fn connect_for(
+        &self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<redis::aio::MultiplexedConnection, ClusterError> {
+        let Self::Cluster(nodes) = self else {
+            return Ok(self.connect(timeout).await?);
+        };
+        let map = SlotMap::fetch(&nodes.seeds, &nodes.template, timeout).await?;
+        let slot = shared::slot::key_slot(key.as_bytes());
+        let (host, port) = map
+            .owner(slot)
+            .and_then(|i| map.primaries.get(i))
+            .cloned()
+            .ok_or(ClusterError::BadSlots("a slot served by no primary"))?;
+        let client = with_addr(&nodes.template, host, port).map_err(RedisCallError::from)?;
+        Ok(crate::redis_conn::connect(&client, timeout).await?)
+    }
+
     /// A connection to each Redis that holds keys, with its address: the one Redis, or every
     /// primary of the Cluster (its slot map read now).
     pub async fn connect_each(
@@ -135,6 +157,10 @@ pub fn is_broken(e: &redis::RedisError) -> bool {
         || e.is_connection_refusal()
         || matches!(
             e.kind(),
-            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+            redis::ErrorKind::Server(
+                redis::ServerErrorKind::ReadOnly
+                    | redis::ServerErrorKind::Moved
+                    | redis::ServerErrorKind::ClusterDown
+            )
         )
 }
