@@ -1,7 +1,9 @@
-//! `pipeline-agent` on Sentinel (SPEC §12): two agents find the primary through real sentinels
-//! (`scripts/redis-sentinel.sh`), jobs flow, the primary is SIGKILLed mid-run, and after the
-//! promotion the agents settle the jobs in hand and run the rest on the new primary: every job
-//! pushed is done, none lost. A master name the sentinels do not know stops the agent at start.
+//! `pipeline-agent` on Sentinel (SPEC §12): the server and two agents find the primary through
+//! real sentinels (`scripts/redis-sentinel.sh`), jobs flow, the primary is SIGKILLed mid-run;
+//! the server reports Redis down and recovers by itself within 10 s of the promotion, the agents
+//! settle the jobs in hand and run the rest on the new primary: every job pushed is done, none
+//! lost, and no alert is told twice. A master name the sentinels do not know stops the agent at
+//! start.
 
 #[path = "../../server/tests/common/mod.rs"]
 mod common;
@@ -11,6 +13,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::sentinel::{primary_of, SentinelSet};
+use common::{FakeTelegram, Server};
 use support::{llen, lpush, AgentProcess};
 
 const AGENTS: usize = 2;
@@ -33,8 +36,12 @@ fn env(set: &SentinelSet, id: String) -> Vec<(&'static str, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_in_hand_are_settled_on_the_new_primary_and_none_is_lost() {
+async fn under_a_failover_the_server_recovers_and_the_agents_lose_no_job() {
     let set = SentinelSet::start();
+    let tg = FakeTelegram::start().await;
+    let mut config = common::alerting_config("redis://127.0.0.1:1", tg.channel());
+    config.sentinels = Some((set.addrs(), "ao-test".to_string()));
+    let server = Server::start(config).await;
     let dir = std::env::temp_dir().join(format!("pa-sentinel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let done_log = dir.join("done.log");
@@ -73,6 +80,12 @@ pipelines:
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // The pipeline's heartbeat (worker `failover`) is on the dashboard, read via the sentinels.
+    server
+        .wait_for("the agents' worker alive", |s| {
+            s.redis_ok && s.workers.iter().any(|w| w.name == "failover" && w.alive)
+        })
+        .await;
     let mut r = conn(set.replica).await;
     let (on_primary, on_replica) = (
         llen(&mut c, "queue:failover").await,
@@ -80,6 +93,11 @@ pipelines:
     );
     println!("before the kill: queue {on_primary} on the primary, {on_replica} on the replica");
     set.kill_primary();
+    server
+        .wait_for("Redis reported down", |s| {
+            !s.redis_ok && s.stale_since.is_some()
+        })
+        .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while primary_of(&set.sentinels).await != Some(set.replica) {
         assert!(
@@ -88,6 +106,15 @@ pipelines:
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let promoted = Instant::now();
+    server
+        .wait_for("the server back on the new primary", |s| s.redis_ok)
+        .await;
+    let took = promoted.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "recovered {took:?} after the promotion"
+    );
     let mut c = conn(set.replica).await;
     let after: Vec<String> = (0..100).map(|i| format!("job-b{i:03}")).collect();
     lpush(&mut c, "queue:failover", &after).await;
@@ -137,6 +164,23 @@ pipelines:
     assert!(
         twice as u32 <= AGENTS as u32 * CONCURRENCY,
         "{twice} jobs ran twice"
+    );
+    // The dashboard counts them too, and no alert was told twice across the failover.
+    server
+        .wait_for("the agents' worker alive after the failover", |s| {
+            s.redis_ok && s.workers.iter().any(|w| w.name == "failover" && w.alive)
+        })
+        .await;
+    let told = tg.delivered();
+    let mut seen = HashSet::new();
+    let twice_told: Vec<&String> = told.iter().filter(|t| !seen.insert(*t)).collect();
+    println!(
+        "server recovered {took:?} after the promotion; {} alerts told",
+        told.len()
+    );
+    assert!(
+        twice_told.is_empty(),
+        "told twice: {twice_told:?} of {told:?}"
     );
     for a in &mut agents {
         a.kill();
