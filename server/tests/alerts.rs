@@ -7,6 +7,17 @@ use std::time::{Duration, Instant};
 use common::{alerting_config, idle_render, FakeTelegram, Redis, Server, ServerProcess};
 use redis::AsyncCommands;
 
+/// The alert state's keys, after `agent-office:{alerts}:`.
+const ALERT_KEYS: [&str; 7] = [
+    "leader",
+    "memory",
+    "outbox",
+    "sending",
+    "recent",
+    "batches",
+    "generation",
+];
+
 async fn leader_of<'a>(servers: &'a [&'a Server]) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -37,10 +48,27 @@ async fn transitions_are_told_once_each_across_a_restart() {
     let _: () = c.del("worker:image-render:heartbeat").await.unwrap();
     tg.expect_once("🔴 [image-render] worker down").await;
 
-    // A restart of the server neither repeats nor forgets.
+    // A restart of the server neither repeats nor forgets — even from an earlier version, which
+    // kept this state under names without the `{alerts}` hash tag: the server moves it.
     drop(a);
+    for key in ALERT_KEYS {
+        let _: redis::RedisResult<()> = redis::cmd("RENAME")
+            .arg(format!("agent-office:{{alerts}}:{key}"))
+            .arg(format!("agent-office:alerts:{key}"))
+            .query_async(&mut c)
+            .await;
+    }
     let b = Server::start(alerting_config(&redis.url(), tg.channel())).await;
     leader_of(&[&b]).await;
+    for key in ALERT_KEYS {
+        let old: bool = c
+            .exists(format!("agent-office:alerts:{key}"))
+            .await
+            .unwrap();
+        assert!(!old, "agent-office:alerts:{key} was moved");
+    }
+    let memory: bool = c.exists("agent-office:{alerts}:memory").await.unwrap();
+    assert!(memory);
     idle_render(&mut c, &["image-render"]).await;
     tg.expect_once("🟢 [image-render] worker recovered").await;
     let _: () = c

@@ -87,11 +87,23 @@ impl Shared {
         if slot.is_none() {
             match self.redis.connect(self.redis_timeout).await {
                 Ok(conn) => {
-                    *slot = Some(Store {
+                    let mut fresh = Store {
                         conn,
                         timeout: self.redis_timeout,
                         outbox_cap: store::OUTBOX_CAP,
-                    })
+                    };
+                    match fresh.move_old_keys().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            keys = n,
+                            "alerts: state of an earlier version moved to its names now"
+                        ),
+                        Err(e) => {
+                            self.redis_failed("moving an earlier version's alert state", &e);
+                            return None;
+                        }
+                    }
+                    *slot = Some(fresh);
                 }
                 Err(e) => {
                     self.redis_failed("connecting to Redis", &e);

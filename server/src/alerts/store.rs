@@ -14,15 +14,35 @@ use shared::alerts::{BatchRecord, DeliveryState};
 use super::rules::Memory;
 use crate::redis_conn::{with_timeout, RedisCallError};
 
-pub const LEADER: &str = "agent-office:alerts:leader";
-pub const MEMORY: &str = "agent-office:alerts:memory";
-pub const OUTBOX: &str = "agent-office:alerts:outbox";
-pub const SENDING: &str = "agent-office:alerts:sending";
-pub const RECENT: &str = "agent-office:alerts:recent";
-pub const BATCHES: &str = "agent-office:alerts:batches";
+// Every key shares the `{alerts}` hash slot: the commit script and the outbox moves take
+// several at once, which a Redis Cluster allows only within one slot.
+pub const LEADER: &str = "agent-office:{alerts}:leader";
+pub const MEMORY: &str = "agent-office:{alerts}:memory";
+pub const OUTBOX: &str = "agent-office:{alerts}:outbox";
+pub const SENDING: &str = "agent-office:{alerts}:sending";
+pub const RECENT: &str = "agent-office:{alerts}:recent";
+pub const BATCHES: &str = "agent-office:{alerts}:batches";
 /// Bumped by every commit: a commit names the generation its memory was read at, so a retry
 /// of a commit that did happen (its reply lost) is refused instead of sent twice.
-pub const GENERATION: &str = "agent-office:alerts:generation";
+pub const GENERATION: &str = "agent-office:{alerts}:generation";
+
+/// The names of earlier versions (without the hash tag), each with its name now: what a
+/// server finds there is moved once (see [`Store::move_old_keys`]).
+const OLD_NAMES: [(&str, &str); 7] = [
+    ("agent-office:alerts:leader", LEADER),
+    ("agent-office:alerts:memory", MEMORY),
+    ("agent-office:alerts:outbox", OUTBOX),
+    ("agent-office:alerts:sending", SENDING),
+    ("agent-office:alerts:recent", RECENT),
+    ("agent-office:alerts:batches", BATCHES),
+    ("agent-office:alerts:generation", GENERATION),
+];
+
+/// KEYS: old, new. Renames old to new unless new exists (its TTL goes with it); 1 if moved.
+const MOVE_OLD: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('RENAME', KEYS[1], KEYS[2])
+return 1";
 /// How many batches the recent list keeps.
 pub const RECENT_CAP: usize = 100;
 /// How many undelivered messages the outbox keeps. Beyond it (a channel down for days) the
@@ -103,6 +123,21 @@ impl Store {
         cmd: &redis::Cmd,
     ) -> Result<T, RedisCallError> {
         with_timeout(self.timeout, cmd.query_async(&mut self.conn)).await
+    }
+
+    /// Moves the alert state an earlier version kept under untagged names (one Redis: both
+    /// names live there) to the names now, once: the memory, the outbox not yet delivered,
+    /// the recent batches and the lease with its TTL (so a replica of the earlier version
+    /// loses its lease instead of sharing it). Nothing is overwritten. Returns how many keys
+    /// moved. On a Cluster the old names never held anything (the earlier versions refused it).
+    pub async fn move_old_keys(&mut self) -> Result<usize, RedisCallError> {
+        let mut moved = 0;
+        for (old, new) in OLD_NAMES {
+            let mut step = redis::cmd("EVAL");
+            step.arg(MOVE_OLD).arg(2).arg(old).arg(new);
+            moved += self.call::<usize>(&step).await?;
+        }
+        Ok(moved)
     }
 
     /// Takes the lease if free, or renews it if ours. True while we hold it.
@@ -262,4 +297,19 @@ pub use super::channel::Delivery;
 fn json<T: Serialize>(value: &T) -> String {
     // Plain data with string keys: serialising cannot fail.
     serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::slot::key_slot;
+
+    #[test]
+    fn every_alert_key_shares_one_slot_and_the_old_names_map_to_them() {
+        let slot = key_slot(LEADER.as_bytes());
+        for (old, new) in OLD_NAMES {
+            assert_eq!(key_slot(new.as_bytes()), slot, "{new}");
+            assert_eq!(old.replace(":alerts:", ":{alerts}:"), new);
+        }
+    }
 }
