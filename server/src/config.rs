@@ -14,7 +14,7 @@ use shared::WorkerKind;
 
 use crate::alerts::{AlertArgs, AlertConfig};
 use crate::control::{ControlArgs, ControlConfig};
-use crate::redis_target::{SentinelSettings, Sentinels, Target};
+use crate::redis_target::{ClusterNodes, SentinelSettings, Sentinels, Target};
 
 /// Agent Office: a live picture of a Redis-coordinated worker fleet.
 #[derive(Debug, Parser)]
@@ -64,8 +64,11 @@ pub struct ServeArgs {
     /// The name the sentinels monitor the primary under.
     #[arg(long, env = "REDIS_SENTINEL_MASTER", global = true)]
     pub redis_sentinel_master: Option<String>,
-    /// Redis Cluster seed nodes: not supported by this version (refused, saying so).
-    #[arg(long, env = "REDIS_CLUSTER_NODES", global = true, hide = true)]
+    /// Redis Cluster nodes to read the slot map from (`host:port,host:port`); `REDIS_URL` then
+    /// gives only the password, database and TLS. On a Cluster the server watches (workers,
+    /// agents, alerts, trends); the control plane, jobs and schedules answer that they do not
+    /// run on a Cluster yet.
+    #[arg(long, env = "REDIS_CLUSTER_NODES", global = true)]
     pub redis_cluster_nodes: Option<String>,
     /// Serve without checking the site bundle (API use, tests): the page then links files
     /// that may not exist.
@@ -172,6 +175,8 @@ pub struct Config {
     pub trends: bool,
     /// `REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER`, when Sentinel names the primary.
     pub sentinels: Option<SentinelSettings>,
+    /// `REDIS_CLUSTER_NODES`, on a Redis Cluster.
+    pub cluster: Option<Vec<crate::redis_target::Addr>>,
 }
 
 impl Config {
@@ -202,6 +207,7 @@ impl Config {
             limits: crate::limits::Limits::default(),
             trends: true,
             sentinels: None,
+            cluster: None,
         }
     }
 
@@ -235,6 +241,7 @@ impl Config {
             limits: crate::limits::Limits::resolve(&args.limits, crate::limits::nofile())?,
             trends: !args.no_trends,
             sentinels: sentinels(args)?,
+            cluster: cluster_nodes(args)?,
             redis_url: defaults.redis_url,
             redis_ca: match &args.redis_ca_file {
                 None => None,
@@ -312,28 +319,42 @@ impl Config {
         redis_client(&self.redis_url, self.redis_ca.as_deref())
     }
 
-    /// Where Redis is: `REDIS_URL`, or the primary the sentinels name.
+    /// Where Redis is: `REDIS_URL`, the primary the sentinels name, or a Cluster.
     pub fn redis_target(&self) -> anyhow::Result<Target> {
         let client = self.redis_client()?;
-        Ok(match &self.sentinels {
-            None => Target::from(client),
-            Some((addrs, master)) => Target::Sentinel(std::sync::Arc::new(Sentinels {
+        Ok(match (&self.sentinels, &self.cluster) {
+            (Some((addrs, master)), _) => Target::Sentinel(std::sync::Arc::new(Sentinels {
                 addrs: addrs.clone(),
                 master: master.clone(),
                 template: client,
             })),
+            (None, Some(seeds)) => Target::Cluster(std::sync::Arc::new(ClusterNodes {
+                seeds: seeds.clone(),
+                template: client,
+            })),
+            (None, None) => Target::from(client),
         })
     }
 }
 
-/// `REDIS_SENTINELS` with `REDIS_SENTINEL_MASTER` (both or neither); `REDIS_CLUSTER_NODES`
-/// refused by name.
-pub fn sentinels(args: &ServeArgs) -> anyhow::Result<Option<SentinelSettings>> {
+/// `REDIS_CLUSTER_NODES` (never with Sentinel: a Cluster fails over by itself).
+pub fn cluster_nodes(args: &ServeArgs) -> anyhow::Result<Option<Vec<crate::redis_target::Addr>>> {
+    let Some(list) = &args.redis_cluster_nodes else {
+        return Ok(None);
+    };
     anyhow::ensure!(
-        args.redis_cluster_nodes.is_none(),
-        "REDIS_CLUSTER_NODES: Redis Cluster is not supported by this version yet (one Redis, \
-         or Sentinel with REDIS_SENTINELS and REDIS_SENTINEL_MASTER)"
+        args.redis_sentinels.is_none(),
+        "REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: a Cluster fails over by itself, \
+         give one of them"
     );
+    Ok(Some(crate::redis_target::parse_addrs(
+        list,
+        "REDIS_CLUSTER_NODES",
+    )?))
+}
+
+/// `REDIS_SENTINELS` with `REDIS_SENTINEL_MASTER` (both or neither).
+pub fn sentinels(args: &ServeArgs) -> anyhow::Result<Option<SentinelSettings>> {
     match (&args.redis_sentinels, &args.redis_sentinel_master) {
         (None, None) => Ok(None),
         (Some(list), Some(master)) if !master.trim().is_empty() => Ok(Some((
@@ -636,11 +657,21 @@ queue = "gpu"
         assert!(missing.is_err());
         assert!(Cli::try_parse_from(["agent-office", "--collect-interval", "soon"]).is_err());
 
-        let cluster = Config::from_args(&args(&["--redis-cluster-nodes", "a:7000"])).unwrap_err();
-        assert!(
-            cluster.to_string().contains("REDIS_CLUSTER_NODES"),
-            "{cluster}"
-        );
+        let cluster =
+            Config::from_args(&args(&["--redis-cluster-nodes", "a:7000,b:7001"])).unwrap();
+        assert_eq!(cluster.cluster.map(|c| c.len()), Some(2));
+        let both = Config::from_args(&args(&[
+            "--redis-cluster-nodes",
+            "a:7000",
+            "--redis-sentinels",
+            "s1:26379",
+            "--redis-sentinel-master",
+            "m",
+        ]))
+        .unwrap_err();
+        assert!(both.to_string().contains("REDIS_CLUSTER_NODES"), "{both}");
+        let bad = Config::from_args(&args(&["--redis-cluster-nodes", "a"])).unwrap_err();
+        assert!(bad.to_string().contains("REDIS_CLUSTER_NODES"), "{bad}");
         let half = Config::from_args(&args(&["--redis-sentinels", "s1:26379"])).unwrap_err();
         assert!(half.to_string().contains("REDIS_SENTINEL_MASTER"), "{half}");
         let bad = Config::from_args(&args(&[

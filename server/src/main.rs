@@ -22,6 +22,11 @@ async fn main() -> anyhow::Result<()> {
                     })?),
                     None => None,
                 };
+            anyhow::ensure!(
+                cli.serve.redis_cluster_nodes.is_none(),
+                "REDIS_CLUSTER_NODES: the demo fleet does not run on a Redis Cluster (it writes \
+                 the contract keys of one Redis); run it against one Redis"
+            );
             let client = server::config::redis_client(&cli.serve.redis_url, ca.as_deref())?;
             let redis = match server::config::sentinels(&cli.serve)? {
                 None => server::redis_target::Target::from(client),

@@ -1,12 +1,10 @@
-//! The collector's read on a real three-primary Redis Cluster (SPEC §12), started by
-//! `scripts/redis-cluster.sh`: 10,000 workers spread over every slot read back exactly, one
-//! round trip per primary; a slot migrated between reads (ASK while it moves, MOVED after) is
-//! followed, and the read after that is back to one round trip per primary.
-//!
-//! Discovery scans every primary and finds the same workers and processing lists.
-//!
-//! The read is not wired into the server yet (`REDIS_CLUSTER_NODES` is refused at start); these
-//! tests drive `server::collector::cluster::ClusterReader` and `Discovery` directly.
+//! The server on a real three-primary Redis Cluster (SPEC §12), started by
+//! `scripts/redis-cluster.sh`: the collector's read — 10,000 workers spread over every slot read
+//! back exactly, one round trip per primary; a slot migrated between reads (ASK while it moves,
+//! MOVED after) followed, the read after that back to one round trip per primary; discovery
+//! scanning every primary; and the server as a user runs it (`REDIS_CLUSTER_NODES`): `/nodes`
+//! equal to the same fleet on one Redis, alerts and trends on the Cluster, and what does not run
+//! on a Cluster yet (control plane, jobs, schedules) answering so.
 
 mod common;
 
@@ -404,4 +402,96 @@ async fn the_collector_on_a_cluster_publishes_what_one_redis_gives() {
     assert_eq!(trips, 3, "one round trip per primary");
     assert!(on_one == on_cluster, "the same snapshot on both");
     assert_eq!(on_cluster["workers"].as_array().unwrap().len(), workers);
+}
+
+/// The server as a user runs it on a Cluster (`REDIS_CLUSTER_NODES`): `/nodes` equal to the same
+/// fleet on one Redis, one round trip per primary, alerts told once, trends kept; the parts that
+/// do not run on a Cluster yet answer so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_on_a_cluster_serves_the_fleet_one_redis_would() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("server=debug")
+        .try_init();
+    let set = ClusterSet::start();
+    let one = common::Redis::start().await;
+    let f = fleet(2_000);
+    let mut pipe = redis::pipe();
+    for (_, cmd) in &f.writes {
+        pipe.add_command(cmd.clone()).ignore();
+    }
+    let () = pipe.query_async(&mut one.conn().await).await.unwrap();
+    write_fleet(&set, 2_000).await;
+    let workers = f.written.values().filter(|w| w.beat.is_some()).count();
+
+    let tg = common::FakeTelegram::start().await;
+    let mut config = common::alerting_config(&client_url(&set), tg.channel());
+    config.cluster = Some(set.addrs());
+    let on_cluster = common::Server::start(config).await;
+    let on_one = common::Server::start(common::Server::fast_config(&one.url())).await;
+    let every = |s: &shared::NodesSnapshot| {
+        s.redis_ok && s.workers.iter().filter(|w| w.name.starts_with('w')).count() == workers
+    };
+    on_cluster
+        .wait_for("every worker on the Cluster", every)
+        .await;
+    on_one.wait_for("every worker on one Redis", every).await;
+    assert!(
+        nodes_of(&on_cluster).await == nodes_of(&on_one).await,
+        "the same /nodes on the Cluster as on one Redis"
+    );
+    assert_eq!(
+        on_cluster
+            .metric("agent_office_collector_round_trips")
+            .await,
+        3.0
+    );
+
+    // Alerts run on the Cluster: w8 goes down, told once.
+    let map = SlotMap::fetch(&set.addrs(), &client(&set), DEADLINE)
+        .await
+        .unwrap();
+    let owner = |key: &str| map.primaries[map.owner(key_slot(key.as_bytes())).unwrap()].1;
+    let beat = keys::heartbeat("w8");
+    let () = redis::cmd("DEL")
+        .arg(&beat)
+        .query_async(&mut set.node(owner(&beat)).await)
+        .await
+        .unwrap();
+    tg.expect_once("[w8] worker down").await;
+    // Trends too: the trends lease is held on the primary of its slot.
+    let lease = "agent-office:{trends}:lease";
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let held: bool = redis::cmd("EXISTS")
+            .arg(lease)
+            .query_async(&mut set.node(owner(lease)).await)
+            .await
+            .unwrap();
+        if held {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no trends lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // What does not run on a Cluster yet says so.
+    let jobs = on_cluster.get("/api/jobs").await;
+    let status = jobs.status();
+    let body = jobs.text().await.unwrap();
+    assert!(
+        status.is_server_error() && body.contains("Redis Cluster"),
+        "{status} {body}"
+    );
+    let page = on_cluster.get("/schedules").await;
+    assert_eq!(page.status(), 503);
+    assert!(page.text().await.unwrap().contains("Redis Cluster"));
+    assert_eq!(on_one.get("/api/jobs").await.status(), 200);
+}
+
+/// `GET /api/agent-office/nodes`, without what depends on the moment.
+async fn nodes_of(s: &common::Server) -> serde_json::Value {
+    timeless(s.get("/api/agent-office/nodes").await.json().await.unwrap())
+}
+
+fn client_url(set: &ClusterSet) -> String {
+    format!("redis://127.0.0.1:{}", set.ports[0])
 }

@@ -3,7 +3,7 @@
 //! primary is SIGKILLed, and recovers on its own within 10 s of the promotion — its writes
 //! (alerts, schedules) land on the new primary, and an alert told before the failover is not
 //! told again. A wrong master name stops the server at start, naming it; so does a Redis
-//! Cluster node given as `REDIS_URL` (Cluster is not supported yet).
+//! Cluster node given as `REDIS_URL` (it names REDIS_CLUSTER_NODES).
 
 mod common;
 

@@ -85,14 +85,27 @@ impl Shared {
     /// [`Self::redis_failed`] and gives `None`.
     async fn store<'s>(&self, slot: &'s mut Option<Store>) -> Option<&'s mut Store> {
         if slot.is_none() {
-            match self.redis.connect(self.redis_timeout).await {
+            // On a Redis Cluster: the primary of the `{alerts}` slot.
+            match self
+                .redis
+                .connect_for(store::LEADER, self.redis_timeout)
+                .await
+            {
                 Ok(conn) => {
                     let mut fresh = Store {
                         conn,
                         timeout: self.redis_timeout,
                         outbox_cap: store::OUTBOX_CAP,
                     };
-                    match fresh.move_old_keys().await {
+                    // The earlier versions never ran on a Cluster, where the old and new
+                    // names would not share a slot: nothing to move there.
+                    let earlier = !matches!(self.redis, crate::redis_target::Target::Cluster(_));
+                    let moved = if earlier {
+                        fresh.move_old_keys().await
+                    } else {
+                        Ok(0)
+                    };
+                    match moved {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(
                             keys = n,

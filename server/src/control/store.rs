@@ -15,6 +15,9 @@ use crate::redis_target::{is_broken, Target};
 #[derive(Clone)]
 pub struct Store {
     redis: Target,
+    /// A key of the one hash slot every call of this store uses (`{trends}`'s): on a Redis
+    /// Cluster the store connects to that slot's primary. `None`: one Redis only.
+    slot_of: Option<&'static str>,
     conn: Arc<Mutex<Option<MultiplexedConnection>>>,
     pub timeout: Duration,
 }
@@ -23,8 +26,23 @@ impl Store {
     pub fn new(redis: impl Into<Target>, timeout: Duration) -> Self {
         Self {
             redis: redis.into(),
+            slot_of: None,
             conn: Arc::default(),
             timeout,
+        }
+    }
+
+    /// True on a Redis Cluster.
+    pub fn on_cluster(&self) -> bool {
+        matches!(self.redis, Target::Cluster(_))
+    }
+
+    /// A store whose every call uses keys in the hash slot of `key` (their shared hash tag):
+    /// on a Redis Cluster it talks to that slot's primary, found again after any failure.
+    pub fn in_slot_of(redis: impl Into<Target>, key: &'static str, timeout: Duration) -> Self {
+        Self {
+            slot_of: Some(key),
+            ..Self::new(redis, timeout)
         }
     }
 
@@ -33,7 +51,10 @@ impl Store {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let c = self.redis.connect(self.timeout).await?;
+        let c = match self.slot_of {
+            Some(key) => self.redis.connect_for(key, self.timeout).await?,
+            None => self.redis.connect(self.timeout).await?,
+        };
         *slot = Some(c.clone());
         Ok(c)
     }

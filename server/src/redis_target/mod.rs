@@ -150,6 +150,28 @@ pub fn with_addr(
     redis::Client::open(info.set_addr(addr))
 }
 
+/// `host:port,host:port` of `setting` (a port is required: a sentinel's or a Cluster node's is
+/// not always Redis's 6379).
+pub fn parse_addrs(list: &str, setting: &str) -> anyhow::Result<Vec<Addr>> {
+    let addrs: Vec<Addr> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (h, p) = s
+                .rsplit_once(':')
+                .ok_or_else(|| anyhow::anyhow!("{setting}: {s:?} is not host:port"))?;
+            let port = p
+                .parse::<u16>()
+                .map_err(|_| anyhow::anyhow!("{setting}: {s:?} has no valid port"))?;
+            anyhow::ensure!(!h.is_empty(), "{setting}: {s:?} has no host");
+            Ok((h.trim_matches(['[', ']']).to_string(), port))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    anyhow::ensure!(!addrs.is_empty(), "{setting} is empty");
+    Ok(addrs)
+}
+
 /// A reply that says this connection must go: Redis gone, or a primary demoted to replica.
 pub fn is_broken(e: &redis::RedisError) -> bool {
     e.is_io_error()

@@ -86,23 +86,7 @@ async fn ask(
 
 /// `host:port,host:port` (a port is required: a sentinel's is not Redis's 6379).
 pub fn parse_sentinels(list: &str) -> anyhow::Result<Vec<(String, u16)>> {
-    let addrs: Vec<(String, u16)> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            let (h, p) = s
-                .rsplit_once(':')
-                .ok_or_else(|| anyhow::anyhow!("REDIS_SENTINELS: {s:?} is not host:port"))?;
-            let port = p
-                .parse::<u16>()
-                .map_err(|_| anyhow::anyhow!("REDIS_SENTINELS: {s:?} has no valid port"))?;
-            anyhow::ensure!(!h.is_empty(), "REDIS_SENTINELS: {s:?} has no host");
-            Ok((h.trim_matches(['[', ']']).to_string(), port))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    anyhow::ensure!(!addrs.is_empty(), "REDIS_SENTINELS is empty");
-    Ok(addrs)
+    super::parse_addrs(list, "REDIS_SENTINELS")
 }
 
 #[cfg(test)]

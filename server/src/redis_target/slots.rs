@@ -20,6 +20,21 @@ pub enum ClusterError {
     Call(#[from] RedisCallError),
 }
 
+impl From<ClusterError> for RedisCallError {
+    /// For callers that speak [`RedisCallError`]: the Cluster's own failures as I/O errors,
+    /// their words kept.
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::Call(e) => e,
+            other => RedisCallError::Redis(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "Redis Cluster",
+                other.to_string(),
+            ))),
+        }
+    }
+}
+
 /// Which primary serves each slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotMap {
