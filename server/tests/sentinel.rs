@@ -165,8 +165,8 @@ async fn a_master_name_the_sentinels_do_not_know_stops_the_server_naming_it() {
     );
 }
 
-/// A Redis Cluster node given as `REDIS_URL` is refused at start, saying so (Cluster is not
-/// supported yet), never served as a silently empty dashboard.
+/// A Redis Cluster node given as `REDIS_URL` is refused at start, naming REDIS_CLUSTER_NODES
+/// (the setting that reads every primary), never served as a silently empty dashboard.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_node_as_redis_url_stops_the_server_saying_so() {
     let port = common::free_port();
@@ -209,5 +209,9 @@ async fn a_cluster_node_as_redis_url_stops_the_server_saying_so() {
     let _ = node.kill();
     let _ = node.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(format!("{err:#}").contains("Redis Cluster"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("Redis Cluster")
+            && format!("{err:#}").contains("REDIS_CLUSTER_NODES"),
+        "{err:#}"
+    );
 }
