@@ -5,6 +5,9 @@
 #   REDIS_SENTINELS, REDIS_SENTINEL_MASTER
 #               use the primary these sentinels name instead (server, demo and agents alike;
 #               scripts/redis-sentinel.sh starts a local set); no demo unless DEMO=1
+#   REDIS_CLUSTER_NODES
+#               watch a Redis Cluster instead (scripts/redis-cluster.sh starts a local one);
+#               no demo: the demo fleet and the agents do not run on a Cluster yet
 #   PORT        dashboard port (default 3000)
 #   OPERATOR_TOKEN, AGENT_TOKEN
 #               control-plane tokens; when unset, random ones are made once and kept in
@@ -27,7 +30,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-if [ -n "${REDIS_SENTINELS:-}" ]; then
+if [ -n "${REDIS_CLUSTER_NODES:-}" ]; then
+  if [ "${DEMO:-0}" = 1 ]; then
+    echo "DEMO=1 with REDIS_CLUSTER_NODES: the demo fleet and its agents do not run on a Redis Cluster yet; run the demo on one Redis" >&2
+    exit 2
+  fi
+  say "watching the Redis Cluster of $REDIS_CLUSTER_NODES (the control plane, jobs and schedules do not run on a Cluster yet)"
+  export REDIS_CLUSTER_NODES
+elif [ -n "${REDIS_SENTINELS:-}" ]; then
   say "using the primary the sentinels $REDIS_SENTINELS name (master ${REDIS_SENTINEL_MASTER:-?})"
   export REDIS_SENTINELS REDIS_SENTINEL_MASTER
 elif [ -z "${REDIS_URL:-}" ]; then
