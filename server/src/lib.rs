@@ -99,13 +99,8 @@ async fn refuse_a_wrong_redis(
             Ok(())
         }
         Ok(mut c) => {
-            let info: String = redis::cmd("INFO")
-                .arg("cluster")
-                .query_async(&mut c)
-                .await
-                .unwrap_or_default();
             anyhow::ensure!(
-                !info.contains("cluster_enabled:1"),
+                !cluster_info(&mut c).await.contains("cluster_enabled:1"),
                 "REDIS_URL {} is a node of a Redis Cluster: set REDIS_CLUSTER_NODES to the \
                  Cluster's nodes (host:port,...) and the server reads every primary",
                 config::redact(&config.redis_url)
@@ -113,6 +108,15 @@ async fn refuse_a_wrong_redis(
             Ok(())
         }
     }
+}
+
+/// `INFO cluster` of a node ("" when it does not say).
+async fn cluster_info(c: &mut redis::aio::MultiplexedConnection) -> String {
+    redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(c)
+        .await
+        .unwrap_or_default()
 }
 
 /// [`refuse_a_wrong_redis`] for `REDIS_CLUSTER_NODES`: a node that says it is no Cluster node,
@@ -137,13 +141,8 @@ async fn refuse_a_wrong_cluster(
                 continue;
             }
         };
-        let info: String = redis::cmd("INFO")
-            .arg("cluster")
-            .query_async(&mut c)
-            .await
-            .unwrap_or_default();
         anyhow::ensure!(
-            !info.contains("cluster_enabled:0"),
+            !cluster_info(&mut c).await.contains("cluster_enabled:0"),
             "REDIS_CLUSTER_NODES {host}:{port} is not a node of a Redis Cluster (cluster support \
              is off there): give the Cluster's nodes, or one Redis as REDIS_URL"
         );

@@ -291,14 +291,7 @@ async fn discovery_scans_every_primary() {
     let (mut written, fleet) = write_fleet(&set, 3_000).await;
     // Discovery finds workers by their heartbeat key; every seventh has none.
     written.workers.retain(|w| fleet[w].beat.is_some());
-    let config = Arc::new(CollectorConfig {
-        collect_interval: Duration::from_millis(200),
-        discover_interval: Duration::from_millis(200),
-        redis_timeout: DEADLINE,
-        forget_after: Duration::from_secs(60),
-        workers: Vec::new(),
-        tls: None,
-    });
+    let config = fast_collector();
     let target = Target::Cluster(Arc::new(ClusterNodes {
         seeds: set.addrs(),
         template: client(&set),
@@ -325,17 +318,22 @@ async fn discovery_scans_every_primary() {
     assert!(*seen == written, "discovery found other workers or lists");
 }
 
-/// Discovery and the collector run on `target` until they publish `workers` workers read from
-/// Redis; that snapshot, and the collector's round trips then.
-async fn collect(target: Target, workers: usize) -> (serde_json::Value, i64) {
-    let config = Arc::new(CollectorConfig {
+/// The collector's and discovery's settings for a test: fast, no registered workers.
+fn fast_collector() -> Arc<CollectorConfig> {
+    Arc::new(CollectorConfig {
         collect_interval: Duration::from_millis(200),
         discover_interval: Duration::from_millis(200),
         redis_timeout: DEADLINE,
         forget_after: Duration::from_secs(60),
         workers: Vec::new(),
         tls: None,
-    });
+    })
+}
+
+/// Discovery and the collector run on `target` until they publish `workers` workers read from
+/// Redis; that snapshot, and the collector's round trips then.
+async fn collect(target: Target, workers: usize) -> (serde_json::Value, i64) {
+    let config = fast_collector();
     let metrics = Arc::new(server::metrics::Metrics::new());
     let (discovery, discovered, first_pass) =
         Discovery::new(config.clone(), target.clone(), metrics.clone());
@@ -379,18 +377,24 @@ fn timeless(mut v: serde_json::Value) -> serde_json::Value {
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_collector_on_a_cluster_publishes_what_one_redis_gives() {
+/// A Cluster and one Redis holding the same fleet of `n` workers; how many of them beat.
+async fn the_fleet_twice(n: usize) -> (ClusterSet, common::Redis, usize) {
     let set = ClusterSet::start();
     let one = common::Redis::start().await;
-    let f = fleet(2_000);
+    let f = fleet(n);
     let mut pipe = redis::pipe();
     for (_, cmd) in &f.writes {
         pipe.add_command(cmd.clone()).ignore();
     }
     let () = pipe.query_async(&mut one.conn().await).await.unwrap();
-    write_fleet(&set, 2_000).await;
+    write_fleet(&set, n).await;
     let workers = f.written.values().filter(|w| w.beat.is_some()).count();
+    (set, one, workers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_on_a_cluster_publishes_what_one_redis_gives() {
+    let (set, one, workers) = the_fleet_twice(2_000).await;
 
     let single = Target::from(redis::Client::open(one.url()).unwrap());
     let cluster = Target::Cluster(Arc::new(ClusterNodes {
@@ -409,19 +413,7 @@ async fn the_collector_on_a_cluster_publishes_what_one_redis_gives() {
 /// do not run on a Cluster yet answer so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_on_a_cluster_serves_the_fleet_one_redis_would() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("server=debug")
-        .try_init();
-    let set = ClusterSet::start();
-    let one = common::Redis::start().await;
-    let f = fleet(2_000);
-    let mut pipe = redis::pipe();
-    for (_, cmd) in &f.writes {
-        pipe.add_command(cmd.clone()).ignore();
-    }
-    let () = pipe.query_async(&mut one.conn().await).await.unwrap();
-    write_fleet(&set, 2_000).await;
-    let workers = f.written.values().filter(|w| w.beat.is_some()).count();
+    let (set, one, workers) = the_fleet_twice(2_000).await;
 
     let tg = common::FakeTelegram::start().await;
     let mut config = common::alerting_config(&client_url(&set), tg.channel());

@@ -341,12 +341,7 @@ impl Collector {
         self.ttls = (suspects, ttls);
         round_trips += 1;
         self.metrics.round_trips.set(round_trips);
-        let agents = self.agents.read(agents)?;
-        self.metrics.agents_total.set(agents.len() as i64);
-        self.metrics
-            .agents_online
-            .set(agents.iter().filter(|a| a.at(now).online).count() as i64);
-        Ok(agents)
+        self.agents_read(agents, now)
     }
 
     /// [`read`](Self::read) on a Redis Cluster: the workers' reads one round trip per primary,
@@ -386,7 +381,16 @@ impl Collector {
         };
         self.ttls = (suspects, ttls);
         self.metrics.round_trips.set(cluster.round_trips() as i64);
-        let agents = self.agents.read(agents)?;
+        self.agents_read(agents, now)
+    }
+
+    /// The agents' replies decoded, and counted in the metrics.
+    fn agents_read(
+        &mut self,
+        replies: Vec<redis::Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AgentEntry>, CycleError> {
+        let agents = self.agents.read(replies)?;
         self.metrics.agents_total.set(agents.len() as i64);
         self.metrics
             .agents_online
