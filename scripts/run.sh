@@ -89,5 +89,9 @@ if [ "${DEMO:-0}" = 1 ] && [ -n "${OPERATOR_TOKEN:-}" ]; then
     -d '{"name":"thumbnail-sweep","cron":"*/30 * * * * *","queue":"image-render","job":{"payload":"thumbnail sweep"}}' \
     "http://127.0.0.1:$PORT/api/schedules" || true
 fi
-say "Agent Office is up: http://127.0.0.1:$PORT/infra   (agents: /agents, jobs: /jobs, schedules: /schedules, API: /api/agent-office/nodes, Ctrl-C stops)"
+if [ -n "${REDIS_CLUSTER_NODES:-}" ]; then
+  say "Agent Office is up: http://127.0.0.1:$PORT/infra   (watching the Cluster; API: /api/agent-office/nodes, Ctrl-C stops)"
+else
+  say "Agent Office is up: http://127.0.0.1:$PORT/infra   (agents: /agents, jobs: /jobs, schedules: /schedules, API: /api/agent-office/nodes, Ctrl-C stops)"
+fi
 wait "${pids[-1]}"
