@@ -8,7 +8,8 @@
 #   scripts/redis-sentinel.sh primary [DIR] the address the sentinels name as primary now
 #
 # Ports: PRIMARY_PORT (6390), REPLICA_PORT (6391), SENTINEL_PORTS ("26390 26391 26392"); the
-# master's name: REDIS_SENTINEL_MASTER (agent-office). A sentinel calls the primary down after
+# master's name: REDIS_SENTINEL_MASTER (agent-office); SENTINEL_PASSWORD, when set, is the
+# sentinels' own requirepass (give it to Agent Office as REDIS_SENTINEL_PASSWORD). A sentinel calls the primary down after
 # 1 s without an answer and two of three agree, so a SIGKILLed primary is replaced in a few s.
 source "$(dirname "$0")/lib.sh"
 
@@ -19,8 +20,18 @@ REPLICA_PORT="${REPLICA_PORT:-6391}"
 SENTINEL_PORTS="${SENTINEL_PORTS:-26390 26391 26392}"
 MASTER="${REDIS_SENTINEL_MASTER:-agent-office}"
 
+# redis-cli to a sentinel on port $1 (with the sentinels' password when they have one).
+sentinel_cli() {
+  local port="$1"; shift
+  if [ -n "${SENTINEL_PASSWORD:-}" ]; then
+    REDISCLI_AUTH="$SENTINEL_PASSWORD" redis-cli -p "$port" "$@"
+  else
+    redis-cli -p "$port" "$@"
+  fi
+}
+
 wait_for() {
-  for _ in $(seq 100); do redis_answers "$1" && return 0; sleep 0.1; done
+  for _ in $(seq 100); do sentinel_cli "$1" PING 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done
   echo "redis on port $1 did not start (see $DIR/*.log)" >&2
   exit 1
 }
@@ -67,6 +78,9 @@ sentinel down-after-milliseconds $MASTER 1000
 sentinel failover-timeout $MASTER 5000
 sentinel parallel-syncs $MASTER 1
 EOF
+      if [ -n "${SENTINEL_PASSWORD:-}" ]; then
+        printf 'requirepass %s\nsentinel sentinel-pass %s\n' "$SENTINEL_PASSWORD" "$SENTINEL_PASSWORD" >>"$conf"
+      fi
       redis-server "$conf" --sentinel
       wait_for "$port"
       list+=("127.0.0.1:$port")
@@ -81,7 +95,7 @@ EOF
     ;;
   primary)
     first="${SENTINEL_PORTS%% *}"
-    redis-cli -p "$first" SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER" | paste -sd:
+    sentinel_cli "$first" SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER" | paste -sd:
     ;;
   *)
     echo "usage: $0 start|stop|primary [DIR]" >&2

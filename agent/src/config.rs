@@ -105,6 +105,9 @@ pub struct RedisSection {
     /// `port` are then not used.
     pub sentinels: Vec<String>,
     pub master: Option<String>,
+    /// The sentinels' own password (their `requirepass`), when they ask for one; the
+    /// primary's is `password`.
+    pub sentinel_password: Option<String>,
     /// Redis Cluster seed nodes: not supported by this version (refused at start).
     pub cluster_nodes: Vec<String>,
 }
@@ -119,6 +122,7 @@ impl Default for RedisSection {
             ca_file: None,
             sentinels: Vec::new(),
             master: None,
+            sentinel_password: None,
             cluster_nodes: Vec::new(),
         }
     }
@@ -486,6 +490,7 @@ impl Config {
                     addrs,
                     master,
                     template: client,
+                    password: self.redis.sentinel_password.clone(),
                 },
             )),
         })
@@ -673,6 +678,9 @@ impl Config {
         }
         if let Some((_, v)) = get("REDIS_SENTINEL_MASTER") {
             self.redis.master = Some(v);
+        }
+        if let Some((_, v)) = get("REDIS_SENTINEL_PASSWORD") {
+            self.redis.sentinel_password = Some(v).filter(|p| !p.is_empty());
         }
         if let Some((_, v)) = get("REDIS_CLUSTER_NODES") {
             self.redis.cluster_nodes = comma_list(&v);

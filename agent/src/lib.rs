@@ -90,7 +90,12 @@ async fn refuse_an_unverified_certificate(config: &Config) -> anyhow::Result<()>
     if config.redis.master.is_some() {
         // Sentinel: a master name the sentinels do not know is a setting to fix.
         match config.redis_target()?.client(Duration::from_secs(3)).await {
-            Err(e) if e.to_string().contains("know no primary named") => anyhow::bail!("{e}"),
+            Err(e)
+                if e.to_string().contains("know no primary named")
+                    || e.to_string().contains("redis.sentinel_password") =>
+            {
+                anyhow::bail!("{e}")
+            }
             Err(e) => tracing::warn!("Redis is not reachable yet: {e}"),
             Ok(_) => {}
         }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{ConnectionAddr, ErrorKind, RedisError, RedisResult};
+use redis::{ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, RedisResult};
 
 #[derive(Clone)]
 pub enum Target {
@@ -20,6 +20,8 @@ pub struct Sentinels {
     pub addrs: Vec<(String, u16)>,
     pub master: String,
     pub template: redis::Client,
+    /// The sentinels' own password (`redis.sentinel_password`), when they ask for one.
+    pub password: Option<String>,
 }
 
 impl Target {
@@ -34,12 +36,19 @@ impl Target {
 
 impl Sentinels {
     async fn primary(&self, timeout: Duration) -> RedisResult<redis::Client> {
-        let mut answered = false;
+        let (mut answered, mut refused) = (false, false);
         for (host, port) in &self.addrs {
-            match ask(host, *port, &self.master, timeout).await {
+            match ask(host, *port, &self.master, self.password.as_deref(), timeout).await {
                 Ok(Some((h, p))) => return self.client_for(h, p),
                 Ok(None) => answered = true,
-                Err(e) => tracing::debug!(sentinel = %format!("{host}:{port}"), "no answer: {e}"),
+                Err(e) => {
+                    let text = e.to_string();
+                    refused |= e.kind() == ErrorKind::AuthenticationFailed
+                        || text.contains("NOAUTH")
+                        || text.contains("WRONGPASS")
+                        || text.contains("invalid password");
+                    tracing::debug!(sentinel = %format!("{host}:{port}"), "no answer: {e}")
+                }
             }
         }
         let list: Vec<String> = self.addrs.iter().map(|(h, p)| format!("{h}:{p}")).collect();
@@ -48,6 +57,12 @@ impl Sentinels {
                 "the sentinels ({}) know no primary named {:?} (redis.master)",
                 list.join(","),
                 self.master
+            )
+        } else if refused {
+            format!(
+                "the sentinels ({}) refused to answer without the right password: set \
+                 redis.sentinel_password (REDIS_SENTINEL_PASSWORD) to their requirepass",
+                list.join(",")
             )
         } else {
             format!(
@@ -82,9 +97,14 @@ async fn ask(
     host: &str,
     port: u16,
     master: &str,
+    password: Option<&str>,
     timeout: Duration,
 ) -> RedisResult<Option<(String, u16)>> {
-    let client = redis::Client::open(ConnectionAddr::Tcp(host.to_string(), port))?;
+    let mut info = ConnectionAddr::Tcp(host.to_string(), port).into_connection_info()?;
+    if let Some(p) = password {
+        info = info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p));
+    }
+    let client = redis::Client::open(info)?;
     let cfg = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout));

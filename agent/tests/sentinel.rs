@@ -207,3 +207,43 @@ async fn a_master_name_the_sentinels_do_not_know_stops_the_agent_naming_it() {
         "{log}"
     );
 }
+
+/// Sentinels with a password of their own: without `REDIS_SENTINEL_PASSWORD` the agent stops at
+/// start naming `redis.sentinel_password` (never the password); with it, it runs jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_with_a_password_are_asked_with_it() {
+    let set = SentinelSet::start_with_password("s3ntinel-pw");
+    let mut a = AgentProcess::start("pipelines: []\n", &env(&set, "sent-nopw".into()));
+    let code = a.wait_exit(Duration::from_secs(10));
+    assert!(code.is_some_and(|c| c != 0), "it stops: {code:?}");
+    let log = a.log();
+    assert!(log.contains("redis.sentinel_password"), "{log}");
+
+    let dir = std::env::temp_dir().join(format!("pa-sentinel-pw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let done_log = dir.join("done.log");
+    let yaml = format!(
+        r#"
+pipelines:
+  - id: pw
+    queue: pw
+    handler: ["bash", "-c", "read j; echo \"$j\" >> {log}"]
+"#,
+        log = done_log.display()
+    );
+    let mut with = env(&set, "sent-pw".into());
+    with.push(("REDIS_SENTINEL_PASSWORD", "s3ntinel-pw".into()));
+    let mut a = AgentProcess::start(&yaml, &with);
+    let mut c = conn(set.primary).await;
+    lpush(&mut c, "queue:pw", &["job-1".to_string()]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&done_log)
+        .unwrap_or_default()
+        .contains("job-1")
+    {
+        assert!(Instant::now() < deadline, "no job ran\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

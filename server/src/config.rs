@@ -64,6 +64,15 @@ pub struct ServeArgs {
     /// The name the sentinels monitor the primary under.
     #[arg(long, env = "REDIS_SENTINEL_MASTER", global = true)]
     pub redis_sentinel_master: Option<String>,
+    /// The sentinels' own password (their `requirepass`), when they ask for one; the primary's
+    /// is `REDIS_URL`'s.
+    #[arg(
+        long,
+        env = "REDIS_SENTINEL_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub redis_sentinel_password: Option<String>,
     /// Redis Cluster nodes to read the slot map from (`host:port,host:port`); `REDIS_URL` then
     /// gives only the password, database and TLS. On a Cluster the server watches (workers,
     /// agents, alerts, trends); the control plane, jobs and schedules answer that they do not
@@ -177,6 +186,8 @@ pub struct Config {
     pub sentinels: Option<SentinelSettings>,
     /// `REDIS_CLUSTER_NODES`, on a Redis Cluster.
     pub cluster: Option<Vec<crate::redis_target::Addr>>,
+    /// `REDIS_SENTINEL_PASSWORD`.
+    pub sentinel_password: Option<String>,
 }
 
 impl Config {
@@ -208,6 +219,7 @@ impl Config {
             trends: true,
             sentinels: None,
             cluster: None,
+            sentinel_password: None,
         }
     }
 
@@ -242,6 +254,10 @@ impl Config {
             trends: !args.no_trends,
             sentinels: sentinels(args)?,
             cluster: cluster_nodes(args)?,
+            sentinel_password: args
+                .redis_sentinel_password
+                .clone()
+                .filter(|p| !p.is_empty()),
             redis_url: defaults.redis_url,
             redis_ca: match &args.redis_ca_file {
                 None => None,
@@ -327,6 +343,7 @@ impl Config {
                 addrs: addrs.clone(),
                 master: master.clone(),
                 template: client,
+                password: self.sentinel_password.clone(),
             })),
             (None, Some(seeds)) => Target::Cluster(std::sync::Arc::new(ClusterNodes {
                 seeds: seeds.clone(),

@@ -78,7 +78,10 @@ async fn refuse_a_wrong_redis(
     }
     let client = match target.client(limit).await {
         Ok(c) => c,
-        Err(e) if e.to_string().contains("know no primary named") => {
+        Err(e)
+            if e.to_string().contains("know no primary named")
+                || e.to_string().contains("REDIS_SENTINEL_PASSWORD") =>
+        {
             anyhow::bail!("{e}")
         }
         Err(e) => {

@@ -35,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
                         addrs,
                         master,
                         template: client,
+                        password: cli.serve.redis_sentinel_password.clone(),
                     }),
                 ),
             };

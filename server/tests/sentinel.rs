@@ -215,3 +215,33 @@ async fn a_cluster_node_as_redis_url_stops_the_server_saying_so() {
         "{err:#}"
     );
 }
+
+/// Sentinels with a password of their own (`requirepass`): asked with `REDIS_SENTINEL_PASSWORD`
+/// the server reads the primary; without it, or with a wrong one, it stops at start naming the
+/// setting (and never the password).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_with_a_password_are_asked_with_it() {
+    let set = SentinelSet::start_with_password("s3ntinel-pw");
+    for given in [None, Some("wrong-pw")] {
+        let mut c = config(&set, "ao-test");
+        c.sentinel_password = given.map(str::to_string);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let options = leptos::config::LeptosOptions::builder()
+            .output_name("agent-office")
+            .build();
+        let err = server::run(c, options, listener, async {})
+            .await
+            .expect_err("refused");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("REDIS_SENTINEL_PASSWORD") && !text.contains("wrong-pw"),
+            "{given:?}: {text}"
+        );
+    }
+    let mut c = config(&set, "ao-test");
+    c.sentinel_password = Some("s3ntinel-pw".to_string());
+    let server = Server::start(c).await;
+    server
+        .wait_for("Redis read through the sentinels", |s| s.redis_ok)
+        .await;
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use redis::ConnectionAddr;
+use redis::{ConnectionAddr, IntoConnectionInfo};
 
 use super::with_addr;
 use crate::redis_conn::{with_timeout, RedisCallError};
@@ -13,6 +13,8 @@ pub struct Sentinels {
     pub addrs: Vec<(String, u16)>,
     pub master: String,
     pub template: redis::Client,
+    /// The sentinels' own password (`REDIS_SENTINEL_PASSWORD`), when they ask for one.
+    pub password: Option<String>,
 }
 
 /// `REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER`.
@@ -27,6 +29,11 @@ pub enum SentinelError {
         "the sentinels ({sentinels}) know no primary named {master:?} (REDIS_SENTINEL_MASTER)"
     )]
     UnknownMaster { sentinels: String, master: String },
+    #[error(
+        "the sentinels ({0}) refused to answer without the right password: set \
+         REDIS_SENTINEL_PASSWORD to the sentinels' requirepass"
+    )]
+    Password(String),
 }
 
 impl Sentinels {
@@ -35,12 +42,15 @@ impl Sentinels {
     }
 
     pub(super) async fn primary(&self, timeout: Duration) -> Result<redis::Client, RedisCallError> {
-        let mut answered = false;
+        let (mut answered, mut refused) = (false, false);
         for (host, port) in &self.addrs {
-            match ask(host, *port, &self.master, timeout).await {
+            match ask(host, *port, &self.master, self.password.as_deref(), timeout).await {
                 Ok(Some((h, p))) => return self.client_for(h, p).map_err(RedisCallError::Redis),
                 Ok(None) => answered = true,
-                Err(e) => tracing::debug!(sentinel = %format!("{host}:{port}"), "no answer: {e}"),
+                Err(e) => {
+                    refused |= is_refused_password(&e);
+                    tracing::debug!(sentinel = %format!("{host}:{port}"), "no answer: {e}")
+                }
             }
         }
         let e = if answered {
@@ -48,6 +58,8 @@ impl Sentinels {
                 sentinels: self.list(),
                 master: self.master.clone(),
             }
+        } else if refused {
+            SentinelError::Password(self.list())
         } else {
             SentinelError::NoneAnswered(self.list())
         };
@@ -69,9 +81,14 @@ async fn ask(
     host: &str,
     port: u16,
     master: &str,
+    password: Option<&str>,
     timeout: Duration,
 ) -> Result<Option<(String, u16)>, RedisCallError> {
-    let client = redis::Client::open(ConnectionAddr::Tcp(host.to_string(), port))?;
+    let mut info = ConnectionAddr::Tcp(host.to_string(), port).into_connection_info()?;
+    if let Some(p) = password {
+        info = info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p));
+    }
+    let client = redis::Client::open(info)?;
     let mut c = crate::redis_conn::connect(&client, timeout).await?;
     let addr: Option<(String, u16)> = with_timeout(
         timeout,
@@ -82,6 +99,18 @@ async fn ask(
     )
     .await?;
     Ok(addr)
+}
+
+/// A sentinel that wants a password it was not given (or refused the one it was).
+fn is_refused_password(e: &RedisCallError) -> bool {
+    let RedisCallError::Redis(e) = e else {
+        return false;
+    };
+    let text = e.to_string();
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || text.contains("NOAUTH")
+        || text.contains("WRONGPASS")
+        || text.contains("invalid password")
 }
 
 /// `host:port,host:port` (a port is required: a sentinel's is not Redis's 6379).
@@ -110,6 +139,7 @@ mod tests {
             addrs: vec![],
             master: "m".into(),
             template: redis::Client::open("redis://:sekret@ignored:1/3").unwrap(),
+            password: None,
         };
         let c = s.client_for("10.1.1.1".into(), 6380).unwrap();
         let info = c.get_connection_info();

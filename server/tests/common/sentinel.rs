@@ -13,10 +13,21 @@ pub struct SentinelSet {
     pub primary: u16,
     pub replica: u16,
     pub sentinels: Vec<u16>,
+    /// The sentinels' own password (`SENTINEL_PASSWORD`), if any.
+    password: Option<String>,
 }
 
 impl SentinelSet {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Sentinels that ask for `password` (their `requirepass`).
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_with(Some(password.to_string()))
+    }
+
+    fn start_with(password: Option<String>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "ao-sentinel-{}-{}",
             std::process::id(),
@@ -27,6 +38,7 @@ impl SentinelSet {
             primary: free_port(),
             replica: free_port(),
             sentinels: vec![free_port(), free_port(), free_port()],
+            password,
         };
         let out = set.script("start");
         assert!(out.contains("REDIS_SENTINELS=127.0.0.1:"), "{out}");
@@ -39,6 +51,10 @@ impl SentinelSet {
             ("REPLICA_PORT", self.replica.to_string()),
             ("SENTINEL_PORTS", port_list(&self.sentinels)),
             ("REDIS_SENTINEL_MASTER", "ao-test".to_string()),
+            (
+                "SENTINEL_PASSWORD",
+                self.password.clone().unwrap_or_default(),
+            ),
         ];
         run_script("redis-sentinel.sh", cmd, &self.dir, &env)
     }
