@@ -495,14 +495,7 @@ async fn a_node_that_is_no_cluster_node_stops_the_server_naming_it() {
     let one = common::Redis::start().await;
     let mut config = common::Server::fast_config(&one.url());
     config.cluster = Some(vec![("127.0.0.1".to_string(), one.port)]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let options = leptos::config::LeptosOptions::builder()
-        .output_name("agent-office")
-        .build();
-    let err = server::run(config, options, listener, async {})
-        .await
-        .expect_err("refused");
-    let text = format!("{err:#}");
+    let text = common::refused_at_start(config).await;
     assert!(
         text.contains(&format!("REDIS_CLUSTER_NODES 127.0.0.1:{}", one.port))
             && text.contains("not a node of a Redis Cluster"),

@@ -151,14 +151,7 @@ async fn the_server_follows_a_failover_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_name_the_sentinels_do_not_know_stops_the_server_naming_it() {
     let set = SentinelSet::start();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let options = leptos::config::LeptosOptions::builder()
-        .output_name("agent-office")
-        .build();
-    let err = server::run(config(&set, "no-such-master"), options, listener, async {})
-        .await
-        .expect_err("refused");
-    let text = format!("{err:#}");
+    let text = common::refused_at_start(config(&set, "no-such-master")).await;
     assert!(
         text.contains("no-such-master") && text.contains("REDIS_SENTINEL_MASTER"),
         "{text}"
@@ -199,20 +192,13 @@ async fn a_cluster_node_as_redis_url_stops_the_server_saying_so() {
         assert!(Instant::now() < deadline, "the cluster node did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let options = leptos::config::LeptosOptions::builder()
-        .output_name("agent-office")
-        .build();
-    let err = server::run(Server::fast_config(&url), options, listener, async {})
-        .await
-        .expect_err("refused");
+    let text = common::refused_at_start(Server::fast_config(&url)).await;
     let _ = node.kill();
     let _ = node.wait();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
-        format!("{err:#}").contains("Redis Cluster")
-            && format!("{err:#}").contains("REDIS_CLUSTER_NODES"),
-        "{err:#}"
+        text.contains("Redis Cluster") && text.contains("REDIS_CLUSTER_NODES"),
+        "{text}"
     );
 }
 
@@ -225,14 +211,7 @@ async fn sentinels_with_a_password_are_asked_with_it() {
     for given in [None, Some("wrong-pw")] {
         let mut c = config(&set, "ao-test");
         c.sentinel_password = given.map(str::to_string);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let options = leptos::config::LeptosOptions::builder()
-            .output_name("agent-office")
-            .build();
-        let err = server::run(c, options, listener, async {})
-            .await
-            .expect_err("refused");
-        let text = format!("{err:#}");
+        let text = common::refused_at_start(c).await;
         assert!(
             text.contains("REDIS_SENTINEL_PASSWORD") && !text.contains("wrong-pw"),
             "{given:?}: {text}"

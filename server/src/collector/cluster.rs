@@ -5,9 +5,8 @@
 //! slot migrating, a failover) re-sends only the commands it names, to the node it names, and
 //! the slot map is read again (`CLUSTER SLOTS`) before the next cycle.
 //!
-//! Not wired into the server yet: `REDIS_CLUSTER_NODES` is still refused at start, because the
-//! control plane, alerts, jobs, schedules and trends do not run on a Cluster yet.
-//! `server/tests/cluster.rs` drives it against a real three-primary Cluster.
+//! Used when the server runs with `REDIS_CLUSTER_NODES`; `server/tests/cluster.rs` drives it
+//! against a real three-primary Cluster.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -28,7 +28,7 @@ pub struct Discovery {
     config: Arc<super::CollectorConfig>,
     redis: crate::redis_target::Target,
     /// A connection to each Redis that holds keys (empty: made anew on the next pass).
-    conns: Vec<(crate::redis_target::Addr, MultiplexedConnection)>,
+    conns: Vec<MultiplexedConnection>,
     tx: watch::Sender<Arc<Discovered>>,
     metrics: Arc<Metrics>,
     /// Workers and processing lists by when discovery last saw their key. A consumer's list
@@ -109,7 +109,7 @@ impl Discovery {
         pacer.start().await;
         let (mut beats, mut lists) = (Vec::new(), Vec::new());
         let (mut full_b, mut full_l) = (false, false);
-        for (_, conn) in &mut self.conns {
+        for conn in &mut self.conns {
             let left = MAX_DISCOVERED - beats.len();
             let (found, full) = scan(conn, pacer, "worker:*:heartbeat", timeout, left).await?;
             beats.extend(found);

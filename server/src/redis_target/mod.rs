@@ -5,9 +5,10 @@
 //! which drop the connection — so a failover is followed without a restart (redis-rs's own
 //! `SentinelClient` does not follow `+switch-master`).
 //!
-//! A Cluster is read by the collector's worker reads (`collector::cluster`) and by discovery,
-//! which reach every primary; every other part still needs one Redis, so `REDIS_CLUSTER_NODES`
-//! is refused at start until they run on a Cluster too, and [`Target::connect`] says so.
+//! On a Cluster the collector (`collector::cluster`) and discovery reach every primary, and the
+//! parts whose keys share one hash tag (alerts, trends, the agents' reads) connect to that
+//! slot's primary ([`Target::connect_for`]); the parts that still need one Redis (control plane,
+//! jobs, schedules) are told so by [`Target::connect`].
 
 mod sentinel;
 mod slots;
@@ -78,23 +79,20 @@ impl Target {
         Ok(crate::redis_conn::connect(&client, timeout).await?)
     }
 
-    /// A connection to each Redis that holds keys, with its address: the one Redis, or every
-    /// primary of the Cluster (its slot map read now).
+    /// A connection to each Redis that holds keys: the one Redis, or every primary of the
+    /// Cluster (its slot map read now).
     pub async fn connect_each(
         &self,
         timeout: Duration,
-    ) -> Result<Vec<(Addr, redis::aio::MultiplexedConnection)>, ClusterError> {
+    ) -> Result<Vec<redis::aio::MultiplexedConnection>, ClusterError> {
         let Self::Cluster(nodes) = self else {
-            let conn = self.connect(timeout).await?;
-            return Ok(vec![((self.describe(), 0), conn)]);
+            return Ok(vec![self.connect(timeout).await?]);
         };
         let map = SlotMap::fetch(&nodes.seeds, &nodes.template, timeout).await?;
         let mut conns = Vec::with_capacity(map.primaries.len());
         for (host, port) in map.primaries {
-            let client =
-                with_addr(&nodes.template, host.clone(), port).map_err(RedisCallError::from)?;
-            let conn = crate::redis_conn::connect(&client, timeout).await?;
-            conns.push(((host, port), conn));
+            let client = with_addr(&nodes.template, host, port).map_err(RedisCallError::from)?;
+            conns.push(crate::redis_conn::connect(&client, timeout).await?);
         }
         Ok(conns)
     }

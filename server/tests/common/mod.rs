@@ -42,6 +42,19 @@ pub fn run_script(
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs the server with `config` as `main` does and expects it to refuse to start: its error,
+/// with every cause (`{:#}`).
+pub async fn refused_at_start(config: Config) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = leptos::config::LeptosOptions::builder()
+        .output_name("agent-office")
+        .build();
+    let err = server::run(config, options, listener, async {})
+        .await
+        .expect_err("refused at start");
+    format!("{err:#}")
+}
+
 /// Ports as a shell list: `"7010 7011 7012"`.
 pub fn port_list(ports: &[u16]) -> String {
     ports
