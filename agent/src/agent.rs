@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::redis_target::Conn;
 use chrono::Utc;
-use redis::aio::MultiplexedConnection;
 use shared::heartbeat::Heartbeat;
 use shared::keys;
 use shared::worker::{HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S};
@@ -33,7 +33,7 @@ pub struct Agent {
     pub started: Instant,
     redis: Target,
     /// The shared, non-blocking connection (beats, commands, health checks).
-    shared: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    shared: tokio::sync::Mutex<Option<Conn>>,
     /// `max_concurrent`: one permit per job in flight across all pipelines.
     pub permits: Arc<Semaphore>,
     /// `queue:paused` as last read.
@@ -92,7 +92,7 @@ impl Agent {
     }
 
     /// The shared connection, made again after a failure was reported with [`Self::lost`].
-    pub async fn redis(&self) -> redis::RedisResult<MultiplexedConnection> {
+    pub async fn redis(&self) -> redis::RedisResult<Conn> {
         let mut g = self.shared.lock().await;
         if let Some(c) = g.as_ref() {
             return Ok(c.clone());
@@ -215,5 +215,6 @@ async fn write_beats(agent: &Agent, beats: &[(String, String)]) -> redis::RedisR
             .arg(HEARTBEAT_TTL_S)
             .ignore();
     }
-    pipe.query_async(&mut c).await
+    // The heartbeat keys spread over every slot of a Cluster.
+    c.query(&pipe).await
 }

@@ -189,7 +189,8 @@ async fn update_config(
             base.insert(id.to_string(), p);
         }
     }
-    let wanted = new_set(&base, pipeline_id, config).map_err(|e| e.to_string())?;
+    let wanted = new_set(&base, pipeline_id, config, agent.config.on_cluster())
+        .map_err(|e| e.to_string())?;
     let mut changes = Vec::new();
     for (id, old) in &current {
         if wanted.get(id) != Some(old) {
@@ -232,6 +233,7 @@ pub fn new_set(
     current: &BTreeMap<String, PipelineConfig>,
     pipeline_id: Option<&str>,
     config: &Value,
+    on_cluster: bool,
 ) -> Result<BTreeMap<String, PipelineConfig>, ConfigError> {
     let bad = |field: &str, message: String| ConfigError::Field {
         field: field.into(),
@@ -276,7 +278,7 @@ pub fn new_set(
                 .map_err(|e| bad("config.pipelines", e.to_string()))?
         }
     };
-    validate_pipelines(&list)?;
+    validate_pipelines(&list, on_cluster)?;
     Ok(list.into_iter().map(|p| (p.id.clone(), p)).collect())
 }
 
@@ -299,6 +301,7 @@ mod tests {
             &current(),
             Some("image"),
             &json!({"concurrency": 4, "timeout": "5s"}),
+            false,
         )
         .unwrap();
         let p = &new["image"];
@@ -309,7 +312,9 @@ mod tests {
 
     #[test]
     fn a_bad_config_is_refused_whole() {
-        let e = |pid: Option<&str>, v: Value| new_set(&current(), pid, &v).unwrap_err().to_string();
+        let e = |pid: Option<&str>, v: Value| {
+            new_set(&current(), pid, &v, false).unwrap_err().to_string()
+        };
         assert!(e(Some("image"), json!({"concurrency": 0})).contains("concurrency"));
         assert!(e(Some("image"), json!({"colour": "red"})).contains("colour"));
         assert!(e(Some("image"), json!({"id": "other"})).contains("id"));
@@ -331,8 +336,22 @@ mod tests {
             &current(),
             None,
             &json!({"pipelines": [{"id": "video", "queue": "video-render", "handler": ["true"]}]}),
+            false,
         )
         .unwrap();
         assert_eq!(new.keys().collect::<Vec<_>>(), ["video"]);
+    }
+
+    #[test]
+    fn on_a_cluster_a_new_queue_needs_a_hash_tag() {
+        let set = |v: Value| new_set(&current(), None, &json!({ "pipelines": [v] }), true);
+        let e = set(json!({"id": "v", "queue": "video-render", "handler": ["true"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pipelines[0].queue") && e.contains("{video-render}"),
+            "{e}"
+        );
+        assert!(set(json!({"id": "v", "queue": "{video-render}", "handler": ["true"]})).is_ok());
     }
 }

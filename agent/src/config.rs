@@ -108,7 +108,8 @@ pub struct RedisSection {
     /// The sentinels' own password (their `requirepass`), when they ask for one; the
     /// primary's is `password`.
     pub sentinel_password: Option<String>,
-    /// Redis Cluster seed nodes: not supported by this version (refused at start).
+    /// Redis Cluster seed nodes (`host:port`, SPEC §12); `host` and `port` are then not used,
+    /// and every queue name must carry a hash tag.
     pub cluster_nodes: Vec<String>,
 }
 
@@ -363,11 +364,50 @@ fn queue_name(field: &str, q: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// Checks a set of pipelines: each one, and ids unique.
-pub fn validate_pipelines(pipelines: &[PipelineConfig]) -> Result<(), ConfigError> {
+/// On a Redis Cluster a queue's keys must share a hash slot (its moves are atomic scripts over
+/// several of them), so its name carries a hash tag (SPEC §12); the compensation queue of
+/// `on_failure`, pushed in the same step as the dead letter, must land in the same slot.
+fn fits_a_cluster(at: &str, p: &PipelineConfig) -> Result<(), ConfigError> {
+    if shared::slot::hash_tag(p.queue.as_bytes()).is_none() {
+        return Err(field_err(
+            format!("{at}.queue"),
+            format!(
+                "{:?} has no hash tag: on a Redis Cluster a queue name carries one, e.g. \
+                 \"{{{}}}\", so that its queue, processing and dead-letter keys share a slot \
+                 (SPEC §12)",
+                p.queue,
+                p.queue.replace(['{', '}'], "")
+            ),
+        ));
+    }
+    if let Some(q) = &p.on_failure {
+        if shared::slot::key_slot(q.as_bytes()) != shared::slot::key_slot(p.queue.as_bytes()) {
+            return Err(field_err(
+                format!("{at}.on_failure"),
+                format!(
+                    "{q:?} is in another hash slot than the queue {:?}: on a Redis Cluster \
+                     give it the queue's hash tag (e.g. \"{}-undo\")",
+                    p.queue, p.queue
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a set of pipelines: each one, ids unique, and on a Redis Cluster (`on_cluster`)
+/// queue names with hash tags.
+pub fn validate_pipelines(
+    pipelines: &[PipelineConfig],
+    on_cluster: bool,
+) -> Result<(), ConfigError> {
     let mut seen = BTreeMap::new();
     for (i, p) in pipelines.iter().enumerate() {
-        p.validate(&format!("pipelines[{i}]"))?;
+        let at = format!("pipelines[{i}]");
+        p.validate(&at)?;
+        if on_cluster {
+            fits_a_cluster(&at, p)?;
+        }
         if let Some(j) = seen.insert(p.id.as_str(), i) {
             return Err(field_err(
                 format!("pipelines[{i}].id"),
@@ -433,42 +473,48 @@ impl Config {
     }
 
     pub fn redis_url(&self) -> String {
+        self.redis_url_at(&self.redis.host, self.redis.port)
+    }
+
+    /// The URL of a Redis at `host:port` with the configured scheme and password.
+    fn redis_url_at(&self, host: &str, port: u16) -> String {
         let scheme = if self.redis.tls { "rediss" } else { "redis" };
         match &self.redis.password {
-            Some(pw) => format!(
-                "{scheme}://:{}@{}:{}",
-                url_escape(pw),
-                self.redis.host,
-                self.redis.port
-            ),
-            None => format!("{scheme}://{}:{}", self.redis.host, self.redis.port),
+            Some(pw) => format!("{scheme}://:{}@{host}:{port}", url_escape(pw)),
+            None => format!("{scheme}://{host}:{port}"),
         }
     }
 
     /// A client for the configured Redis: TLS with `redis.tls`, verified against
     /// `redis.ca_file` when given, else the system's roots.
     pub fn redis_client(&self) -> Result<redis::Client, ConfigError> {
-        let url = self.redis_url();
-        let client = match &self.redis.ca_file {
+        self.redis_client_at(&self.redis.host, self.redis.port)
+    }
+
+    fn redis_client_at(&self, host: &str, port: u16) -> Result<redis::Client, ConfigError> {
+        let url = self.redis_url_at(host, port);
+        let client = match self.ca_pem()? {
             None => redis::Client::open(url),
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    field_err(
-                        "redis.ca_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                redis::Client::build_with_tls(
-                    url,
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem),
-                    },
-                )
-            }
+            Some(pem) => redis::Client::build_with_tls(url, certificates(pem)),
         };
         // The error may quote the URL, password and all: say which setting instead.
-        client.map_err(|_| match &self.redis.ca_file {
+        client.map_err(|_| self.address_error())
+    }
+
+    fn ca_pem(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(path) = &self.redis.ca_file else {
+            return Ok(None);
+        };
+        std::fs::read(path).map(Some).map_err(|e| {
+            field_err(
+                "redis.ca_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })
+    }
+
+    fn address_error(&self) -> ConfigError {
+        match &self.redis.ca_file {
             Some(path) => field_err(
                 "redis.ca_file",
                 format!("{} holds no PEM certificate it can use", path.display()),
@@ -477,11 +523,44 @@ impl Config {
                 "redis",
                 "host, port and password do not make a Redis address",
             ),
-        })
+        }
+    }
+
+    /// The Cluster's client and one plain client per seed (for pub/sub, which a Cluster
+    /// carries to every node), when `redis.cluster_nodes` is set.
+    fn cluster(&self) -> Result<Option<crate::redis_target::Cluster>, ConfigError> {
+        let Some(seeds) = self.cluster_addrs()? else {
+            return Ok(None);
+        };
+        let urls: Vec<String> = seeds
+            .iter()
+            .map(|(h, p)| self.redis_url_at(h, *p))
+            .collect();
+        let mut builder = redis::cluster::ClusterClientBuilder::new(urls)
+            // Our own loops retry with backoff; the client's retries stay few.
+            .retries(2);
+        if let Some(pem) = self.ca_pem()? {
+            builder = builder.certs(certificates(pem));
+        }
+        let client = builder.build().map_err(|_| self.address_error())?;
+        let nodes = seeds
+            .iter()
+            .map(|(h, p)| self.redis_client_at(h, *p))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(crate::redis_target::Cluster {
+            client,
+            nodes,
+            seeds: seeds.iter().map(|(h, p)| format!("{h}:{p}")).collect(),
+        }))
     }
 
     /// Where Redis is: the configured address, or the primary the sentinels name.
     pub fn redis_target(&self) -> Result<crate::redis_target::Target, ConfigError> {
+        if let Some(cluster) = self.cluster()? {
+            return Ok(crate::redis_target::Target::Cluster(std::sync::Arc::new(
+                cluster,
+            )));
+        }
         let client = self.redis_client()?;
         Ok(match self.sentinel_addrs()? {
             None => crate::redis_target::Target::Direct(Box::new(client)),
@@ -519,7 +598,7 @@ impl Config {
         // The pipeline files of CONFIG_DIR beside the file's own; an id in both is refused.
         let files = load_pipeline_dir(&pipeline_dir(&config.config_dir))?;
         config.pipelines.extend(files);
-        validate_pipelines(&config.pipelines)?;
+        validate_pipelines(&config.pipelines, config.on_cluster())?;
         Ok(config)
     }
 
@@ -602,14 +681,32 @@ impl Config {
             }
         }
         self.sentinel_addrs()?;
-        if !self.redis.cluster_nodes.is_empty() {
+        if self.cluster_addrs()?.is_some() && !self.redis.sentinels.is_empty() {
             return Err(field_err(
                 "redis.cluster_nodes",
-                "Redis Cluster is not supported by this version yet (one Redis, or Sentinel with \
-                 redis.sentinels and redis.master)",
+                "a Redis Cluster is not watched by sentinels: give redis.cluster_nodes or \
+                 redis.sentinels, not both",
             ));
         }
-        validate_pipelines(&self.pipelines)
+        validate_pipelines(&self.pipelines, self.on_cluster())
+    }
+
+    /// Whether Redis is a Cluster (`redis.cluster_nodes`): queue names then need hash tags.
+    pub fn on_cluster(&self) -> bool {
+        !self.redis.cluster_nodes.is_empty()
+    }
+
+    /// `redis.cluster_nodes` as addresses; `None` without.
+    pub fn cluster_addrs(&self) -> Result<Option<Vec<(String, u16)>>, ConfigError> {
+        if self.redis.cluster_nodes.is_empty() {
+            return Ok(None);
+        }
+        self.redis
+            .cluster_nodes
+            .iter()
+            .map(|s| host_port("redis.cluster_nodes", s))
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
     /// `redis.sentinels` as addresses with `redis.master` (both or neither); `None` without.
@@ -621,14 +718,7 @@ impl Config {
                 let addrs = r
                     .sentinels
                     .iter()
-                    .map(|s| {
-                        s.rsplit_once(':')
-                            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
-                            .filter(|(h, _)| !h.is_empty())
-                            .ok_or_else(|| {
-                                field_err("redis.sentinels", format!("{s:?} is not host:port"))
-                            })
-                    })
+                    .map(|s| host_port("redis.sentinels", s))
                     .collect::<Result<_, _>>()?;
                 Ok(Some((addrs, m.trim().to_string())))
             }
@@ -716,6 +806,20 @@ fn comma_list(v: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+fn host_port(field: &str, s: &str) -> Result<(String, u16), ConfigError> {
+    s.rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| field_err(field, format!("{s:?} is not host:port")))
+}
+
+fn certificates(root: Vec<u8>) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(root),
+    }
 }
 
 /// `redis.sentinels` as addresses, with `redis.master`.
@@ -966,7 +1070,7 @@ pipelines:
     }
 
     #[test]
-    fn sentinels_come_with_a_master_name_and_cluster_is_refused() {
+    fn sentinels_come_with_a_master_name() {
         let file = parse("redis: { sentinels: [\"s1:26379\", \"s2:26380\"], master: mymaster }\n")
             .unwrap();
         let (addrs, master) = file.sentinel_addrs().unwrap().unwrap();
@@ -987,12 +1091,66 @@ pipelines:
         ]))
         .unwrap();
         assert_eq!(c.sentinel_addrs().unwrap().map(|s| s.0.len()), Some(2));
+    }
+
+    #[test]
+    fn on_a_cluster_queue_names_carry_hash_tags() {
+        // GOOD's queues have no tags: the first one is named, with the rule and an example.
         let e = parse(GOOD)
             .unwrap()
             .apply_env(env(&[("REDIS_CLUSTER_NODES", "a:7000")]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("Cluster"), "{e}");
+        assert!(e.contains("pipelines[0].queue"), "{e}");
+        assert!(
+            e.contains("hash tag") && e.contains("\"{image-render}\""),
+            "{e}"
+        );
+        let tagged = GOOD
+            .replace("queue: image-render", "queue: \"{image-render}\"")
+            .replace(
+                "on_failure: image-compensate",
+                "on_failure: \"{image-render}-undo\"",
+            );
+        let mut c = parse(&tagged).unwrap();
+        c.apply_env(env(&[("REDIS_CLUSTER_NODES", "a:7000, b:7001")]))
+            .unwrap();
+        assert_eq!(
+            c.cluster_addrs().unwrap().unwrap(),
+            vec![("a".to_string(), 7000), ("b".to_string(), 7001)]
+        );
+        assert!(matches!(
+            c.redis_target().unwrap(),
+            crate::redis_target::Target::Cluster(_)
+        ));
+        // The compensation queue is pushed in the dead-letter step: the same slot or refused.
+        let elsewhere = tagged.replace("\"{image-render}-undo\"", "image-compensate");
+        let e = parse(&elsewhere)
+            .unwrap()
+            .apply_env(env(&[("REDIS_CLUSTER_NODES", "a:7000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pipelines[0].on_failure") && e.contains("slot"),
+            "{e}"
+        );
+        let e = parse(&tagged)
+            .unwrap()
+            .apply_env(env(&[
+                ("REDIS_CLUSTER_NODES", "a:7000"),
+                ("REDIS_SENTINELS", "s:26379"),
+                ("REDIS_SENTINEL_MASTER", "m"),
+            ]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not both"), "{e}");
+        let e = parse("redis: { cluster_nodes: [\"a\"] }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("redis.cluster_nodes") && e.contains("host:port"),
+            "{e}"
+        );
     }
 
     #[test]

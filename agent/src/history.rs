@@ -14,8 +14,8 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::redis_target::Conn;
 use chrono::{DateTime, Utc};
-use redis::aio::MultiplexedConnection;
 use serde_json::json;
 use shared::jobs::record::{self, Outcome, ATTEMPTS_KEPT, ITEM_CAP, REASON_CAP};
 use shared::jobs::{keys, Item, JobStatus};
@@ -128,7 +128,7 @@ return 1
 });
 
 /// Loads the history's scripts (see [`crate::queue::load_scripts`]).
-pub async fn load_scripts(conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+pub async fn load_scripts(conn: &mut Conn) -> redis::RedisResult<()> {
     START.load_async(conn).await?;
     SET.load_async(conn).await?;
     Ok(())
@@ -162,7 +162,7 @@ impl Job<'_> {
 
 /// Writes the record of a job that starts an attempt; returns the attempt number.
 pub async fn start(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     job: &Job<'_>,
     agent: &str,
     started: DateTime<Utc>,
@@ -187,8 +187,10 @@ pub async fn start(
             .arg(keys::record("")),
     );
     event(&mut p, &JobStatus::Running, job, agent, None);
-    let (n,): (u32,) = p.query_async(conn).await?;
-    Ok(n)
+    // The script's answer comes first (on a Cluster the event's reply follows it).
+    let replies: Vec<redis::Value> = conn.query(&p).await?;
+    let first = replies.into_iter().next().unwrap_or(redis::Value::Nil);
+    Ok(redis::FromRedisValue::from_redis_value(first)?)
 }
 
 /// How a job's status changes: everything [`end_into`] writes.
@@ -343,11 +345,7 @@ fn event(
 
 /// Publishes what a running handler wrote since the last call, in chunks of at most
 /// [`keys::LOG_CHUNK`] bytes, to the job's capped live-log stream. Returns whether it wrote.
-pub async fn flush_live(
-    conn: &mut MultiplexedConnection,
-    id: &str,
-    live: &Live,
-) -> redis::RedisResult<bool> {
+pub async fn flush_live(conn: &mut Conn, id: &str, live: &Live) -> redis::RedisResult<bool> {
     let pending = live.take();
     if pending.is_empty() {
         return Ok(false);

@@ -39,7 +39,7 @@ pub async fn run(
     let ledger = state::Ledger::open(&config.config_dir)?;
     let listen = config.api.listen;
     let pipelines = config.pipelines.clone();
-    refuse_an_unverified_certificate(&config).await?;
+    refuse_a_wrong_redis(&config).await?;
     let agent = agent::Agent::new(id, config)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -84,12 +84,16 @@ pub async fn run(
     Ok(())
 }
 
-/// With `redis.tls`, a server certificate that does not verify is a setting to fix: the agent
-/// refuses to start, saying so. Redis merely not up yet is waited out as always.
-async fn refuse_an_unverified_certificate(config: &Config) -> anyhow::Result<()> {
+/// Settings that cannot work stop the agent at start, saying which one: a server certificate
+/// that does not verify, a master name the sentinels do not know, a seed of
+/// `redis.cluster_nodes` that is no Cluster node, a Cluster node given as `redis.host`. Redis
+/// merely not up yet is waited out as always.
+async fn refuse_a_wrong_redis(config: &Config) -> anyhow::Result<()> {
+    const WAIT: Duration = Duration::from_secs(3);
+    let target = config.redis_target()?;
     if config.redis.master.is_some() {
         // Sentinel: a master name the sentinels do not know is a setting to fix.
-        match config.redis_target()?.client(Duration::from_secs(3)).await {
+        match target.client(WAIT).await {
             Err(e)
                 if e.to_string().contains("know no primary named")
                     || e.to_string().contains("redis.sentinel_password") =>
@@ -100,29 +104,44 @@ async fn refuse_an_unverified_certificate(config: &Config) -> anyhow::Result<()>
             Ok(_) => {}
         }
     }
-    if !config.redis.tls {
-        return Ok(());
-    }
-    let client = config.redis_client()?;
-    let cfg = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(3)))
-        .set_response_timeout(Some(Duration::from_secs(3)));
-    match client
-        .get_multiplexed_async_connection_with_config(&cfg)
-        .await
-    {
+    let (cluster, sentinel) = (config.on_cluster(), config.redis.master.is_some());
+    let place = if cluster {
+        format!(
+            "redis.cluster_nodes ({})",
+            config.redis.cluster_nodes.join(",")
+        )
+    } else {
+        format!("redis {}:{}", config.redis.host, config.redis.port)
+    };
+    let mut conn = match target.connect(WAIT).await {
+        Ok(c) => c,
         Err(e) if e.to_string().to_lowercase().contains("certificate") => anyhow::bail!(
-            "redis {}:{}: the Redis server's TLS certificate did not verify ({e}); set \
-             redis.ca_file (REDIS_CA_FILE) to the PEM of the CA that signed it",
-            config.redis.host,
-            config.redis.port
+            "{place}: the Redis server's TLS certificate did not verify ({e}); set \
+             redis.ca_file (REDIS_CA_FILE) to the PEM of the CA that signed it"
+        ),
+        Err(e) if cluster && e.to_string().contains("cluster support disabled") => anyhow::bail!(
+            "{place}: a seed is a Redis without cluster mode ({e}); give the Cluster's nodes, \
+             or redis.host and redis.port for one Redis"
         ),
         Err(e) => {
-            tracing::warn!("Redis is not reachable yet: {e}");
-            Ok(())
+            tracing::warn!("Redis is not reachable yet ({place}): {e}");
+            return Ok(());
         }
-        Ok(_) => Ok(()),
+    };
+    if !cluster && !sentinel {
+        let info: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        if info.contains("cluster_enabled:1") {
+            anyhow::bail!(
+                "{place} is a Redis Cluster node: set redis.cluster_nodes \
+                 (REDIS_CLUSTER_NODES) to the Cluster's nodes instead"
+            );
+        }
     }
+    Ok(())
 }
 
 async fn all_finished(agent: &agent::Agent, limit: Duration) -> bool {

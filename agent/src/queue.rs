@@ -12,7 +12,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use crate::redis_target::Conn;
 use shared::keys;
 
 /// The keys of one queue as this agent consumes it.
@@ -113,7 +113,7 @@ pub enum End {
 
 /// Loads the scripts that travel inside pipelines (a pipeline cannot fall back from EVALSHA
 /// to EVAL by itself): done on every new connection, so a restarted Redis has them again.
-pub async fn load_scripts(conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+pub async fn load_scripts(conn: &mut Conn) -> redis::RedisResult<()> {
     MOVE_ONE.load_async(conn).await?;
     crate::history::load_scripts(conn).await
 }
@@ -134,7 +134,7 @@ pub fn move_one_into(p: &mut redis::Pipeline, from: &str, to: &str, job: &[u8], 
 
 /// Moves one job between two lists of the same queue (one slot when its name has a tag).
 pub async fn move_one(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     from: &str,
     to: &str,
     job: &[u8],
@@ -153,7 +153,7 @@ pub async fn move_one(
 /// Takes the next job into our processing list, waiting up to `wait` (BLMOVE). The
 /// connection must be this slot's own: a blocking call holds it.
 pub async fn take(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     k: &QueueKeys,
     wait: Duration,
 ) -> redis::RedisResult<Option<Vec<u8>>> {
@@ -182,7 +182,7 @@ pub fn ack_into(p: &mut redis::Pipeline, k: &QueueKeys, job: &[u8]) {
 }
 
 pub async fn fail(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     k: &QueueKeys,
     job: &[u8],
     max_retries: u32,
@@ -209,19 +209,12 @@ pub async fn fail(
 }
 
 /// Puts a job we took but will not run (paused, shutting down) back at the front.
-pub async fn give_back(
-    conn: &mut MultiplexedConnection,
-    k: &QueueKeys,
-    job: &[u8],
-) -> redis::RedisResult<bool> {
+pub async fn give_back(conn: &mut Conn, k: &QueueKeys, job: &[u8]) -> redis::RedisResult<bool> {
     move_one(conn, &k.processing, &k.queue, job, End::Front).await
 }
 
 /// The jobs a previous run of this agent left in its processing list, oldest first.
-pub async fn leftovers(
-    conn: &mut MultiplexedConnection,
-    k: &QueueKeys,
-) -> redis::RedisResult<Vec<Vec<u8>>> {
+pub async fn leftovers(conn: &mut Conn, k: &QueueKeys) -> redis::RedisResult<Vec<Vec<u8>>> {
     let mut jobs: Vec<Vec<u8>> = redis::cmd("LRANGE")
         .arg(&k.processing)
         .arg(0)

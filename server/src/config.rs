@@ -345,10 +345,10 @@ impl Config {
                 template: client,
                 password: self.sentinel_password.clone(),
             })),
-            (None, Some(seeds)) => Target::Cluster(std::sync::Arc::new(ClusterNodes {
-                seeds: seeds.clone(),
-                template: client,
-            })),
+            (None, Some(seeds)) => Target::Cluster(std::sync::Arc::new(
+                ClusterNodes::new(seeds.clone(), client, self.redis_ca.as_deref())
+                    .map_err(|_| anyhow::anyhow!("REDIS_CLUSTER_NODES: the nodes and REDIS_URL's password and TLS do not make a Redis Cluster client"))?,
+            )),
             (None, None) => Target::from(client),
         })
     }

@@ -4,21 +4,23 @@
 //! from `queue:<q>` to `processing:queue:<q>:demo` and on to done or `dead_letter:queue:<q>`,
 //! `queue:paused` with a TTL — and walks every state once per period: idle and busy, paused
 //! while the watcher trades, a worker that stops beating (its key expires) and comes back, and
-//! dead letters that pile up and are cleared.
+//! dead letters that pile up and are cleared. The workers and their queues are the server's
+//! registry (on a Redis Cluster, `scripts/run.sh` registers the render queues with hash tags,
+//! `{image-render}`, so each queue's lists share a slot).
 
 use std::future::Future;
 use std::time::Duration;
 
 use chrono::Utc;
 use rand::Rng;
-use redis::aio::MultiplexedConnection;
 use shared::heartbeat::{Heartbeat, WorkerKind};
 use shared::keys;
 use shared::time::format_ts;
 use shared::worker::HEARTBEAT_TTL_S;
 
 use crate::redis_conn::RedisCallError;
-use shared::registry::default_fleet;
+use crate::redis_target::Conn;
+use shared::registry::WorkerSpec;
 
 /// A heartbeat is written at least this often, and at once when the state changes.
 const BEAT_EVERY_S: u64 = 5;
@@ -52,6 +54,8 @@ pub fn scene(t: Duration, period: Duration) -> Scene {
 
 struct DemoWorker {
     name: String,
+    /// `<q>` of `queue:<q>` (render workers).
+    queue: String,
     kind: WorkerKind,
     jobs_done: u64,
     jobs_failed: u64,
@@ -70,6 +74,7 @@ struct DemoWorker {
 /// workers left out still get jobs, for real agents to take.
 pub async fn run(
     redis: crate::redis_target::Target,
+    fleet: &[WorkerSpec],
     period: Duration,
     simulate: Option<&[String]>,
     shutdown: impl Future<Output = ()>,
@@ -78,9 +83,11 @@ pub async fn run(
         period >= Duration::from_secs(60),
         "the demo period must be at least 60s"
     );
-    let mut workers: Vec<DemoWorker> = default_fleet()
-        .into_iter()
+    let mut workers: Vec<DemoWorker> = fleet
+        .iter()
+        .cloned()
         .map(|spec| DemoWorker {
+            queue: spec.queue.unwrap_or_else(|| spec.name.clone()),
             kind: spec.kind,
             jobs_done: 0,
             jobs_failed: 0,
@@ -96,7 +103,7 @@ pub async fn run(
         .collect();
     tracing::info!(period = ?period, "demo fleet writing to Redis");
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut conn: Option<MultiplexedConnection> = None;
+    let mut conn: Option<Conn> = None;
     let mut second: u64 = 0;
     tokio::pin!(shutdown);
     loop {
@@ -105,7 +112,7 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         if conn.is_none() {
-            match redis.connect(Duration::from_secs(2)).await {
+            match redis.connect_any(Duration::from_secs(2)).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "demo: Redis unreachable, retrying");
@@ -125,7 +132,7 @@ pub async fn run(
 
 /// One second of the fleet's life.
 async fn step(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     workers: &mut [DemoWorker],
     second: u64,
     period: Duration,
@@ -136,7 +143,9 @@ async fn step(
     let mut writes = redis::pipe();
     if second.is_multiple_of(period_s) && workers.iter().any(|w| w.simulated && w.name == FAILING) {
         // A new pass: the failed jobs were dealt with.
-        writes.del(keys::dead_letter(FAILING)).ignore();
+        if let Some(w) = workers.iter().find(|w| w.name == FAILING) {
+            writes.del(keys::dead_letter(&w.queue)).ignore();
+        }
     }
     if now.trading {
         writes
@@ -193,18 +202,19 @@ async fn step(
             w.last_state = state.to_string();
         }
     }
-    crate::redis_conn::with_timeout(Duration::from_secs(2), writes.query_async::<()>(conn)).await
+    // Heartbeats and queues spread over the slots of a Cluster: `query` sends each its share.
+    crate::redis_conn::with_timeout(Duration::from_secs(2), conn.query::<()>(&writes)).await
 }
 
 /// A render worker's second: finish or continue its job, take the next one, maybe get new work.
 async fn render_step(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     w: &mut DemoWorker,
     now: &Scene,
     rng: &mut impl Rng,
     writes: &mut redis::Pipeline,
 ) -> Result<&'static str, RedisCallError> {
-    let q = w.name.clone();
+    let q = w.queue.clone();
     let processing = keys::processing(&q, "demo");
     if let Some((job, left)) = w.in_flight.take() {
         if left > 1 {
@@ -241,19 +251,19 @@ async fn render_step(
 
 /// New work arrives at a render worker's queue now and then.
 fn produce(w: &mut DemoWorker, now: &Scene, rng: &mut impl Rng, writes: &mut redis::Pipeline) {
-    let q = &w.name;
-    let rate = arrival_rate(q, now);
+    let rate = arrival_rate(&w.name, now);
     let arrivals = rate.floor() as u32 + u32::from(rng.random_bool(rate.fract()));
     for _ in 0..arrivals {
         w.job_seq += 1;
         let job = format!(
-            r#"{{"id":"{q}-{}","payload":"frame {} of scene {}","submitted_at":"{}"}}"#,
+            r#"{{"id":"{}-{}","payload":"frame {} of scene {}","submitted_at":"{}"}}"#,
+            w.name,
             w.job_seq,
             w.job_seq % 1000,
             rng.random_range(1..=12),
             format_ts(Utc::now())
         );
-        writes.lpush(keys::queue(q), job).ignore();
+        writes.lpush(keys::queue(&w.queue), job).ignore();
     }
 }
 

@@ -150,9 +150,9 @@ async fn refuse_a_wrong_cluster(
              is off there): give the Cluster's nodes, or one Redis as REDIS_URL"
         );
     }
-    tracing::warn!(
-        "on a Redis Cluster the server watches (workers, agents, alerts, trends); the control \
-         plane, jobs and schedules do not run on a Cluster yet and answer so"
+    tracing::info!(
+        "on a Redis Cluster: the queue actions, job retries and schedules move jobs only for \
+         queue names with a hash tag (`{{image-render}}`), whose keys share a slot (SPEC §12)"
     );
     Ok(())
 }
@@ -198,22 +198,15 @@ fn start_tasks(
         nodes: nodes.clone(),
     };
     control.announce();
-    // On a Redis Cluster the control plane, jobs and schedules do not run yet (their calls
-    // answer so, see `Target::connect`): their background tasks are not started.
-    let whole = !matches!(client, redis_target::Target::Cluster(_));
-    if whole {
-        tasks.spawn(control::inbox::run(
-            control.clone(),
-            client.clone(),
-            stop.clone(),
-        ));
-    }
+    tasks.spawn(control::inbox::run(
+        control.clone(),
+        client.clone(),
+        stop.clone(),
+    ));
     let schedules = schedules::Schedules {
         store: control::Store::new(client.clone(), config.redis_timeout),
     };
-    if whole {
-        tasks.spawn(schedules::fire::run(schedules.store.clone(), stop.clone()));
-    }
+    tasks.spawn(schedules::fire::run(schedules.store.clone(), stop.clone()));
     let trends = trends::Trends::new(
         control::Store::in_slot_of(client.clone(), trends::store::LEASE, config.redis_timeout),
         nodes.clone(),
@@ -224,18 +217,16 @@ fn start_tasks(
         tracing::warn!("trends are off (NO_TRENDS): no series are kept");
     }
     let jobs = jobs::Jobs::new(control::Store::new(client.clone(), config.redis_timeout));
-    if whole {
-        tasks.spawn(jobs::index::run(
-            jobs.store.clone(),
-            jobs.index.clone(),
-            stop.clone(),
-        ));
-        tasks.spawn(jobs::events::relay_jobs(
-            client.clone(),
-            jobs.events.clone(),
-            stop.clone(),
-        ));
-    }
+    tasks.spawn(jobs::index::run(
+        jobs.store.clone(),
+        jobs.index.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(jobs::events::relay_jobs(
+        client.clone(),
+        jobs.events.clone(),
+        stop.clone(),
+    ));
     tasks.spawn(jobs::events::watch_agents(
         control.agents.clone(),
         jobs.events.clone(),
@@ -326,58 +317,11 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             count_requests,
         ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            not_on_a_cluster,
-        ))
         .layer(middleware::from_fn(remember_language))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
         .with_state(state)
-}
-
-/// What does not run on a Redis Cluster yet: the control plane, jobs and schedules, their pages
-/// and endpoints.
-const NOT_ON_A_CLUSTER: [&str; 11] = [
-    "/api/agents",
-    "/api/audit",
-    "/api/commands",
-    "/api/control",
-    "/api/events",
-    "/api/jobs",
-    "/api/queues",
-    "/api/schedules",
-    "/agents",
-    "/jobs",
-    "/schedules",
-];
-
-/// On a Redis Cluster, [`NOT_ON_A_CLUSTER`] answers 503 saying so (JSON for the API, a short
-/// page in both languages for the pages) instead of an empty list that looks like no data.
-async fn not_on_a_cluster(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let off = state.control.store.on_cluster()
-        && NOT_ON_A_CLUSTER
-            .iter()
-            .any(|p| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')));
-    if !off {
-        return next.run(req).await;
-    }
-    let why = "the control plane, jobs and schedules do not run on a Redis Cluster yet (issue \
-               #24); workers, agents, alerts and trends do";
-    let status = axum::http::StatusCode::SERVICE_UNAVAILABLE;
-    if path.starts_with("/api/") {
-        return (status, axum::Json(serde_json::json!({ "error": why }))).into_response();
-    }
-    let page = format!(
-        "<!doctype html><meta charset=utf-8><title>Agent Office</title>\
-         <p>제어 평면, 작업, 예약은 아직 Redis Cluster에서 동작하지 않습니다. \
-         작업자, 에이전트, 알림, 추세는 동작합니다.</p><p>{}.</p>\
-         <p><a href=\"/infra\">/infra</a></p>",
-        why[..1].to_uppercase() + &why[1..]
-    );
-    (status, axum::response::Html(page)).into_response()
 }
 
 /// The control plane as the pages see it during SSR: agents from memory, the ledger and the

@@ -15,32 +15,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Demo(demo)) => {
-            let ca =
-                match &cli.serve.redis_ca_file {
-                    Some(p) => Some(std::fs::read(p).with_context(|| {
-                        format!("REDIS_CA_FILE {}: cannot read it", p.display())
-                    })?),
-                    None => None,
-                };
-            anyhow::ensure!(
-                cli.serve.redis_cluster_nodes.is_none(),
-                "REDIS_CLUSTER_NODES: the demo fleet does not run on a Redis Cluster (it writes \
-                 the contract keys of one Redis); run it against one Redis"
-            );
-            let client = server::config::redis_client(&cli.serve.redis_url, ca.as_deref())?;
-            let redis = match server::config::sentinels(&cli.serve)? {
-                None => server::redis_target::Target::from(client),
-                Some((addrs, master)) => server::redis_target::Target::Sentinel(
-                    std::sync::Arc::new(server::redis_target::Sentinels {
-                        addrs,
-                        master,
-                        template: client,
-                        password: cli.serve.redis_sentinel_password.clone(),
-                    }),
-                ),
-            };
+            // The server's own settings: the same Redis (one, Sentinel or Cluster) and the
+            // same worker registry, whose queues the demo fills.
+            let config = Config::from_args(&cli.serve)?;
             server::demo::run(
-                redis,
+                config.redis_target()?,
+                &config.workers,
                 demo.period,
                 demo.simulate.as_deref(),
                 server::shutdown_signal(),

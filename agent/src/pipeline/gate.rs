@@ -3,8 +3,8 @@
 //! The decision is a pure function of the item, the time and the dependencies' statuses; the
 //! statuses are read in one pipelined round trip.
 
+use crate::redis_target::Conn;
 use chrono::{DateTime, Utc};
-use redis::aio::MultiplexedConnection;
 use shared::jobs::{keys, Item, JobStatus};
 use shared::time::format_ts;
 
@@ -51,7 +51,7 @@ pub fn by_dependencies(depends_on: &[String], statuses: &[Option<JobStatus>]) ->
 }
 
 /// The whole gate for a job: pure checks first, then the dependencies read from Redis.
-pub async fn check(conn: &mut MultiplexedConnection, item: &Item<'_>) -> redis::RedisResult<Gate> {
+pub async fn check(conn: &mut Conn, item: &Item<'_>) -> redis::RedisResult<Gate> {
     if let Some(g) = before_reading(item, Utc::now()) {
         return Ok(g);
     }
@@ -64,7 +64,7 @@ pub async fn check(conn: &mut MultiplexedConnection, item: &Item<'_>) -> redis::
 
 /// The statuses of some jobs, one round trip.
 pub async fn statuses(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     ids: &[String],
 ) -> redis::RedisResult<Vec<Option<JobStatus>>> {
     if ids.is_empty() {

@@ -19,9 +19,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::redis_target::Conn;
 use chrono::{DateTime, Utc};
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use serde::Serialize;
 use shared::control::PipelineStatus;
 use shared::worker::WorkerState;
@@ -86,19 +85,8 @@ impl Host {
     }
 
     /// A connection of its own for one slot (BLMOVE blocks the connection it runs on).
-    pub async fn slot_connection(
-        &self,
-        timeout: Duration,
-    ) -> redis::RedisResult<MultiplexedConnection> {
-        let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
-        let mut c = self
-            .redis
-            .client(timeout)
-            .await?
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await?;
+    pub async fn slot_connection(&self, timeout: Duration) -> redis::RedisResult<Conn> {
+        let mut c = self.redis.connect(timeout).await?;
         crate::queue::load_scripts(&mut c).await?;
         Ok(c)
     }
@@ -362,10 +350,10 @@ fn count_failure(host: &Host, p: &Pipeline, f: Failed) {
 /// A slot's own connection, made on first use and again after any error (a connection that
 /// failed once is not trusted: Redis may have restarted under it).
 #[derive(Default)]
-struct SlotConn(Option<MultiplexedConnection>);
+struct SlotConn(Option<Conn>);
 
 impl SlotConn {
-    async fn get(&mut self, host: &Host) -> redis::RedisResult<&mut MultiplexedConnection> {
+    async fn get(&mut self, host: &Host) -> redis::RedisResult<&mut Conn> {
         if self.0.is_none() {
             self.0 = Some(host.slot_connection(SLOT_TIMEOUT).await?);
         }

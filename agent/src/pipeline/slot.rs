@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::redis_target::Conn;
 use chrono::Utc;
-use redis::aio::MultiplexedConnection;
 use shared::jobs::record::Outcome as Ended;
 use shared::jobs::{read_item, JobStatus};
 use shared::time::format_ts;
@@ -234,7 +234,7 @@ async fn work(host: &Host, p: &Pipeline, conn: &mut SlotConn, job: &Job<'_>, att
 
 /// Publishes the handler's output as it comes, for as long as it runs.
 async fn publish_live(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     id: &str,
     live: &Live,
     wrote: &AtomicBool,
@@ -407,7 +407,7 @@ async fn send(
             Ok(c) => {
                 let mut pipe = redis::pipe();
                 build(&mut pipe);
-                pipe.query_async::<()>(c).await
+                c.query::<()>(&pipe).await
             }
         };
         match r {

@@ -114,7 +114,7 @@ async fn recover(host: &Host, p: &Pipeline) {
 async fn recovered_history(
     host: &Host,
     p: &Pipeline,
-    c: &mut redis::aio::MultiplexedConnection,
+    c: &mut crate::redis_target::Conn,
     item: &[u8],
     outcome: queue::Failed,
 ) -> redis::RedisResult<()> {
@@ -146,5 +146,5 @@ async fn recovered_history(
     };
     let mut pipe = redis::pipe();
     history::end_into(&mut pipe, &job, &change, &p.config.history);
-    pipe.query_async(c).await
+    c.query(&pipe).await
 }

@@ -33,7 +33,7 @@ pub async fn run(ctl: Control, redis: crate::redis_target::Target, stop: Cancell
         }
         let step = async {
             if conn.is_none() {
-                let mut c = redis.connect(ctl.store.timeout).await?;
+                let mut c = redis.connect_for(keys::INBOX, ctl.store.timeout).await?;
                 // redis-rs gives up on a reply after 500 ms by default; a blocking read waits longer.
                 c.set_response_timeout(ctl.store.timeout + BLOCK + Duration::from_secs(1));
                 create_group(&c, ctl.store.timeout).await?;

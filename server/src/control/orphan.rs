@@ -43,7 +43,8 @@ pub async fn owner_alive(ctl: &Control, owner: &str) -> Result<Option<String>, A
         .run(|mut c| async move {
             let mut pipe = redis::pipe();
             pipe.cmd("GET").arg(worker_key).cmd("GET").arg(agent_key);
-            pipe.query_async(&mut c).await
+            // The two keys are in different slots of a Cluster.
+            c.query(&pipe).await
         })
         .await?;
     if agent.is_some() {

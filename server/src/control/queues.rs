@@ -39,6 +39,19 @@ return n
     )
 });
 
+/// On a Redis Cluster, why jobs cannot move between `q`'s lists in one step (its name has no
+/// hash tag, so its queue, dead-letter and processing keys fall in different slots); `None`
+/// when they can.
+pub fn cannot_move(store: &Store, q: &str) -> Option<String> {
+    (store.on_cluster() && shared::slot::hash_tag(q.as_bytes()).is_none()).then(|| {
+        format!(
+            "on a Redis Cluster the lists of queue {q:?} are in different hash slots, so no job \
+             can move between them in one step: name the queue with a hash tag (\"{{{q}}}\") \
+             (SPEC §12); nothing was moved"
+        )
+    })
+}
+
 /// Jobs moved, and what is still in the source list.
 pub struct Moved {
     pub moved: u64,

@@ -1,16 +1,16 @@
 //! The control plane's Redis connection: one multiplexed connection shared by every request,
-//! opened on first use and reopened after a failure. Every call has the Redis deadline.
+//! opened on first use and reopened after a failure. Every call has the Redis deadline. On a
+//! Redis Cluster it is a cluster connection that routes each call by its key's slot.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::Value;
 use tokio::sync::Mutex;
 
 use crate::redis_conn::{with_timeout, RedisCallError};
-use crate::redis_target::{is_broken, Target};
+use crate::redis_target::{is_broken, Conn, Target};
 
 #[derive(Clone)]
 pub struct Store {
@@ -18,7 +18,7 @@ pub struct Store {
     /// A key of the one hash slot every call of this store uses (`{trends}`'s): on a Redis
     /// Cluster the store connects to that slot's primary. `None`: one Redis only.
     slot_of: Option<&'static str>,
-    conn: Arc<Mutex<Option<MultiplexedConnection>>>,
+    conn: Arc<Mutex<Option<Conn>>>,
     pub timeout: Duration,
 }
 
@@ -46,14 +46,14 @@ impl Store {
         }
     }
 
-    async fn conn(&self) -> Result<MultiplexedConnection, RedisCallError> {
+    async fn conn(&self) -> Result<Conn, RedisCallError> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
         let c = match self.slot_of {
-            Some(key) => self.redis.connect_for(key, self.timeout).await?,
-            None => self.redis.connect(self.timeout).await?,
+            Some(key) => Conn::One(self.redis.connect_for(key, self.timeout).await?),
+            None => self.redis.connect_any(self.timeout).await?,
         };
         *slot = Some(c.clone());
         Ok(c)
@@ -63,7 +63,7 @@ impl Store {
     /// dropped so the next call opens a fresh one.
     pub async fn run<T, F, Fut>(&self, call: F) -> Result<T, RedisCallError>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let conn = self.conn().await?;

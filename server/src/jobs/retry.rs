@@ -64,6 +64,9 @@ pub async fn retry(store: &Store, id: &str) -> Result<u64, ApiError> {
         .ok_or_else(|| {
             ApiError::Conflict(format!("job {id} names no queue it could go back to"))
         })?;
+    if let Some(why) = crate::control::queues::cannot_move(store, &queue) {
+        return Err(ApiError::Conflict(why));
+    }
     let cut = f.get(field::ITEM_CUT).is_some_and(|v| v == b"1");
     let item = match (f.get(field::ITEM), cut) {
         (Some(item), false) => item.clone(),

@@ -5,10 +5,11 @@
 //! which drop the connection — so a failover is followed without a restart (redis-rs's own
 //! `SentinelClient` does not follow `+switch-master`).
 //!
-//! On a Cluster the collector (`collector::cluster`) and discovery reach every primary, and the
-//! parts whose keys share one hash tag (alerts, trends, the agents' reads) connect to that
-//! slot's primary ([`Target::connect_for`]); the parts that still need one Redis (control plane,
-//! jobs, schedules) are told so by [`Target::connect`].
+//! On a Cluster the collector (`collector::cluster`) and discovery reach every primary, the
+//! parts whose keys share one hash tag (alerts, trends, the agents' reads, the inbox's blocking
+//! read) connect to that slot's primary ([`Target::connect_for`]), and the acting half
+//! (control plane, jobs, schedules, the demo) takes a cluster connection that routes each call
+//! by its key ([`Target::connect_any`], `redis_link::Conn`).
 
 mod sentinel;
 mod slots;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use redis::ConnectionAddr;
 
 use crate::redis_conn::RedisCallError;
+pub use redis_link::Conn;
 pub use sentinel::{parse_sentinels, SentinelError, SentinelSettings, Sentinels};
 pub use slots::{Addr, ClusterError, SlotMap};
 
@@ -29,11 +31,60 @@ pub enum Target {
     Cluster(Arc<ClusterNodes>),
 }
 
-/// `REDIS_CLUSTER_NODES` (any of them answers for the whole Cluster) and the client of
-/// `REDIS_URL` whose password, database and TLS every node's connection takes.
+/// `REDIS_CLUSTER_NODES` (any of them answers for the whole Cluster), the client of
+/// `REDIS_URL` whose password, database and TLS every node's connection takes, and
+/// redis-rs's cluster client made of both.
 pub struct ClusterNodes {
     pub seeds: Vec<Addr>,
     pub template: redis::Client,
+    pub client: redis::cluster::ClusterClient,
+}
+
+impl ClusterNodes {
+    /// A client for the primary that serves `slot` now (the slot map read again).
+    async fn client_for_slot(
+        &self,
+        slot: u16,
+        timeout: Duration,
+    ) -> Result<redis::Client, ClusterError> {
+        let map = SlotMap::fetch(&self.seeds, &self.template, timeout).await?;
+        let (host, port) = map
+            .owner(slot)
+            .and_then(|i| map.primaries.get(i))
+            .cloned()
+            .ok_or(ClusterError::BadSlots("a slot served by no primary"))?;
+        Ok(with_addr(&self.template, host, port).map_err(RedisCallError::from)?)
+    }
+
+    /// `ca`: the PEM of `REDIS_CA_FILE`, which the nodes the Cluster names are verified
+    /// against too.
+    pub fn new(
+        seeds: Vec<Addr>,
+        template: redis::Client,
+        ca: Option<&[u8]>,
+    ) -> redis::RedisResult<Self> {
+        let infos = seeds
+            .iter()
+            .map(|(h, p)| {
+                Ok(with_addr(&template, h.clone(), *p)?
+                    .get_connection_info()
+                    .clone())
+            })
+            .collect::<redis::RedisResult<Vec<_>>>()?;
+        // Callers retry with their own backoff: the client's own retries stay few.
+        let mut builder = redis::cluster::ClusterClientBuilder::new(infos).retries(2);
+        if let Some(pem) = ca {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            });
+        }
+        Ok(Self {
+            client: builder.build()?,
+            seeds,
+            template,
+        })
+    }
 }
 
 impl From<redis::Client> for Target {
@@ -43,18 +94,32 @@ impl From<redis::Client> for Target {
 }
 
 impl Target {
-    /// A client for the Redis to use now: the one address, or the primary the first sentinel
-    /// that knows `master` names.
+    /// A client for the Redis to use now: the one address, the primary the first sentinel
+    /// that knows `master` names, or on a Cluster the primary of slot 0 (pub/sub: a Cluster
+    /// carries a message published on any node to every node).
     pub async fn client(&self, timeout: Duration) -> Result<redis::Client, RedisCallError> {
         match self {
             Self::Direct(c) => Ok((**c).clone()),
             Self::Sentinel(s) => s.primary(timeout).await,
-            Self::Cluster(_) => Err(RedisCallError::Redis(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "Redis Cluster",
-                "this part of Agent Office does not run on a Redis Cluster yet".to_string(),
-            )))),
+            Self::Cluster(nodes) => Ok(nodes.client_for_slot(0, timeout).await?),
         }
+    }
+
+    /// A connection that reaches every key: the one Redis, or on a Cluster a connection that
+    /// routes each command by its key's slot (and a pipeline by slot, `Conn::query`).
+    pub async fn connect_any(&self, timeout: Duration) -> Result<Conn, RedisCallError> {
+        let Self::Cluster(nodes) = self else {
+            return Ok(Conn::One(self.connect(timeout).await?));
+        };
+        let cfg = redis::cluster::ClusterConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        let c = crate::redis_conn::with_timeout(
+            timeout,
+            nodes.client.get_async_connection_with_config(cfg),
+        )
+        .await?;
+        Ok(Conn::Cluster(c))
     }
 
     /// A connection to the Redis that holds `key`: the one Redis, or the primary of the
@@ -68,14 +133,8 @@ impl Target {
         let Self::Cluster(nodes) = self else {
             return Ok(self.connect(timeout).await?);
         };
-        let map = SlotMap::fetch(&nodes.seeds, &nodes.template, timeout).await?;
         let slot = shared::slot::key_slot(key.as_bytes());
-        let (host, port) = map
-            .owner(slot)
-            .and_then(|i| map.primaries.get(i))
-            .cloned()
-            .ok_or(ClusterError::BadSlots("a slot served by no primary"))?;
-        let client = with_addr(&nodes.template, host, port).map_err(RedisCallError::from)?;
+        let client = nodes.client_for_slot(slot, timeout).await?;
         Ok(crate::redis_conn::connect(&client, timeout).await?)
     }
 

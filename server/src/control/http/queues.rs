@@ -66,6 +66,9 @@ async fn retry_dead(
             ));
         }
         let count = body.count.unwrap_or(queues::MAX_MOVE);
+        if let Some(why) = queues::cannot_move(&call.ctl.store, &q) {
+            return Err(ApiError::Conflict(why));
+        }
         let m = queues::retry_dead(&call.ctl.store, &q, count).await?;
         tracing::info!(queue = %q, moved = m.moved, "dead letters retried");
         Ok(Json(json!({"moved": m.moved, "remaining": m.remaining})))
@@ -92,6 +95,9 @@ async fn requeue(
     let result = async {
         check_queue(&q)?;
         check_id("owner", &owner)?;
+        if let Some(why) = queues::cannot_move(&call.ctl.store, &q) {
+            return Err(ApiError::Conflict(why));
+        }
         if let Some(why) = orphan::owner_alive(&call.ctl, &owner).await? {
             return Err(ApiError::Conflict(format!(
                 "{owner} is not orphaned: {why}; nothing was moved"
