@@ -78,10 +78,11 @@ build_release() {
   (cd "$ROOT" && cargo xtask build)
 }
 
-# start_demo_agent NAME REDIS_PORT CONTROL_URL: one real pipeline-agent running the render
-# worker NAME's queue with scripts/demo-handler.sh (config and state in .run/agents/NAME).
+# start_demo_agent NAME REDIS_PORT CONTROL_URL [QUEUE]: one real pipeline-agent running the
+# render worker NAME's queue (QUEUE, NAME by default) with scripts/demo-handler.sh (config and
+# state in .run/agents/NAME).
 start_demo_agent() {
-  local name="$1" rport="$2" url="$3" dir="$ROOT/.run/agents/$1"
+  local name="$1" rport="$2" url="$3" queue="${4:-$1}" dir="$ROOT/.run/agents/$1"
   mkdir -p "$dir"
   cat >"$dir/agent.yaml" <<YAML
 agent: { id: $name-agent, labels: { role: render, worker: $name, env: demo }, max_concurrent: 2, shutdown_grace: 5s }
@@ -90,7 +91,7 @@ logging: { level: info, format: text }
 pipelines:
   - id: ${name%-render}
     name: $name
-    queue: $name
+    queue: "$queue"
     handler: ["$ROOT/scripts/demo-handler.sh"]
     timeout: 20s
     max_retries: 2

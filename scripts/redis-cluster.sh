@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# A local Redis Cluster for trying it (SPEC §12): three primaries on 127.0.0.1, no replicas,
-# Debian's redis-server with `--cluster-enabled yes`, the slots spread by `redis-cli --cluster
-# create`.
+# A local Redis Cluster for trying it (SPEC §12): three primaries on 127.0.0.1 — with
+# CLUSTER_REPLICAS=1 each with a replica that takes over when its primary dies — Debian's
+# redis-server with `--cluster-enabled yes`, the slots spread by `redis-cli --cluster create`.
 #
 #   scripts/redis-cluster.sh start [DIR]   start them (DIR default .run/cluster), print the
 #                                          settings (REDIS_CLUSTER_NODES)
+#   scripts/redis-cluster.sh primaries [DIR]
+#                                          the ports of the primaries now, one per line
 #   scripts/redis-cluster.sh stop [DIR]    stop every one still running
 #
-# Ports: CLUSTER_PORTS ("7010 7011 7012"); each node's cluster bus on its port + 10000, or on
-# CLUSTER_BUS_PORTS (as many, same order) when given. A start wipes DIR's cluster state: every
-# start is a new, empty cluster.
+# Ports: CLUSTER_PORTS ("7010 7011 7012", with replicas "7010 … 7015": the first three become
+# primaries); each node's cluster bus on its port + 10000, or on CLUSTER_BUS_PORTS (as many,
+# same order) when given. Node PORT's pid is in DIR/PORT.pid (`kill -9 $(cat DIR/7010.pid)`
+# kills that node). A start wipes DIR's cluster state: every start is a new, empty cluster.
 source "$(dirname "$0")/lib.sh"
 
 cmd="${1:-start}"
 DIR="${2:-$ROOT/.run/cluster}"
-CLUSTER_PORTS="${CLUSTER_PORTS:-7010 7011 7012}"
+REPLICAS="${CLUSTER_REPLICAS:-0}"
+case "$REPLICAS" in 0) default_ports="7010 7011 7012" ;; 1) default_ports="7010 7011 7012 7013 7014 7015" ;;
+  *) echo "CLUSTER_REPLICAS must be 0 or 1" >&2; exit 2 ;; esac
+CLUSTER_PORTS="${CLUSTER_PORTS:-$default_ports}"
 read -r -a BUS_PORTS <<<"${CLUSTER_BUS_PORTS:-}"
 
 case "$cmd" in
@@ -40,7 +46,7 @@ case "$cmd" in
       for _ in $(seq 100); do redis_answers "$port" && break; sleep 0.1; done
       redis_answers "$port" || { echo "redis on port $port did not start (see $DIR/$port.log)" >&2; exit 1; }
     done
-    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/create.log" 2>&1 \
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$REPLICAS" --cluster-yes >"$DIR/create.log" 2>&1 \
       || { cat "$DIR/create.log" >&2; exit 1; }
     # Every node agrees the slots are covered before anyone writes.
     for port in $CLUSTER_PORTS; do
@@ -52,14 +58,31 @@ case "$cmd" in
         || { echo "the cluster did not come up on port $port (see $DIR/$port.log)" >&2; exit 1; }
     done
     joined="$(IFS=,; echo "${nodes[*]}")"
-    say "a 3-primary Redis Cluster on $joined (logs: $DIR)"
+    if [ "$REPLICAS" = 1 ]; then
+      # Each replica has its primary's data before anyone relies on it taking over.
+      for port in $CLUSTER_PORTS; do
+        redis-cli -p "$port" ROLE | head -1 | grep -q slave || continue
+        for _ in $(seq 100); do
+          redis-cli -p "$port" INFO replication | grep -q 'master_link_status:up' && break
+          sleep 0.1
+        done
+      done
+      say "a 3-primary Redis Cluster with a replica each on $joined (logs: $DIR)"
+    else
+      say "a 3-primary Redis Cluster on $joined (logs: $DIR)"
+    fi
     echo "REDIS_CLUSTER_NODES=$joined"
+    ;;
+  primaries)
+    for port in $CLUSTER_PORTS; do
+      if redis-cli -p "$port" ROLE 2>/dev/null | head -1 | grep -q master; then echo "$port"; fi
+    done
     ;;
   stop)
     stop_pidfiles "$DIR"
     ;;
   *)
-    echo "usage: $0 start|stop [DIR]" >&2
+    echo "usage: $0 start|primaries|stop [DIR]" >&2
     exit 2
     ;;
 esac

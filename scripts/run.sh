@@ -6,8 +6,10 @@
 #               use the primary these sentinels name instead (server, demo and agents alike;
 #               scripts/redis-sentinel.sh starts a local set); no demo unless DEMO=1
 #   REDIS_CLUSTER_NODES
-#               watch a Redis Cluster instead (scripts/redis-cluster.sh starts a local one);
-#               no demo: the demo fleet and the agents do not run on a Cluster yet
+#               use a Redis Cluster instead (scripts/redis-cluster.sh starts a local one);
+#               no demo unless DEMO=1, whose render queues then carry hash tags
+#               ({image-render}: a queue's lists must share a slot), registered in
+#               .run/cluster-workers.toml (AGENT_OFFICE_CONFIG) unless you give your own
 #   PORT        dashboard port (default 3000)
 #   OPERATOR_TOKEN, AGENT_TOKEN
 #               control-plane tokens; when unset, random ones are made once and kept in
@@ -30,13 +32,26 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# On a Cluster a reliable queue's name carries a hash tag (SPEC §12): the demo's render queues
+# are {music-render} and so on, and the registry says so.
+tag=""
 if [ -n "${REDIS_CLUSTER_NODES:-}" ]; then
-  if [ "${DEMO:-0}" = 1 ]; then
-    echo "DEMO=1 with REDIS_CLUSTER_NODES: the demo fleet and its agents do not run on a Redis Cluster yet; run the demo on one Redis" >&2
-    exit 2
-  fi
-  say "watching the Redis Cluster of $REDIS_CLUSTER_NODES (the control plane, jobs and schedules do not run on a Cluster yet)"
+  say "using the Redis Cluster of $REDIS_CLUSTER_NODES"
   export REDIS_CLUSTER_NODES
+  if [ "${DEMO:-0}" = 1 ]; then
+    tag=1
+    if [ -z "${AGENT_OFFICE_CONFIG:-}" ]; then
+      export AGENT_OFFICE_CONFIG="$RUN_DIR/cluster-workers.toml"
+      {
+        echo "# Written by scripts/run.sh for the demo on a Redis Cluster: render queues with hash tags."
+        for w in music-render video-render image-render insta-render; do
+          printf '[[workers]]\nname = "%s"\nkind = "render"\nqueue = "{%s}"\n\n' "$w" "$w"
+        done
+        printf '[[workers]]\nname = "task-watcher"\nkind = "watcher"\n\n[[workers]]\nname = "ai_trade"\nkind = "trader"\n'
+      } >"$AGENT_OFFICE_CONFIG"
+      say "the demo's render queues on the Cluster: {music-render} … (registry: .run/cluster-workers.toml)"
+    fi
+  fi
 elif [ -n "${REDIS_SENTINELS:-}" ]; then
   say "using the primary the sentinels $REDIS_SENTINELS name (master ${REDIS_SENTINEL_MASTER:-?})"
   export REDIS_SENTINELS REDIS_SENTINEL_MASTER
@@ -66,11 +81,13 @@ if [ "${DEMO:-0}" = 1 ]; then
   say "starting the demo fleet: 4 pipeline-agents + the simulated watcher and trader (logs: .run/)"
   "$BIN" demo --simulate task-watcher,ai_trade >"$RUN_DIR/demo.log" 2>&1 &
   pids+=($!)
-  # With sentinels the agents read REDIS_SENTINELS from the environment instead.
+  # With sentinels or a Cluster the agents read REDIS_SENTINELS / REDIS_CLUSTER_NODES from the
+  # environment instead.
   rport=""
-  [ -n "${REDIS_SENTINELS:-}" ] || rport="${REDIS_URL##*:}"
+  [ -n "${REDIS_SENTINELS:-}${REDIS_CLUSTER_NODES:-}" ] || rport="${REDIS_URL##*:}"
   for w in music-render video-render image-render insta-render; do
-    start_demo_agent "$w" "$rport" "http://127.0.0.1:$PORT"
+    q="$w"; [ -z "$tag" ] || q="{$w}"
+    start_demo_agent "$w" "$rport" "http://127.0.0.1:$PORT" "$q"
     pids+=($!)
   done
 fi
@@ -83,15 +100,12 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 if [ "${DEMO:-0}" = 1 ] && [ -n "${OPERATOR_TOKEN:-}" ]; then
+  sweep_queue="image-render"; [ -z "$tag" ] || sweep_queue="{image-render}"
   # The demo ships one schedule, so it fires while you watch: a thumbnail sweep on image-render
   # every 30 s (a 409 means an earlier run left it there).
   curl -s -o /dev/null -X POST -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' \
-    -d '{"name":"thumbnail-sweep","cron":"*/30 * * * * *","queue":"image-render","job":{"payload":"thumbnail sweep"}}' \
+    -d '{"name":"thumbnail-sweep","cron":"*/30 * * * * *","queue":"'"$sweep_queue"'","job":{"payload":"thumbnail sweep"}}' \
     "http://127.0.0.1:$PORT/api/schedules" || true
 fi
-if [ -n "${REDIS_CLUSTER_NODES:-}" ]; then
-  say "Agent Office is up: http://127.0.0.1:$PORT/infra   (watching the Cluster; API: /api/agent-office/nodes, Ctrl-C stops)"
-else
-  say "Agent Office is up: http://127.0.0.1:$PORT/infra   (agents: /agents, jobs: /jobs, schedules: /schedules, API: /api/agent-office/nodes, Ctrl-C stops)"
-fi
+say "Agent Office is up: http://127.0.0.1:$PORT/infra   (agents: /agents, jobs: /jobs, schedules: /schedules, API: /api/agent-office/nodes, Ctrl-C stops)"
 wait "${pids[-1]}"

@@ -12,16 +12,29 @@ pub struct ClusterSet {
     dir: PathBuf,
     pub ports: Vec<u16>,
     bus: Vec<u16>,
+    replicas: bool,
 }
 
 impl ClusterSet {
+    /// Three primaries.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Three primaries, each with a replica that takes over when it dies.
+    pub fn start_with_replicas() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(replicas: bool) -> Self {
         let dir =
             std::env::temp_dir().join(format!("ao-cluster-{}-{}", std::process::id(), free_port()));
+        let n = if replicas { 6 } else { 3 };
         let set = Self {
             dir,
-            ports: vec![free_port(), free_port(), free_port()],
-            bus: vec![free_port(), free_port(), free_port()],
+            ports: (0..n).map(|_| free_port()).collect(),
+            bus: (0..n).map(|_| free_port()).collect(),
+            replicas,
         };
         let out = set.script("start");
         assert!(out.contains("REDIS_CLUSTER_NODES=127.0.0.1:"), "{out}");
@@ -32,8 +45,27 @@ impl ClusterSet {
         let env = [
             ("CLUSTER_PORTS", port_list(&self.ports)),
             ("CLUSTER_BUS_PORTS", port_list(&self.bus)),
+            ("CLUSTER_REPLICAS", u8::from(self.replicas).to_string()),
         ];
         run_script("redis-cluster.sh", cmd, &self.dir, &env)
+    }
+
+    /// The ports of the primaries now (`scripts/redis-cluster.sh primaries`).
+    pub fn primaries(&self) -> Vec<u16> {
+        self.script("primaries")
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// SIGKILLs the node on `port` (its pid file is the script's).
+    pub fn kill(&self, port: u16) {
+        let pid = std::fs::read_to_string(self.dir.join(format!("{port}.pid"))).unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// The nodes' addresses (`REDIS_CLUSTER_NODES`).
