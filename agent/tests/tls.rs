@@ -1,7 +1,8 @@
 //! TLS to Redis (SPEC §12): Debian's `redis-server` with `--tls-port` and a certificate made
 //! here by `openssl` for a private CA; the server (its collector included) and
 //! `pipeline-agent` reach it with `rediss://` / `redis.tls` and `REDIS_CA_FILE`, and refuse a
-//! certificate that does not verify, saying it is the certificate.
+//! certificate that does not verify, saying it is the certificate. The same on a Redis Cluster
+//! whose nodes speak TLS only (`scripts/redis-cluster.sh` with `CLUSTER_TLS_DIR`).
 
 #[path = "../../server/tests/common/mod.rs"]
 mod common;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cluster::ClusterSet;
 use common::{free_port, heartbeat, Server};
 use support::AgentProcess;
 
@@ -258,4 +260,111 @@ async fn the_server_and_the_agent_speak_tls_to_redis_and_refuse_a_certificate_th
         "{log}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A Redis Cluster that speaks TLS only (`scripts/redis-cluster.sh` with `CLUSTER_TLS_DIR`): the
+/// server reads its fleet and answers for its jobs, the agent runs a tagged queue on it, both
+/// verifying the nodes against `REDIS_CA_FILE`; with another CA the agent refuses to start,
+/// saying it is the certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_speaks_tls_to_the_server_and_the_agent() {
+    let dir = certificates();
+    let set = ClusterSet::start_tls(&dir);
+    let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+    let urls: Vec<String> = set
+        .ports
+        .iter()
+        .map(|p| format!("rediss://127.0.0.1:{p}"))
+        .collect();
+    let mut c = redis::cluster::ClusterClientBuilder::new(urls)
+        .certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca.clone()),
+        })
+        .build()
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+    let beat = heartbeat("image-render", "render", "idle", 1);
+    let _: () = redis::cmd("SET")
+        .arg("worker:image-render:heartbeat")
+        .arg(&beat)
+        .arg("EX")
+        .arg(45)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+
+    let mut config = Server::fast_config(&format!("rediss://127.0.0.1:{}", set.ports[0]));
+    config.redis_ca = Some(ca.clone());
+    config.cluster = Some(set.addrs());
+    let server = Server::start(config).await;
+    server
+        .wait_for("image-render alive on the TLS Cluster", |s| {
+            s.redis_ok
+                && s.workers
+                    .iter()
+                    .any(|w| w.name == "image-render" && w.alive)
+        })
+        .await;
+
+    let nodes = set
+        .ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let done = dir.join("done.log");
+    let yaml = format!(
+        "pipelines:\n  - {{ id: t, queue: \"{{tls}}\", handler: [\"bash\", \"-c\", \"read j; echo $j >> {}\"] }}\n",
+        done.display()
+    );
+    let env = |ca_file: &str| {
+        vec![
+            ("REDIS_CLUSTER_NODES", nodes.clone()),
+            ("REDIS_TLS", "true".to_string()),
+            ("REDIS_CA_FILE", dir.join(ca_file).display().to_string()),
+            ("AGENT_ID", "tls-cl".to_string()),
+        ]
+    };
+    let agent = AgentProcess::start(&yaml, &env("ca.crt"));
+    let _: () = redis::cmd("LPUSH")
+        .arg("queue:{tls}")
+        .arg(r#"{"id":"t1","payload":"t1"}"#)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&done)
+        .unwrap_or_default()
+        .contains("t1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the job never ran on the TLS Cluster\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Its history reached the server's job index over TLS too.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: serde_json::Value = server.get("/api/jobs/t1").await.json().await.unwrap();
+        if v["status"] == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(agent);
+
+    let mut wrong = AgentProcess::start(&yaml, &env("other-ca.crt"));
+    let code = wrong.wait_exit(Duration::from_secs(15));
+    let log = wrong.log();
+    assert_ne!(code, Some(0), "{log}");
+    assert!(
+        log.contains("certificate") && log.contains("redis.ca_file"),
+        "{log}"
+    );
 }

@@ -13,20 +13,27 @@ pub struct ClusterSet {
     pub ports: Vec<u16>,
     bus: Vec<u16>,
     replicas: bool,
+    /// `CLUSTER_TLS_DIR`: the nodes speak TLS only, with the certificates there.
+    tls: Option<PathBuf>,
 }
 
 impl ClusterSet {
     /// Three primaries.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// Three primaries, each with a replica that takes over when it dies.
     pub fn start_with_replicas() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(replicas: bool) -> Self {
+    /// Three primaries speaking TLS only with `dir`'s `redis.crt`, `redis.key` and `ca.crt`.
+    pub fn start_tls(dir: &std::path::Path) -> Self {
+        Self::start_with(false, Some(dir.to_path_buf()))
+    }
+
+    fn start_with(replicas: bool, tls: Option<PathBuf>) -> Self {
         let dir =
             std::env::temp_dir().join(format!("ao-cluster-{}-{}", std::process::id(), free_port()));
         let n = if replicas { 6 } else { 3 };
@@ -35,6 +42,7 @@ impl ClusterSet {
             ports: (0..n).map(|_| free_port()).collect(),
             bus: (0..n).map(|_| free_port()).collect(),
             replicas,
+            tls,
         };
         let out = set.script("start");
         assert!(out.contains("REDIS_CLUSTER_NODES=127.0.0.1:"), "{out}");
@@ -42,11 +50,14 @@ impl ClusterSet {
     }
 
     fn script(&self, cmd: &str) -> String {
-        let env = [
+        let mut env = vec![
             ("CLUSTER_PORTS", port_list(&self.ports)),
             ("CLUSTER_BUS_PORTS", port_list(&self.bus)),
             ("CLUSTER_REPLICAS", u8::from(self.replicas).to_string()),
         ];
+        if let Some(dir) = &self.tls {
+            env.push(("CLUSTER_TLS_DIR", dir.display().to_string()));
+        }
         run_script("redis-cluster.sh", cmd, &self.dir, &env)
     }
 
