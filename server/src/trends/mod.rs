@@ -150,21 +150,21 @@ pub async fn run(trends: Trends, stop: CancellationToken) {
     }
 }
 
-/// Writes the changed open steps, a call per [`store::flush_pipes`] chunk; false when Redis
-/// did not take some (those series are written whole again next time, with their padding and
-/// TTL; every fold marks them changed again).
+/// Writes the changed open steps, a call per [`store::chunks`] chunk, each built under the
+/// folder's lock and sent after it (a flush never holds every write in memory at once); false
+/// when Redis did not take some (those series are written whole again next time, with their
+/// padding and TTL; every fold marks them changed again).
 async fn write(
     store: &Store,
     folder: &Mutex<Folder>,
     written: &mut HashMap<Series, [i64; 3]>,
 ) -> bool {
-    let calls = store::flush_pipes(
-        &mut folder.lock().unwrap_or_else(|e| e.into_inner()),
-        written,
-    );
+    let lock = || folder.lock().unwrap_or_else(|e| e.into_inner());
+    let dirty = lock().take_dirty();
     let mut all = true;
-    for (series, p) in calls {
-        if let Err(e) = store::send(store, p).await {
+    for chunk in store::chunks(&dirty) {
+        let (series, inv) = store::write_of(&lock(), chunk, written);
+        if let Err(e) = store::send(store, inv).await {
             for s in &series {
                 written.remove(s);
             }
