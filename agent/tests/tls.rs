@@ -174,6 +174,27 @@ impl Drop for TlsRedis {
     }
 }
 
+/// A fresh heartbeat of `image-render` (Contract 1), through `c`.
+async fn beat_image_render(c: &mut impl redis::aio::ConnectionLike) {
+    let beat = heartbeat("image-render", "render", "idle", 1);
+    let _: () = redis::cmd("SET")
+        .arg("worker:image-render:heartbeat")
+        .arg(&beat)
+        .arg("EX")
+        .arg(45)
+        .query_async(c)
+        .await
+        .unwrap();
+}
+
+/// Whether `s` shows `image-render` alive, read from Redis.
+fn image_render_alive(s: &shared::NodesSnapshot) -> bool {
+    s.redis_ok
+        && s.workers
+            .iter()
+            .any(|w| w.name == "image-render" && w.alive)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_and_the_agent_speak_tls_to_redis_and_refuse_a_certificate_that_does_not_verify()
 {
@@ -182,25 +203,12 @@ async fn the_server_and_the_agent_speak_tls_to_redis_and_refuse_a_certificate_th
     let mut c = redis.conn(&dir).await;
 
     // the server: its collector reads a heartbeat over TLS
-    let beat = heartbeat("image-render", "render", "idle", 1);
-    let _: () = redis::cmd("SET")
-        .arg("worker:image-render:heartbeat")
-        .arg(&beat)
-        .arg("EX")
-        .arg(45)
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    beat_image_render(&mut c).await;
     let mut config = Server::fast_config(&redis.url());
     config.redis_ca = Some(std::fs::read(dir.join("ca.crt")).unwrap());
     let server = Server::start(config).await;
     server
-        .wait_for("image-render alive over TLS", |s| {
-            s.redis_ok
-                && s.workers
-                    .iter()
-                    .any(|w| w.name == "image-render" && w.alive)
-        })
+        .wait_for("image-render alive over TLS", image_render_alive)
         .await;
 
     // a CA that did not sign the server's certificate: refused at start, naming the certificate
@@ -286,27 +294,14 @@ async fn a_cluster_speaks_tls_to_the_server_and_the_agent() {
         .get_async_connection()
         .await
         .unwrap();
-    let beat = heartbeat("image-render", "render", "idle", 1);
-    let _: () = redis::cmd("SET")
-        .arg("worker:image-render:heartbeat")
-        .arg(&beat)
-        .arg("EX")
-        .arg(45)
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    beat_image_render(&mut c).await;
 
     let mut config = Server::fast_config(&format!("rediss://127.0.0.1:{}", set.ports[0]));
     config.redis_ca = Some(ca.clone());
     config.cluster = Some(set.addrs());
     let server = Server::start(config).await;
     server
-        .wait_for("image-render alive on the TLS Cluster", |s| {
-            s.redis_ok
-                && s.workers
-                    .iter()
-                    .any(|w| w.name == "image-render" && w.alive)
-        })
+        .wait_for("image-render alive on the TLS Cluster", image_render_alive)
         .await;
 
     let nodes = set
