@@ -17,6 +17,12 @@ use crate::metrics::Metrics;
 use crate::redis_conn::{with_timeout, RedisCallError};
 use crate::redis_target::ClusterError;
 
+/// Between passes discovery rests at least this many times as long as its last pass kept Redis
+/// busy with SCAN calls, so it never takes more than a tenth of Redis's one thread: with 1M
+/// keys a pass is ~200 calls, about a second of Redis's time, and walking the whole keyspace
+/// also leaves Redis's caches cold for the collector's next cycle.
+const REST_PER_BUSY: u32 = 9;
+
 /// Keys SCAN looks at per call: large enough that 1M keys take ~200 calls, small enough that a
 /// call holds Redis for about a millisecond.
 const SCAN_COUNT: usize = 5_000;
@@ -93,9 +99,10 @@ impl Discovery {
                 first.send(()).ok();
                 pacer.paced = true;
             }
+            let rest = rest_after(self.config.discover_interval, pacer.take_busy());
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(self.config.discover_interval) => {}
+                _ = tokio::time::sleep(rest) => {}
             }
         }
     }
@@ -191,8 +198,10 @@ async fn scan(
             .arg(pattern)
             .arg("COUNT")
             .arg(SCAN_COUNT);
+        let call = Instant::now();
         let (next, keys): (u64, Vec<Vec<u8>>) =
             with_timeout(timeout, cmd.query_async(conn)).await?;
+        pacer.busy += call.elapsed();
         out.extend(keys.into_iter().filter_map(|k| String::from_utf8(k).ok()));
         if out.len() >= cap {
             out.truncate(cap);
@@ -215,6 +224,8 @@ pub struct Pacer {
     /// False during the first pass: no cycle has run yet (the first waits for this pass), so
     /// there is nothing to keep out of the way of.
     paced: bool,
+    /// Time spent in SCAN calls since [`Pacer::take_busy`].
+    busy: Duration,
 }
 
 impl Pacer {
@@ -224,7 +235,13 @@ impl Pacer {
             budget,
             slice_started: Instant::now(),
             paced: false,
+            busy: Duration::ZERO,
         }
+    }
+
+    /// The time spent in SCAN calls since the last call.
+    fn take_busy(&mut self) -> Duration {
+        std::mem::take(&mut self.busy)
     }
 
     /// Waits for a cycle to end and starts a slice.
@@ -244,6 +261,12 @@ impl Pacer {
             self.start().await;
         }
     }
+}
+
+/// The rest before the next pass: `interval`, or [`REST_PER_BUSY`] times the time the last
+/// pass spent in SCAN calls when that is longer.
+fn rest_after(interval: Duration, busy: Duration) -> Duration {
+    interval.max(busy * REST_PER_BUSY)
 }
 
 /// Sorts raw key names into workers and processing lists.
@@ -304,6 +327,17 @@ mod tests {
         assert_eq!(
             d.processing["q"],
             ["processing:queue:q:c1", "processing:queue:q:c2"]
+        );
+    }
+
+    #[test]
+    fn a_long_pass_buys_a_longer_rest() {
+        let five = Duration::from_secs(5);
+        assert_eq!(rest_after(five, Duration::from_millis(20)), five);
+        assert_eq!(
+            rest_after(five, Duration::from_secs(1)),
+            Duration::from_secs(9),
+            "a second of SCAN calls: nine seconds of rest"
         );
     }
 }
