@@ -12,7 +12,7 @@ mod support;
 
 use std::time::Duration;
 
-use common::agent_sim::{AGENT_TOKEN, OPERATOR_TOKEN};
+use common::agent_sim::AGENT_TOKEN;
 use common::cluster::ClusterSet;
 use redis::cluster_async::ClusterConnection;
 use serde_json::{json, Value};
@@ -236,20 +236,6 @@ async fn a_wrong_cluster_setting_stops_the_agent_at_start() {
     assert!(log.contains("REDIS_CLUSTER_NODES"), "{log}");
 }
 
-/// POSTs `body` with the operator's token; the status and the JSON answer.
-async fn operator_post(server: &common::Server, path: &str, body: Value) -> (u16, Value) {
-    let r = server
-        .http
-        .post(format!("{}{path}", server.base))
-        .bearer_auth(OPERATOR_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// Polls `GET path` until `ready` holds (20 s).
 async fn until(server: &common::Server, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -301,12 +287,12 @@ pipelines:
         })
     })
     .await;
-    let (s, v) = operator_post(
-        &server,
-        "/api/commands",
-        json!({"type": "pause_pipeline", "pipeline_id": "encode", "agent_id": "cl-2"}),
-    )
-    .await;
+    let (s, v) = server
+        .operator_post(
+            "/api/commands",
+            json!({"type": "pause_pipeline", "pipeline_id": "encode", "agent_id": "cl-2"}),
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
     let id = v["command_id"].as_str().unwrap().to_string();
     until(&server, &format!("/api/commands/{id}"), |v| {
@@ -314,12 +300,12 @@ pipelines:
     })
     .await;
     assert_eq!(agent.pipeline("encode").await["status"], "paused");
-    let (s, v) = operator_post(
-        &server,
-        "/api/commands",
-        json!({"type": "resume_pipeline", "pipeline_id": "encode", "agent_id": "cl-2"}),
-    )
-    .await;
+    let (s, v) = server
+        .operator_post(
+            "/api/commands",
+            json!({"type": "resume_pipeline", "pipeline_id": "encode", "agent_id": "cl-2"}),
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
 
     // Jobs: the index finds them, the detail tells why one died.
@@ -350,12 +336,9 @@ pipelines:
     );
 
     // A dead letter back to its queue: it runs (and dies) once more.
-    let (s, v) = operator_post(
-        &server,
-        "/api/queues/%7Bencode%7D/dead-letter/retry",
-        json!({}),
-    )
-    .await;
+    let (s, v) = server
+        .operator_post("/api/queues/%7Bencode%7D/dead-letter/retry", json!({}))
+        .await;
     assert_eq!((s, &v["moved"]), (200, &json!(1)), "{v}");
     let dead_twice = || async { agent.pipeline("encode").await["dead_lettered_count"] == 2 };
     eventually(
@@ -366,21 +349,23 @@ pipelines:
     .await;
     // One job retried by its id: its record keeps counting attempts.
     until(&server, "/api/jobs/bad-1", |v| v["status"] == "dead").await;
-    let (s, v) = operator_post(&server, "/api/jobs/bad-1/retry", json!({})).await;
+    let (s, v) = server
+        .operator_post("/api/jobs/bad-1/retry", json!({}))
+        .await;
     assert_eq!(s, 200, "{v}");
     until(&server, "/api/jobs/bad-1", |v| {
         v["status"] == "dead" && v["attempts"].as_array().is_some_and(|a| a.len() == 2)
     })
     .await;
     // Without a hash tag the lists are in different slots: refused, nothing moved.
-    let (s, v) = operator_post(&server, "/api/queues/plain/dead-letter/retry", json!({})).await;
+    let (s, v) = server
+        .operator_post("/api/queues/plain/dead-letter/retry", json!({}))
+        .await;
     assert_eq!(s, 409, "{v}");
     assert!(v["error"].as_str().unwrap().contains("hash tag"), "{v}");
 
     // A schedule fires into the tagged queue; the agent runs what it pushed.
-    let (s, v) = operator_post(
-        &server,
-        "/api/schedules",
+    let (s, v) = server.operator_post("/api/schedules",
         json!({"name": "tick", "cron": "* * * * * *", "queue": QUEUE, "job": {"payload": "tick"}}),
     )
     .await;

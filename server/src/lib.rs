@@ -208,7 +208,7 @@ fn start_tasks(
     };
     tasks.spawn(schedules::fire::run(schedules.store.clone(), stop.clone()));
     let trends = trends::Trends::new(
-        control::Store::in_slot_of(client.clone(), trends::store::LEASE, config.redis_timeout),
+        control::Store::new(client.clone(), config.redis_timeout),
         nodes.clone(),
     );
     if config.trends {

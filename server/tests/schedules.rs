@@ -15,17 +15,7 @@ use serde_json::{json, Value};
 const OPS: [(&str, &str); 1] = [("OPERATOR_TOKEN", OPERATOR_TOKEN)];
 
 async fn post(s: &ServerProcess, body: Value) -> (u16, Value) {
-    let r = s
-        .server
-        .http
-        .post(format!("{}/api/schedules", s.server.base))
-        .bearer_auth(OPERATOR_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    s.server.operator_post("/api/schedules", body).await
 }
 
 /// The due seconds pushed so far, with how often each was pushed.

@@ -15,9 +15,6 @@ use crate::redis_target::{is_broken, Conn, Target};
 #[derive(Clone)]
 pub struct Store {
     redis: Target,
-    /// A key of the one hash slot every call of this store uses (`{trends}`'s): on a Redis
-    /// Cluster the store connects to that slot's primary. `None`: one Redis only.
-    slot_of: Option<&'static str>,
     conn: Arc<Mutex<Option<Conn>>>,
     pub timeout: Duration,
 }
@@ -26,7 +23,6 @@ impl Store {
     pub fn new(redis: impl Into<Target>, timeout: Duration) -> Self {
         Self {
             redis: redis.into(),
-            slot_of: None,
             conn: Arc::default(),
             timeout,
         }
@@ -37,24 +33,12 @@ impl Store {
         matches!(self.redis, Target::Cluster(_))
     }
 
-    /// A store whose every call uses keys in the hash slot of `key` (their shared hash tag):
-    /// on a Redis Cluster it talks to that slot's primary, found again after any failure.
-    pub fn in_slot_of(redis: impl Into<Target>, key: &'static str, timeout: Duration) -> Self {
-        Self {
-            slot_of: Some(key),
-            ..Self::new(redis, timeout)
-        }
-    }
-
     async fn conn(&self) -> Result<Conn, RedisCallError> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let c = match self.slot_of {
-            Some(key) => Conn::One(self.redis.connect_for(key, self.timeout).await?),
-            None => self.redis.connect_any(self.timeout).await?,
-        };
+        let c = self.redis.connect_any(self.timeout).await?;
         *slot = Some(c.clone());
         Ok(c)
     }

@@ -6,9 +6,9 @@
 //! `SentinelClient` does not follow `+switch-master`).
 //!
 //! On a Cluster the collector (`collector::cluster`) and discovery reach every primary, the
-//! parts whose keys share one hash tag (alerts, trends, the agents' reads, the inbox's blocking
+//! parts whose keys share one hash tag (alerts, the agents' reads, the inbox's blocking
 //! read) connect to that slot's primary ([`Target::connect_for`]), and the acting half
-//! (control plane, jobs, schedules, the demo) takes a cluster connection that routes each call
+//! (control plane, jobs, schedules, trends, the demo) takes a cluster connection that routes each call
 //! by its key ([`Target::connect_any`], `redis_link::Conn`).
 
 mod sentinel;

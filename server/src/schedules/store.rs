@@ -24,19 +24,13 @@ const CLAIM_KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
 /// queue name whose braces make no hash tag (its key's slot cannot be named by another key).
 pub fn claims(queue: &str) -> Option<String> {
     let key = shared::keys::queue(queue);
-    let tag = match hash_tag(&key) {
-        Some(t) => t.to_string(),
+    let tag = match shared::slot::hash_tag(key.as_bytes()) {
+        // The tag lies between two ASCII braces of a `str`: valid UTF-8.
+        Some(t) => String::from_utf8_lossy(t).into_owned(),
         None if key.contains(['{', '}']) => return None,
         None => key,
     };
     Some(format!("agent-office:fired:{{{tag}}}"))
-}
-
-/// Redis Cluster's hash tag: what lies between the first `{` and the next `}`, when not empty.
-fn hash_tag(key: &str) -> Option<&str> {
-    let open = key.find('{')?;
-    let close = key[open + 1..].find('}')?;
-    (close > 0).then(|| &key[open + 1..open + 1 + close])
 }
 
 /// KEYS: claims, queue. ARGV: member (`<name>|<due>`), due ms, item, keep ms. Claims one due

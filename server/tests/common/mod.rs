@@ -266,6 +266,25 @@ impl Server {
             .unwrap()
     }
 
+    /// POSTs `body` as JSON with the operator's token: the status and the JSON answer (null
+    /// when it is not JSON).
+    pub async fn operator_post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(agent_sim::OPERATOR_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// The value of one metric line (`name{labels}`), or 0 when absent.
     pub async fn metric(&self, line: &str) -> f64 {
         let text = self.get("/metrics").await.text().await.unwrap();
