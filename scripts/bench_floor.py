@@ -6,12 +6,16 @@ rewritten every 10 s, a tenth of the fleet per second, as a real fleet does) and
 down (a stale beat left without a TTL); every worker has a queue, a dead-letter list and two
 processing lists; plus M unrelated keys. The release server runs with default settings.
 
-Per round (three rounds): the mean collector cycle over 10 s (`agent_office_collector_cycle_
-seconds`) and the floor with the server and the beater paused — the same keys read bare by
-`redis-cli --pipe`, the median of three samples taken just before the window and three just after:
+After a warm-up (WARMUP_S of cycles, not counted: the first pass of discovery, of the trends'
+flush, of the allocator), ROUNDS rounds, each: the mean collector cycle over a WINDOW_S window
+(`agent_office_collector_cycle_seconds`) and the floor with the server and the beater paused —
+the same keys read bare by `redis-cli --pipe`, the median of three samples taken just before the
+window and three just after. The windows are short and many because this kind of machine changes
+speed by half within seconds (the bare reads alone go from 46 to 100 ms on an idle machine): a
+ratio holds only between figures taken seconds apart.
   - floor (MGET): one MGET of every heartbeat key + LLEN of every list (the issue's floor);
   - floor (same commands): what the collector sends, a bounded GETRANGE per heartbeat + the LLENs.
-Printed: the median of the rounds and the ratios, the cycle's split into read / build /
+Printed: the median of the rounds, the median ratio and the spread of the rounds' ratios, the cycle's split into read / build /
 publish, how often the snapshot refreshes, the server's RSS and CPU, and the size of the whole
 /nodes body.
 """
@@ -23,7 +27,9 @@ from bench import (BIN, free_port, http_get, machine_line, metric, resp, rss_kib
 
 SCENARIOS = [(6, 0), (6, 1_000_000), (1_000, 0), (1_000, 1_000_000), (10_000, 0), (10_000, 1_000_000),
              (100_000, 0), (100_000, 1_000_000)]
-ROUNDS = 3
+ROUNDS = 9
+WINDOW_S = 4
+WARMUP_S = 20
 LIMIT = 8192  # MAX_HEARTBEAT_BYTES
 
 
@@ -151,7 +157,7 @@ def scenario(n, m):
         want = len(names) if n != 6 else 6
         wait("every worker listed", lambda: json.loads(http_get(f"{base}/api/agent-office/nodes?limit=1", gzip=False))
              ["summary"]["total"] >= want, timeout=300)
-        time.sleep(6)  # a full discovery pass with its processing lists, then steady state
+        time.sleep(WARMUP_S)  # discovery's passes with their processing lists, the first trends flush
         def paused_floors():
             # Server and beater paused: Redis idle but for the floor's own reads.
             server.send_signal(signal.SIGSTOP)
@@ -169,7 +175,7 @@ def scenario(n, m):
         before = paused_floors()
         for _ in range(ROUNDS):
             cpu0, t0 = cpu_s(server.pid), time.time()
-            cycle, per_s, split = cycle_window(base, 10)
+            cycle, per_s, split = cycle_window(base, WINDOW_S)
             cpu = (cpu_s(server.pid) - cpu0) / (time.time() - t0) * 100
             after = paused_floors()
             mget, same = median(before[0] + after[0]), median(before[1] + after[1])
@@ -179,11 +185,13 @@ def scenario(n, m):
         mem = rss_kib(server.pid)
         beater.stop_flag.set()
         med = lambda i: sorted(r[i] for r in rounds)[ROUNDS // 2]  # noqa: E731
-        ratio_mget = sorted(r[0] / r[1] for r in rounds)[ROUNDS // 2]
+        ratios_mget = sorted(r[0] / r[1] for r in rounds)
+        ratio_mget = ratios_mget[ROUNDS // 2]
         ratio_same = sorted(r[0] / r[2] for r in rounds)[ROUNDS // 2]
         return {
             "workers": n, "unrelated_keys": m,
             "cycle_ms": round(med(0), 2), "floor_mget_ms": round(med(1), 2), "ratio_to_mget": round(ratio_mget, 2),
+            "ratio_to_mget_spread": [round(ratios_mget[0], 2), round(ratios_mget[-1], 2)],
             "floor_same_commands_ms": round(med(2), 2), "ratio_to_same": round(ratio_same, 2),
             "rounds": [[round(x, 1) for x in r[:3]] for r in rounds],
             # What the mean cycle is made of (ms): the round trip with its parse, the snapshot

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use shared::slot::key_slot;
 
 use super::plan::Plan;
@@ -51,8 +52,24 @@ struct Route {
 /// One primary's commands, encoded once per plan and slot map.
 #[derive(Debug, Default)]
 struct Share {
+    packed: Bytes,
+    count: usize,
+}
+
+/// A [`Share`] being encoded.
+#[derive(Default)]
+struct Building {
     packed: Vec<u8>,
     count: usize,
+}
+
+impl Building {
+    fn done(self) -> Share {
+        Share {
+            packed: self.packed.into(),
+            count: self.count,
+        }
+    }
 }
 
 /// The plan's commands routed by slot.
@@ -64,7 +81,7 @@ struct Split {
 
 impl Split {
     fn new(plan: &Plan, map: &SlotMap) -> Result<Self, ReadError> {
-        let mut shares: Vec<Share> = map.primaries.iter().map(|_| Share::default()).collect();
+        let mut shares: Vec<Building> = map.primaries.iter().map(|_| Building::default()).collect();
         let mut route = Vec::with_capacity(plan.command_count());
         let mut uncovered = None;
         plan.each_command(|args| {
@@ -87,7 +104,10 @@ impl Split {
         });
         match uncovered {
             Some(slot) => Err(ReadError::Uncovered(slot)),
-            None => Ok(Self { shares, route }),
+            None => Ok(Self {
+                shares: shares.into_iter().map(Building::done).collect(),
+                route,
+            }),
         }
     }
 }
@@ -242,8 +262,13 @@ impl ClusterReader {
                 let conn = conn.as_mut().ok_or(WireError::Closed);
                 let sent = match conn {
                     Ok(c) => {
-                        c.exchange(&share.packed, share.count, Plan::MAX_REPLY_BYTES, replies)
-                            .await
+                        c.exchange(
+                            share.packed.clone(),
+                            share.count,
+                            Plan::MAX_REPLY_BYTES,
+                            replies,
+                        )
+                        .await
                     }
                     Err(e) => Err(e),
                 };
@@ -268,7 +293,7 @@ impl ClusterReader {
         let Some(map) = self.map.as_ref() else {
             return Ok(vec![-2; keys.len()]);
         };
-        let mut shares: Vec<Share> = map.primaries.iter().map(|_| Share::default()).collect();
+        let mut shares: Vec<Building> = map.primaries.iter().map(|_| Building::default()).collect();
         let mut route = Vec::with_capacity(keys.len());
         for key in keys {
             let owner = map.owner(key_slot(key.as_bytes()));
@@ -281,6 +306,7 @@ impl ClusterReader {
             }
         }
         let primaries = map.primaries.clone();
+        let shares: Vec<Share> = shares.into_iter().map(Building::done).collect();
         let mut replies: Vec<Replies> = shares.iter().map(|_| Replies::default()).collect();
         let exchanges = self
             .conns
@@ -291,7 +317,7 @@ impl ClusterReader {
             .filter(|(((_, share), _), _)| share.count > 0)
             .map(|(((conn, share), out), (host, port))| async move {
                 let sent = match conn.as_mut() {
-                    Some(c) => c.exchange(&share.packed, share.count, 64, out).await,
+                    Some(c) => c.exchange(share.packed.clone(), share.count, 64, out).await,
                     None => Err(WireError::Closed),
                 };
                 sent.map_err(|e| ReadError::Node(host.clone(), *port, e))
@@ -344,7 +370,7 @@ impl ClusterReader {
                     connect_node(&self.template, self.tls.as_ref(), self.timeout, &host, port)
                         .await?;
                 let sent = conn.exchange(
-                    &packed,
+                    packed.into(),
                     commands.len() * per,
                     Plan::MAX_REPLY_BYTES,
                     &mut replies,

@@ -26,7 +26,7 @@ pub use beats::HeartbeatCache;
 pub use discovery::Discovery;
 pub use plan::{Discovered, Plan, Reading, ReplyError};
 pub use published::{gzip, Published};
-pub use snapshot::{build_snapshot, fill_snapshot};
+pub use snapshot::{build_snapshot, fill_beats, fill_counts, fill_snapshot};
 
 use crate::metrics::Metrics;
 use crate::redis_conn::{connect_with, with_timeout, RedisCallError};
@@ -101,6 +101,10 @@ pub struct Collector {
     /// The keys whose TTL this cycle asked for, and the answers (applied once the cycle's
     /// values are in the cache).
     ttls: (Vec<String>, Vec<i64>),
+    /// This cycle's snapshot with its workers' heartbeat fields filled, when the read did that
+    /// while Redis was still answering the lists' lengths ([`snapshot::fill_beats`]), and the
+    /// time it took (part of the build, not of the read).
+    half: Option<(NodesSnapshot, std::time::Duration)>,
     started_at: DateTime<Utc>,
 }
 
@@ -144,6 +148,7 @@ impl Collector {
             spare: None,
             beats: HeartbeatCache::default(),
             ttls: Default::default(),
+            half: None,
             started_at,
         };
         (collector, rx, agents_rx)
@@ -191,8 +196,12 @@ impl Collector {
             Ok((reading, agents))
         });
         let build_start = Instant::now();
-        self.metrics
-            .phase("read", (build_start - start).as_secs_f64());
+        // The part of the build done during the read counts as build.
+        let early = self.half.as_ref().map_or(Default::default(), |h| h.1);
+        self.metrics.phase(
+            "read",
+            (build_start - start).saturating_sub(early).as_secs_f64(),
+        );
         let snapshot = match read {
             Ok((reading, agents)) => self.fresh(&reading, agents, now),
             Err(e) => self.failed(&e, now),
@@ -201,7 +210,7 @@ impl Collector {
         self.cluster = cluster;
         let publish_start = Instant::now();
         self.metrics
-            .phase("build", (publish_start - build_start).as_secs_f64());
+            .phase("build", (publish_start - build_start + early).as_secs_f64());
         self.publish(snapshot);
         let end = Instant::now();
         self.metrics
@@ -222,16 +231,18 @@ impl Collector {
             tracing::info!(workers = self.plan.workers.len(), "reading Redis");
         }
         self.metrics.redis_up.set(1);
-        let names = self.plan.workers.iter().map(|w| w.name.as_str());
-        self.beats.update(names, &reading.heartbeats, now);
-        let (suspects, ttls) = std::mem::take(&mut self.ttls);
-        self.beats.set_ttls(&suspects, &ttls, now);
-        let mut snap = self
-            .spare
-            .take()
-            .and_then(|spare| Arc::try_unwrap(spare).ok())
-            .unwrap_or_else(|| NodesSnapshot::empty(now));
-        fill_snapshot(&mut snap, &self.plan, reading, &self.beats, now);
+        let mut snap = match self.half.take() {
+            Some((half, _)) => half,
+            None => beats_in(
+                &mut self.beats,
+                std::mem::take(&mut self.ttls),
+                self.spare.take(),
+                &self.plan,
+                &reading.heartbeats,
+                now,
+            ),
+        };
+        fill_counts(&mut snap, &self.plan, reading, now);
         let snap = Arc::new(snap);
         self.last_good = Some(snap.clone());
         self.agents_tx
@@ -248,6 +259,7 @@ impl Collector {
         self.metrics.redis_error("collector");
         self.conn = None;
         self.wire = None;
+        self.half = None;
         // The last agents read, marked stale; ages keep counting.
         let last = self.agents_tx.borrow().entries.clone();
         self.agents_tx
@@ -298,7 +310,7 @@ impl Collector {
             self.wire = Some(wire);
             round_trips += 1;
         }
-        let (Some(conn), Some(wire)) = (self.conn.as_mut(), self.wire.as_mut()) else {
+        let (Some(conn), Some(mut wire)) = (self.conn.as_mut(), self.wire.take()) else {
             return Err(RedisCallError::Timeout(timeout).into());
         };
         let agents_pipe = self.agents.pipeline();
@@ -318,27 +330,35 @@ impl Collector {
                 with_timeout(timeout, ttl_pipe.query_async::<Vec<i64>>(&mut ttl_conn)).await?,
             )
         };
-        let workers = async {
-            tokio::time::timeout(
-                timeout,
-                wire.exchange(
-                    self.plan.packed(),
-                    count,
-                    Plan::MAX_REPLY_BYTES,
-                    &mut self.replies,
-                ),
-            )
-            .await
-            .map_err(|_| RedisCallError::Timeout(timeout))?
-            .map_err(CycleError::from)
-        };
         let agents = async {
             Ok::<_, CycleError>(
                 with_timeout(timeout, agents_pipe.query_async::<Vec<redis::Value>>(conn)).await?,
             )
         };
-        let ((), agents, ttls) = tokio::try_join!(workers, agents, ttls)?;
-        self.ttls = (suspects, ttls);
+        let deadline = (tokio::time::Instant::now() + timeout, timeout);
+        // The workers' replies: the heartbeats first; they become the snapshot's workers while
+        // Redis answers the lists' lengths, then the rest.
+        let mut ex = wire.start(
+            self.plan.packed(),
+            count,
+            Plan::MAX_REPLY_BYTES,
+            &mut self.replies,
+        )?;
+        let heartbeats = by(deadline, ex.until(self.plan.heartbeats_end()));
+        let ((), agents, ttls) = tokio::try_join!(heartbeats, agents, ttls)?;
+        let early = Instant::now();
+        let snap = beats_in(
+            &mut self.beats,
+            (suspects, ttls),
+            self.spare.take(),
+            &self.plan,
+            &self.plan.heartbeats(ex.replies().iter()),
+            now,
+        );
+        self.half = Some((snap, early.elapsed()));
+        by(deadline, ex.until(count)).await?;
+        drop(ex);
+        self.wire = Some(wire);
         round_trips += 1;
         self.metrics.round_trips.set(round_trips);
         self.agents_read(agents, now)
@@ -410,6 +430,41 @@ impl Collector {
             None => not_yet_read(&self.plan, self.started_at),
         }
     }
+}
+
+/// A step of the cycle's exchange, by the cycle's deadline.
+async fn by(
+    (deadline, timeout): (tokio::time::Instant, std::time::Duration),
+    step: impl std::future::Future<Output = Result<(), WireError>>,
+) -> Result<(), CycleError> {
+    tokio::time::timeout_at(deadline, step)
+        .await
+        .map_err(|_| RedisCallError::Timeout(timeout))?
+        .map_err(CycleError::from)
+}
+
+/// This cycle's heartbeats into the cache, with the TTLs asked beside them (`ttls`: the keys and
+/// the answers), then into the spare snapshot's workers when nobody holds it any more (else a
+/// fresh one).
+fn beats_in(
+    beats: &mut HeartbeatCache,
+    (suspects, ttls): (Vec<String>, Vec<i64>),
+    spare: Option<Arc<NodesSnapshot>>,
+    plan: &Plan,
+    heartbeats: &[Option<&[u8]>],
+    now: DateTime<Utc>,
+) -> NodesSnapshot {
+    beats.update(
+        plan.workers.iter().map(|w| w.name.as_str()),
+        heartbeats,
+        now,
+    );
+    beats.set_ttls(&suspects, &ttls, now);
+    let mut snap = spare
+        .and_then(|spare| Arc::try_unwrap(spare).ok())
+        .unwrap_or_else(|| NodesSnapshot::empty(now));
+    fill_beats(&mut snap, plan, beats, now);
+    snap
 }
 
 /// A reply that says the key's slot is served by another primary now.

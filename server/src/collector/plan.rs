@@ -42,7 +42,7 @@ pub struct Plan {
     pub queues: Vec<String>,
     /// Processing lists as (queue index, key).
     pub processing: Vec<(usize, String)>,
-    packed: Vec<u8>,
+    packed: bytes::Bytes,
 }
 
 /// The decoded replies of one cycle.
@@ -112,15 +112,15 @@ impl Plan {
             workers,
             queues,
             processing,
-            packed: Vec::new(),
+            packed: Default::default(),
         };
-        plan.packed = plan.encode();
+        plan.packed = plan.encode().into();
         plan
     }
 
-    /// The cycle's commands in RESP, to send as they are.
-    pub fn packed(&self) -> &[u8] {
-        &self.packed
+    /// The cycle's commands in RESP, to send as they are (a handle to the bytes, not a copy).
+    pub fn packed(&self) -> bytes::Bytes {
+        self.packed.clone()
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -161,7 +161,22 @@ impl Plan {
     }
 
     fn reply_count(&self) -> usize {
-        1 + self.workers.len() + 2 * self.queues.len() + self.processing.len()
+        self.heartbeats_end() + 2 * self.queues.len() + self.processing.len()
+    }
+
+    /// How many replies come before the lists' lengths: `queue:paused`'s and the heartbeats'.
+    pub fn heartbeats_end(&self) -> usize {
+        1 + self.workers.len()
+    }
+
+    /// The heartbeat values alone, from the first [`heartbeats_end`](Self::heartbeats_end)
+    /// replies (the rest of the cycle may not be read yet).
+    pub fn heartbeats<'a>(
+        &self,
+        replies: impl Iterator<Item = Reply<'a>>,
+    ) -> Vec<Option<&'a [u8]>> {
+        let mut it = replies.skip(1);
+        self.workers.iter().map(|_| heartbeat(it.next())).collect()
     }
 
     /// Decodes the pipeline's replies. Per-key oddities (a list where a string belongs, a
@@ -179,11 +194,10 @@ impl Plan {
         let mut it = replies;
         let mut next = || it.next().unwrap_or(Reply::Nil);
         let paused = matches!(next(), Reply::Bytes(b"1"));
-        // `GETRANGE` answers "" for a missing key: an empty value reads as no heartbeat.
         let heartbeats = self
             .workers
             .iter()
-            .map(|_| bytes(next()).filter(|b| !b.is_empty()))
+            .map(|_| heartbeat(Some(next())))
             .collect();
         let queue_len = self.queues.iter().map(|_| int(next())).collect();
         let dead_len = self.queues.iter().map(|_| int(next())).collect();
@@ -201,9 +215,10 @@ impl Plan {
     }
 }
 
-fn bytes(v: Reply<'_>) -> Option<&[u8]> {
+/// `GETRANGE` answers "" for a missing key: an empty value reads as no heartbeat.
+fn heartbeat(v: Option<Reply<'_>>) -> Option<&[u8]> {
     match v {
-        Reply::Bytes(b) => Some(b),
+        Some(Reply::Bytes(b)) if !b.is_empty() => Some(b),
         _ => None,
     }
 }

@@ -25,12 +25,46 @@ pub fn build_snapshot(plan: &Plan, reading: &Reading<'_>, now: DateTime<Utc>) ->
 }
 
 /// The snapshot of a reading whose heartbeats `beats` holds decoded, written over `snap`
-/// (whatever it held) into the strings it already has.
+/// (whatever it held) into the strings it already has: [`fill_beats`], then [`fill_counts`].
 pub fn fill_snapshot(
     snap: &mut NodesSnapshot,
     plan: &Plan,
     reading: &Reading<'_>,
     beats: &HeartbeatCache,
+    now: DateTime<Utc>,
+) {
+    fill_beats(snap, plan, beats, now);
+    fill_counts(snap, plan, reading, now);
+}
+
+/// Every planned worker's fields that come from its heartbeat (all but the list lengths):
+/// the costly half of a build, which the collector does while Redis still answers the LLENs.
+pub fn fill_beats(
+    snap: &mut NodesSnapshot,
+    plan: &Plan,
+    beats: &HeartbeatCache,
+    now: DateTime<Utc>,
+) {
+    let workers = &mut snap.workers;
+    workers.truncate(plan.workers.len());
+    for (i, pw) in plan.workers.iter().enumerate() {
+        if i == workers.len() {
+            workers.push(WorkerView::down(String::new(), WorkerKind::Unknown));
+        }
+        let queue = pw
+            .queue
+            .and_then(|q| plan.queues.get(q))
+            .map(String::as_str);
+        fill_worker(&mut workers[i], pw, queue, beats.get(i), now);
+    }
+}
+
+/// The rest, once every reply is in: the list lengths, then what is summed over the workers.
+/// `snap.workers` must have been filled by [`fill_beats`] for the same plan.
+pub fn fill_counts(
+    snap: &mut NodesSnapshot,
+    plan: &Plan,
+    reading: &Reading<'_>,
     now: DateTime<Utc>,
 ) {
     // Every field named: a field added to the contract fails to compile here until it is filled.
@@ -45,21 +79,10 @@ pub fn fill_snapshot(
         summary,
         page,
     } = snap;
-    workers.truncate(plan.workers.len());
-    for (i, pw) in plan.workers.iter().enumerate() {
-        if i == workers.len() {
-            workers.push(WorkerView::down(String::new(), WorkerKind::Unknown));
-        }
-        let counts = Counts {
-            queue_depth: count(&reading.queue_len, pw.queue),
-            dead_letter: count(&reading.dead_len, pw.queue),
-            processing: count(&reading.processing_len, pw.queue),
-        };
-        let queue = pw
-            .queue
-            .and_then(|q| plan.queues.get(q))
-            .map(String::as_str);
-        fill_worker(&mut workers[i], pw, queue, counts, beats.get(i), now);
+    for (view, pw) in workers.iter_mut().zip(&plan.workers) {
+        view.queue_depth = count(&reading.queue_len, pw.queue);
+        view.dead_letter = count(&reading.dead_len, pw.queue);
+        view.processing = count(&reading.processing_len, pw.queue);
     }
     *redis_ok = true;
     *paused = reading.paused;
@@ -71,22 +94,16 @@ pub fn fill_snapshot(
     *page = None;
 }
 
-struct Counts {
-    queue_depth: u64,
-    dead_letter: u64,
-    processing: u64,
-}
-
 fn count(v: &[u64], q: Option<usize>) -> u64 {
     q.and_then(|i| v.get(i).copied()).unwrap_or(0)
 }
 
-/// One worker's view: down with every count 0 unless its heartbeat says otherwise.
+/// One worker's view but its list lengths ([`fill_counts`]): down unless its heartbeat says
+/// otherwise.
 fn fill_worker(
     view: &mut WorkerView,
     pw: &PlannedWorker,
     queue_name: Option<&str>,
-    counts: Counts,
     slot: Option<&Slot>,
     now: DateTime<Utc>,
 ) {
@@ -97,9 +114,9 @@ fn fill_worker(
         state,
         last_beat_age_s,
         last_seen_age_s,
-        queue_depth,
-        dead_letter,
-        processing,
+        queue_depth: _,
+        dead_letter: _,
+        processing: _,
         jobs_done,
         jobs_failed,
         last_job_at,
@@ -109,9 +126,6 @@ fn fill_worker(
         queue,
     } = view;
     set(name, &pw.name);
-    *queue_depth = counts.queue_depth;
-    *dead_letter = counts.dead_letter;
-    *processing = counts.processing;
     *registered = pw.registered;
     set_opt(queue, queue_name);
     *last_seen_age_s = slot.and_then(|s| s.seen).map(|at| seconds(now - at));

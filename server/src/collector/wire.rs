@@ -1,5 +1,7 @@
-//! The collector's own Redis connection: the cycle's commands encoded once per plan (RESP), sent
-//! in one write while the replies are parsed as they arrive, into one reused buffer.
+//! The collector's own Redis connection: the cycle's commands encoded once per plan (RESP),
+//! written by a task of their own while the replies are parsed as they arrive, into one reused
+//! buffer. The reader may stop after the first replies ([`Exchange::until`]) and work on them:
+//! the writer keeps Redis fed meanwhile, and Redis's answers wait in the socket.
 //!
 //! At 100,000 workers a cycle is 500,000 commands. Through redis-rs each cycle kept half a
 //! million `Cmd`s alive, packed them again, and parsed every reply into its own `Value`: about
@@ -9,8 +11,9 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use redis::ConnectionAddr;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 /// Appends one command in RESP (an array of bulk strings) to `out`.
 pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
@@ -160,9 +163,13 @@ fn number(line: &[u8]) -> Result<i64, WireError> {
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+type Stream = Box<dyn Io>;
+
 /// A plain connection (TCP or Unix socket) with the URL's AUTH and SELECT done.
 pub struct WireConn {
-    stream: Box<dyn Io>,
+    /// `None` once an exchange was left unfinished (failed, timed out): the connection may be
+    /// mid-reply and is not used again.
+    stream: Option<Stream>,
 }
 
 impl WireConn {
@@ -170,7 +177,7 @@ impl WireConn {
         info: &redis::ConnectionInfo,
         tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
     ) -> Result<Self, WireError> {
-        let stream: Box<dyn Io> = match info.addr() {
+        let stream: Stream = match info.addr() {
             ConnectionAddr::Tcp(host, port) => {
                 let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                 s.set_nodelay(true)?;
@@ -192,7 +199,9 @@ impl WireConn {
             ConnectionAddr::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
             _ => return Err(WireError::Unsupported("TLS")),
         };
-        let mut conn = Self { stream };
+        let mut conn = Self {
+            stream: Some(stream),
+        };
         let settings = info.redis_settings();
         let mut setup = Vec::new();
         let mut count = 0;
@@ -212,7 +221,8 @@ impl WireConn {
         }
         if count > 0 {
             let mut replies = Replies::default();
-            conn.exchange(&setup, count, 1024, &mut replies).await?;
+            conn.exchange(setup.into(), count, 1024, &mut replies)
+                .await?;
             let refused = replies.iter().find_map(|r| match r {
                 // Redis's own words (never the password: it does not echo it).
                 Reply::Error(e) => Some(String::from_utf8_lossy(e).into_owned()),
@@ -227,55 +237,115 @@ impl WireConn {
 
     /// Writes `packed` (`count` commands) and reads their `count` replies into `replies`
     /// (emptied first, its memory reused), parsing as the bytes arrive. The caller gives the
-    /// deadline; a connection whose exchange failed or timed out must be dropped (it may be
+    /// deadline; a connection whose exchange failed or timed out is not used again (it may be
     /// mid-reply).
     pub async fn exchange(
         &mut self,
-        packed: &[u8],
+        packed: Bytes,
         count: usize,
         max_bulk: usize,
         replies: &mut Replies,
     ) -> Result<(), WireError> {
+        self.start(packed, count, max_bulk, replies)?
+            .until(count)
+            .await
+    }
+
+    /// [`exchange`](Self::exchange) in steps: the commands are written by a task of their
+    /// own, so Redis keeps reading them while the caller works on the first replies between
+    /// two [`Exchange::until`]s.
+    pub fn start<'e>(
+        &'e mut self,
+        packed: Bytes,
+        count: usize,
+        max_bulk: usize,
+        replies: &'e mut Replies,
+    ) -> Result<Exchange<'e>, WireError> {
+        let stream = self.stream.take().ok_or(WireError::Closed)?;
         replies.clear();
-        let (mut rd, mut wr) = tokio::io::split(&mut self.stream);
-        let write = async {
-            wr.write_all(packed).await?;
+        replies.slots.reserve(count);
+        let (rd, mut wr) = tokio::io::split(stream);
+        let writer = tokio::spawn(async move {
+            wr.write_all(&packed).await?;
             wr.flush().await?;
-            Ok::<_, WireError>(())
-        };
-        let read = read_replies(&mut rd, replies, count, max_bulk);
-        tokio::try_join!(write, read)?;
-        Ok(())
+            Ok(wr)
+        });
+        Ok(Exchange {
+            conn: self,
+            rd: Some(rd),
+            writer: Some(writer),
+            replies,
+            pos: 0,
+            count,
+            max_bulk,
+        })
     }
 }
 
-async fn read_replies(
-    rd: &mut (impl AsyncRead + Unpin),
-    replies: &mut Replies,
+type Writer = tokio::task::JoinHandle<std::io::Result<WriteHalf<Stream>>>;
+
+/// One exchange under way: its commands being written, its replies parsed as they arrive.
+/// Dropped unfinished, it stops the writing and leaves the connection unusable.
+pub struct Exchange<'e> {
+    conn: &'e mut WireConn,
+    rd: Option<ReadHalf<Stream>>,
+    writer: Option<Writer>,
+    replies: &'e mut Replies,
+    /// Where the next reply starts in the bytes read.
+    pos: usize,
     count: usize,
     max_bulk: usize,
-) -> Result<(), WireError> {
-    const CHUNK: usize = 64 * 1024;
-    replies.slots.reserve(count);
-    let mut pos = 0;
-    while replies.slots.len() < count {
-        match parse(&replies.buf, pos, max_bulk)? {
-            Some((slot, next)) => {
-                replies.slots.push(slot);
-                pos = next;
-            }
-            None => {
-                replies.buf.reserve(CHUNK);
-                if rd.read_buf(&mut replies.buf).await? == 0 {
-                    return Err(WireError::Closed);
+}
+
+impl Exchange<'_> {
+    /// Reads until the first `n` replies are parsed (all of them once `n` reaches the count;
+    /// the connection is then whole again for the next exchange). Between two calls nothing is
+    /// read, but Redis goes on answering: its replies wait in the socket.
+    pub async fn until(&mut self, n: usize) -> Result<(), WireError> {
+        const CHUNK: usize = 64 * 1024;
+        let n = n.min(self.count);
+        let rd = self.rd.as_mut().ok_or(WireError::Closed)?;
+        while self.replies.slots.len() < n {
+            match parse(&self.replies.buf, self.pos, self.max_bulk)? {
+                Some((slot, next)) => {
+                    self.replies.slots.push(slot);
+                    self.pos = next;
+                }
+                None => {
+                    self.replies.buf.reserve(CHUNK);
+                    if rd.read_buf(&mut self.replies.buf).await? == 0 {
+                        return Err(WireError::Closed);
+                    }
                 }
             }
         }
+        if n < self.count {
+            return Ok(());
+        }
+        if self.pos != self.replies.buf.len() {
+            return Err(WireError::Protocol("more replies than commands"));
+        }
+        // Every reply read: the commands were all written, the writer is done.
+        let (Some(rd), Some(writer)) = (self.rd.take(), self.writer.take()) else {
+            return Err(WireError::Closed);
+        };
+        let wr = writer.await.map_err(std::io::Error::other)??;
+        self.conn.stream = Some(rd.unsplit(wr));
+        Ok(())
     }
-    if pos != replies.buf.len() {
-        return Err(WireError::Protocol("more replies than commands"));
+
+    /// The replies parsed so far.
+    pub fn replies(&self) -> &Replies {
+        self.replies
     }
-    Ok(())
+}
+
+impl Drop for Exchange<'_> {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+    }
 }
 
 /// How long an exchange of `count` commands may take: `base`, growing by `per_command`.
