@@ -9,7 +9,8 @@ commands/s with and without dashboard load, and memory.
 import json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "agent-office")
+# AGENT_OFFICE_BIN: another build of the server, to compare two builds with the same bench.
+BIN = os.environ.get("AGENT_OFFICE_BIN") or os.path.join(ROOT, "target", "release", "agent-office")
 SCENARIOS = [(6, 0), (1_000, 0), (10_000, 0), (10_000, 1_000_000)]
 WRK_SECONDS = int(os.environ.get("WRK_SECONDS", "10"))
 

@@ -570,6 +570,7 @@ impl Config {
                     master,
                     template: client,
                     password: self.redis.sentinel_password.clone(),
+                    names: crate::redis_target::SENTINEL_NAMES,
                 },
             )),
         })

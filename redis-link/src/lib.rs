@@ -13,6 +13,8 @@
 //! marks private, so on a Cluster every reply comes back. Read a pipeline that ignores
 //! replies only as `()`.
 
+pub mod sentinel;
+
 use std::collections::BTreeMap;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};

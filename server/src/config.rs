@@ -344,6 +344,7 @@ impl Config {
                 master: master.clone(),
                 template: client,
                 password: self.sentinel_password.clone(),
+                names: crate::redis_target::SENTINEL_NAMES,
             })),
             (None, Some(seeds)) => Target::Cluster(std::sync::Arc::new(
                 ClusterNodes::new(seeds.clone(), client, self.redis_ca.as_deref())

@@ -21,7 +21,9 @@ use redis::ConnectionAddr;
 
 use crate::redis_conn::RedisCallError;
 pub use redis_link::Conn;
-pub use sentinel::{parse_sentinels, SentinelError, SentinelSettings, Sentinels};
+pub use sentinel::{
+    parse_sentinels, with_addr, SentinelSettings, Sentinels, NAMES as SENTINEL_NAMES,
+};
 pub use slots::{Addr, ClusterError, SlotMap};
 
 #[derive(Clone)]
@@ -100,7 +102,7 @@ impl Target {
     pub async fn client(&self, timeout: Duration) -> Result<redis::Client, RedisCallError> {
         match self {
             Self::Direct(c) => Ok((**c).clone()),
-            Self::Sentinel(s) => s.primary(timeout).await,
+            Self::Sentinel(s) => Ok(s.primary(timeout).await?),
             Self::Cluster(nodes) => Ok(nodes.client_for_slot(0, timeout).await?),
         }
     }
@@ -181,30 +183,6 @@ impl Target {
             Self::Cluster(c) => format!("the Redis Cluster of {}", slots::list(&c.seeds)),
         }
     }
-}
-
-/// `template`'s password, database and TLS for the Redis at `host:port` (a primary the
-/// sentinels name, a Cluster node).
-pub fn with_addr(
-    template: &redis::Client,
-    host: String,
-    port: u16,
-) -> redis::RedisResult<redis::Client> {
-    let info = template.get_connection_info().clone();
-    let addr = match info.addr().clone() {
-        ConnectionAddr::TcpTls {
-            insecure,
-            tls_params,
-            ..
-        } => ConnectionAddr::TcpTls {
-            host,
-            port,
-            insecure,
-            tls_params,
-        },
-        _ => ConnectionAddr::Tcp(host, port),
-    };
-    redis::Client::open(info.set_addr(addr))
 }
 
 /// `host:port,host:port` of `setting` (a port is required: a sentinel's or a Cluster node's is
