@@ -74,7 +74,7 @@ impl Metrics {
         let cycle_phase_seconds = Family::default();
         registry.register(
             "collector_phase_seconds",
-            "Time the collector cycles spent per phase: read (round trip), build, publish",
+            "Time the collector cycles spent per phase: read (round trip), build (with the part done while Redis still answers), publish",
             cycle_phase_seconds.clone(),
         );
         let redis_errors = Family::<TaskLabels, Counter>::default();

@@ -322,9 +322,15 @@ impl ClusterReader {
                 };
                 sent.map_err(|e| ReadError::Node(host.clone(), *port, e))
             });
-        tokio::time::timeout(deadline, futures::future::try_join_all(exchanges))
+        let sent = tokio::time::timeout(deadline, futures::future::try_join_all(exchanges))
             .await
-            .map_err(|_| RedisCallError::Timeout(deadline))??;
+            .map_err(|_| ReadError::from(RedisCallError::Timeout(deadline)))
+            .and_then(|r| r);
+        if let Err(e) = sent {
+            // Connections left mid-exchange are made anew by the next read.
+            self.conns.clear();
+            return Err(e);
+        }
         Ok(route
             .into_iter()
             .map(|at| match at.map(|(i, k)| replies[i].get(k)) {
