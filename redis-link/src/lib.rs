@@ -15,6 +15,12 @@
 
 pub mod sentinel;
 
+/// Addresses (sentinels, Cluster seeds) as the operator writes them: `host:port,host:port`.
+pub fn addr_list(addrs: &[(String, u16)]) -> String {
+    let addrs: Vec<String> = addrs.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+    addrs.join(",")
+}
+
 use std::collections::BTreeMap;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};

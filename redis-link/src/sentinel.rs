@@ -28,8 +28,7 @@ pub struct Sentinels {
 impl Sentinels {
     /// The sentinels as `host:port,host:port`.
     pub fn list(&self) -> String {
-        let addrs: Vec<String> = self.addrs.iter().map(|(h, p)| format!("{h}:{p}")).collect();
-        addrs.join(",")
+        crate::addr_list(&self.addrs)
     }
 
     /// A client for the primary the first sentinel that knows the master names. The error says

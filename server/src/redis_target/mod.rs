@@ -180,7 +180,7 @@ impl Target {
                 _ => "redis".to_string(),
             },
             Self::Sentinel(s) => format!("master {:?} of sentinels {}", s.master, s.list()),
-            Self::Cluster(c) => format!("the Redis Cluster of {}", slots::list(&c.seeds)),
+            Self::Cluster(c) => format!("the Redis Cluster of {}", redis_link::addr_list(&c.seeds)),
         }
     }
 }

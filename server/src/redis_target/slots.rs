@@ -151,17 +151,8 @@ impl SlotMap {
                 Err(e) => tracing::debug!(node = %format!("{host}:{port}"), "CLUSTER SLOTS: {e}"),
             }
         }
-        Err(ClusterError::NoSeed(list(seeds)))
+        Err(ClusterError::NoSeed(redis_link::addr_list(seeds)))
     }
-}
-
-/// `host:port,…` as the operator wrote them.
-pub fn list(addrs: &[Addr]) -> String {
-    addrs
-        .iter()
-        .map(|(h, p)| format!("{h}:{p}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]
